@@ -1,0 +1,29 @@
+"""gunicorn settings, read automatically by `gunicorn main:app` from this folder.
+
+Host, port, workers and log level come from the app's settings (.env, environment).
+"""
+
+from pyproject.config import layered_settings
+
+_settings = layered_settings()
+
+bind = f"{_settings['HOST']}:{_settings['PORT']}"
+workers = _settings["WORKERS"]
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Request-line and header limits: generous for browsers, tight for abuse.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+# No proxy is trusted by default, so a loopback client cannot set X-Forwarded-* and
+# pretend to be HTTPS. Behind a reverse proxy, set FORWARDED_ALLOW_IPS to its address.
+forwarded_allow_ips = ""
+proxy_allow_ips = ""
+accesslog = None
+errorlog = "-"
+loglevel = str(_settings["LOG_LEVEL"]).lower()
+# Restart a worker now and then so a slow leak can never grow without bound.
+max_requests = 20000
+max_requests_jitter = 2000

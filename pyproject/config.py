@@ -1,0 +1,168 @@
+"""Settings: built-in defaults < .env (python-dotenv) < the environment < create_app overrides."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+
+def _cpu_workers() -> int:
+    return max(2, min(8, (os.cpu_count() or 1) * 2 + 1))
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SECRET_KEY",
+        "",
+        "Secret for signing; required unless DEBUG (then one is kept in instance/).",
+    ),
+    Setting("DEBUG", False, "Development mode: template reloading and tracebacks on 500 pages."),
+    Setting(
+        "BASE_URL",
+        "http://127.0.0.1:8000",
+        "The public address; every absolute URL is built from it.",
+    ),
+    Setting(
+        "ALLOWED_HOSTS",
+        "",
+        "Comma-separated Host names to answer (default: BASE_URL's host, localhost).",
+    ),
+    Setting(
+        "DATABASE_URL", "", "SQLAlchemy URL; empty means SQLite at instance/pyproject.sqlite3."
+    ),
+    Setting("HOST", "127.0.0.1", "Address gunicorn and `python main.py` listen on."),
+    Setting("PORT", 8000, "Port gunicorn and `python main.py` listen on."),
+    Setting("WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1 (at most 8)."),
+    Setting(
+        "LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO (one line per request), WARNING, ERROR."
+    ),
+    Setting("MAX_CONTENT_LENGTH", 16 * 1024 * 1024, "Largest request body in bytes (413 past it)."),
+    Setting("MAX_FORM_FIELDS", 1000, "Most fields a form or query string may have."),
+    Setting("MAX_FORM_PARTS", 1000, "Most parts a multipart body may have."),
+    Setting("MAX_FORM_MEMORY_SIZE", 500_000, "Largest single non-file form field, in bytes."),
+    Setting(
+        "SESSION_COOKIE_NAME",
+        "session",
+        "Name of the session cookie (__Host- prefixed over HTTPS).",
+    ),
+    Setting("SESSION_MAX_AGE", 14 * 24 * 3600, "Seconds a session lasts without a visit."),
+    Setting("SITE_NAME", "PyProject", "The blog's name, shown in the header, titles and feeds."),
+    Setting(
+        "SITE_DESCRIPTION",
+        "A small, fast blog.",
+        "One line describing the blog, for meta tags and feeds.",
+    ),
+    Setting("TIMEZONE", "UTC", "Time zone for entering and showing times (an IANA name)."),
+)
+
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message says what to set."""
+
+
+def _convert(name: str, value: Any) -> Any:
+    default = DEFAULTS.get(name)
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    return value
+
+
+def layered_settings(
+    overrides: dict[str, Any] | None = None, *, env_file: Path | None = ROOT / ".env"
+) -> dict[str, Any]:
+    """Give the defaults overlaid with .env, the environment and `overrides`, converted."""
+    config: dict[str, Any] = dict(DEFAULTS)
+    layers: list[dict[str, Any]] = []
+    if env_file is not None and env_file.exists():
+        layers.append({k: v for k, v in dotenv_values(env_file).items() if k in DEFAULTS})
+    layers.append({k: v for k, v in os.environ.items() if k in DEFAULTS})
+    for layer in layers:
+        for name, value in layer.items():
+            if value is not None:
+                config[name] = _convert(name, value)
+    # Overrides may also carry values that are not settings (a session store, paths).
+    for name, value in (overrides or {}).items():
+        config[name] = _convert(name, value)
+    if not config["WORKERS"]:
+        config["WORKERS"] = _cpu_workers()
+    return config
+
+
+def load_config(
+    overrides: dict[str, Any] | None = None, *, env_file: Path | None = ROOT / ".env"
+) -> dict[str, Any]:
+    """Give the settings as a dict, checked and with derived values filled in."""
+    config = layered_settings(overrides, env_file=env_file)
+    config.setdefault("INSTANCE_PATH", str(ROOT / "instance"))
+    return finish_config(config)
+
+
+def finish_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill in derived settings and stop with a clear message where one is missing."""
+    instance = Path(config["INSTANCE_PATH"])
+    base = urlsplit(str(config["BASE_URL"]))
+    if base.scheme not in ("http", "https") or not base.hostname:
+        raise ConfigError("BASE_URL must be an absolute http(s) URL, like https://blog.example")
+    config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")
+    hosts = config["ALLOWED_HOSTS"]
+    if isinstance(hosts, str):
+        hosts = [h.strip().lower() for h in hosts.split(",") if h.strip()]
+    if not hosts:
+        hosts = [base.hostname.lower(), "localhost", "127.0.0.1", "[::1]"]
+    config["ALLOWED_HOSTS"] = tuple(hosts)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{instance / 'pyproject.sqlite3'}"
+    if not config["SECRET_KEY"]:
+        if not config["DEBUG"]:
+            raise ConfigError(
+                "SECRET_KEY is not set. Set it in .env or the environment (for example "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`), "
+                "or set DEBUG=true for development."
+            )
+        config["SECRET_KEY"] = _development_secret(instance)
+    return config
+
+
+def _development_secret(instance: Path) -> str:
+    """Give the development secret kept in instance/secret_key, making it on first use."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret

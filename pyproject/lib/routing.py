@@ -1,0 +1,188 @@
+"""URL rules compiled once into regular expressions, matched per request, built by url_for."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from pyproject.errors import MethodNotAllowed, NotFound, Redirect
+
+
+@dataclass(frozen=True)
+class Converter:
+    """How one `<kind:name>` placeholder matches, converts and is built back."""
+
+    regex: str
+    to_python: Callable[[str], Any] = str
+    to_url: Callable[[Any], str] = lambda value: quote(str(value), safe="")
+
+
+def _int_to_url(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a non-negative integer")
+    return str(value)
+
+
+CONVERTERS: dict[str, Converter] = {
+    "str": Converter(r"[^/]+"),
+    # No leading zeros and a bounded length: one URL per number, and no huge ints.
+    "int": Converter(r"(?:0|[1-9][0-9]{0,17})", int, _int_to_url),
+    "slug": Converter(r"[a-z0-9]+(?:[-_][a-z0-9]+)*"),
+    "path": Converter(r"[^/].*?", str, lambda value: quote(str(value), safe="/")),
+}
+
+_PLACEHOLDER = re.compile(r"<(?:(?P<kind>[a-z]+):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>")
+
+
+class RoutingError(Exception):
+    """A mistake in how routes were declared or built (always a programming error)."""
+
+
+@dataclass
+class Rule:
+    """One URL rule: its pattern, endpoint, methods and the compiled regex."""
+
+    rule: str
+    endpoint: str
+    methods: frozenset[str]
+    view: Callable[..., Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    regex: re.Pattern[str] = field(init=False)
+    converters: dict[str, Converter] = field(init=False)
+    parts: list[tuple[bool, str]] = field(init=False)
+    is_static: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.rule.startswith("/"):
+            raise RoutingError(f"rule {self.rule!r} must start with a slash")
+        pattern, self.converters, self.parts = ["^"], {}, []
+        position = 0
+        for match in _PLACEHOLDER.finditer(self.rule):
+            literal = self.rule[position : match.start()]
+            pattern.append(re.escape(literal))
+            self.parts.append((False, literal))
+            kind, name = match.group("kind") or "str", match.group("name")
+            if kind not in CONVERTERS:
+                raise RoutingError(f"unknown converter {kind!r} in rule {self.rule!r}")
+            if name in self.converters:
+                raise RoutingError(f"placeholder {name!r} appears twice in {self.rule!r}")
+            self.converters[name] = CONVERTERS[kind]
+            pattern.append(f"(?P<{name}>{CONVERTERS[kind].regex})")
+            self.parts.append((True, name))
+            position = match.end()
+        tail = self.rule[position:]
+        if "<" in tail or ">" in tail:
+            raise RoutingError(f"malformed placeholder in rule {self.rule!r}")
+        pattern.append(re.escape(tail))
+        self.parts.append((False, tail))
+        pattern.append("$")
+        self.regex = re.compile("".join(pattern))
+        self.is_static = not self.converters
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """Give the converted arguments if `path` matches this rule, else None."""
+        found = self.regex.match(path)
+        if found is None:
+            return None
+        try:
+            return {
+                name: self.converters[name].to_python(v) for name, v in found.groupdict().items()
+            }
+        except ValueError:
+            return None
+
+    def build(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Give the path for these values and the values the rule did not use."""
+        out = []
+        for is_var, text in self.parts:
+            if not is_var:
+                out.append(text)
+                continue
+            if text not in values or values[text] is None:
+                raise RoutingError(f"url_for({self.endpoint!r}) needs a value for {text!r}")
+            built = self.converters[text].to_url(values[text])
+            if not built:
+                raise RoutingError(f"url_for({self.endpoint!r}) got an empty {text!r}")
+            out.append(built)
+        extra = {k: v for k, v in values.items() if k not in self.converters and v is not None}
+        return "".join(out), extra
+
+
+class Router:
+    """All rules of an app: exact paths in a dict, the rest tried in order."""
+
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.by_endpoint: dict[str, Rule] = {}
+        self._static: dict[str, list[Rule]] = {}
+        self._dynamic: list[Rule] = []
+
+    def add(self, rule: Rule) -> None:
+        """Register a rule; fail loudly on a duplicate endpoint or a rule/method clash."""
+        if rule.endpoint in self.by_endpoint:
+            raise RoutingError(f"endpoint {rule.endpoint!r} is already registered")
+        for other in self.rules:
+            if other.rule == rule.rule and other.methods & rule.methods:
+                raise RoutingError(
+                    f"rule {rule.rule!r} already has a view for "
+                    f"{', '.join(sorted(other.methods & rule.methods))}"
+                )
+        self.rules.append(rule)
+        self.by_endpoint[rule.endpoint] = rule
+        if rule.is_static:
+            self._static.setdefault(rule.rule, []).append(rule)
+        else:
+            self._dynamic.append(rule)
+
+    def _candidates(self, path: str) -> list[tuple[Rule, dict[str, Any]]]:
+        found = [(rule, {}) for rule in self._static.get(path, ())]
+        for rule in self._dynamic:
+            args = rule.match(path)
+            if args is not None:
+                found.append((rule, args))
+        return found
+
+    def match(self, path: str, method: str, query_string: str = "") -> tuple[Rule, dict[str, Any]]:
+        """Give the rule and arguments for a request, or raise 404, 405 or a 308 redirect."""
+        candidates = self._candidates(path)
+        if not candidates:
+            if not path.endswith("/") and self._candidates(path + "/"):
+                location = "/" + (path + "/").lstrip("/")
+                location = quote(location, safe="/:@!$&'()*+,;=-._~%")
+                if query_string:
+                    location += "?" + query_string
+                raise Redirect(location, 308)
+            raise NotFound()
+        allowed: set[str] = set()
+        for rule, args in candidates:
+            if method in rule.methods:
+                return rule, args
+            allowed |= rule.methods
+        raise MethodNotAllowed(sorted(allowed | {"OPTIONS"}))
+
+    def allowed_methods(self, path: str) -> set[str]:
+        """Give every method some rule accepts at `path` (empty when none matches)."""
+        allowed: set[str] = set()
+        for rule, _ in self._candidates(path):
+            allowed |= rule.methods
+        return allowed | {"OPTIONS"} if allowed else allowed
+
+    def build(self, endpoint: str, values: dict[str, Any]) -> str:
+        """Give the path (and query string of extra values) for an endpoint."""
+        rule = self.by_endpoint.get(endpoint)
+        if rule is None:
+            raise RoutingError(f"no endpoint named {endpoint!r}")
+        path, extra = rule.build(values)
+        anchor = extra.pop("_anchor", None)
+        if extra:
+            pairs = []
+            for key, value in extra.items():
+                for item in value if isinstance(value, list | tuple) else [value]:
+                    pairs.append((key, str(item)))
+            path += "?" + urlencode(pairs)
+        if anchor:
+            path += "#" + quote(str(anchor), safe="")
+        return path

@@ -1,0 +1,183 @@
+"""Static files: a WSGI middleware in front of the app, and fingerprinted URLs for them."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import stat as stat_module
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+from pyproject.lib.http import (
+    http_date,
+    is_not_modified,
+    parse_http_date,
+    quote_etag,
+    safe_join,
+    status_line,
+)
+
+_EXTRA_TYPES = {
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".svg": "image/svg+xml",
+    ".woff2": "font/woff2",
+    ".webmanifest": "application/manifest+json",
+    ".ico": "image/x-icon",
+}
+_TEXT_PREFIXES = ("text/", "application/javascript", "application/json", "image/svg+xml")
+YEAR = 365 * 24 * 3600
+
+
+class StaticFiles:
+    """Serves files under `directory` at `prefix`, passing every other request to the app.
+
+    Anything that is not a regular file inside the folder (after decoding and following
+    links) is a plain 404 that reveals nothing. `static_url()` gives a URL with a content
+    fingerprint; a request that carries the current fingerprint may be cached for a year.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        directory: str,
+        *,
+        prefix: str = "/static/",
+        max_age: int = 3600,
+        extra_headers: list[tuple[str, str]] | None = None,
+        check_changes: bool = False,
+    ) -> None:
+        self.app = app
+        self.directory = os.path.realpath(directory)
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.max_age = max_age
+        self.extra_headers = list(extra_headers or ())
+        self.check_changes = check_changes
+        self._fingerprints: dict[str, tuple[int, int, str]] = {}
+        self._url_cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(self.prefix):
+            return self.app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return self._plain(start_response, 405, "Method Not Allowed", [("Allow", "GET, HEAD")])
+        found = self.resolve(path[len(self.prefix) :])
+        if found is None:
+            return self._plain(start_response, 404, "Not Found")
+        real, stat = found
+        etag = quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+        last_modified = int(stat.st_mtime)
+        headers = [
+            ("Content-Type", self._content_type(real)),
+            ("ETag", etag),
+            ("Last-Modified", http_date(last_modified)),
+            ("Cache-Control", self._cache_control(environ, real, stat)),
+            *self.extra_headers,
+        ]
+        modified_at = parse_http_date(http_date(last_modified))
+        if is_not_modified(
+            etag=etag,
+            last_modified=modified_at,
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+        ):
+            start_response(status_line(304), headers[1:])
+            return []
+        headers.append(("Content-Length", str(stat.st_size)))
+        start_response(status_line(200), headers)
+        if method == "HEAD":
+            return []
+        handle = open(real, "rb")  # noqa: SIM115 - the file wrapper closes it
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            return wrapper(handle, 64 * 1024)
+        return _iter_file(handle)
+
+    def resolve(self, raw: str) -> tuple[str, os.stat_result] | None:
+        """Give the real path and stat of a regular file for a raw (WSGI) subpath, or None."""
+        try:
+            # PATH_INFO is already percent-decoded once; a second %xx layer is refused
+            # by the '%' check so double-encoded dots never become dots.
+            text = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return None
+        if "%" in text or not text:
+            return None
+        real = safe_join(self.directory, text)
+        if real is None:
+            return None
+        try:
+            stat = os.stat(real)
+        except (OSError, ValueError):
+            return None
+        if not stat_module.S_ISREG(stat.st_mode):
+            return None
+        return real, stat
+
+    def _content_type(self, real: str) -> str:
+        ext = os.path.splitext(real)[1].lower()
+        ctype = _EXTRA_TYPES.get(ext) or mimetypes.guess_type(real)[0] or "application/octet-stream"
+        if ctype.startswith(_TEXT_PREFIXES) and "charset" not in ctype:
+            ctype += "; charset=utf-8"
+        return ctype
+
+    def _cache_control(self, environ: dict[str, Any], real: str, stat: os.stat_result) -> str:
+        query = environ.get("QUERY_STRING", "")
+        if query.startswith("v=") and query[2:] == self._fingerprint(real, stat):
+            return f"public, max-age={YEAR}, immutable"
+        return f"public, max-age={self.max_age}"
+
+    def _fingerprint(self, real: str, stat: os.stat_result) -> str:
+        cached = self._fingerprints.get(real)
+        if cached and cached[0] == stat.st_mtime_ns and cached[1] == stat.st_size:
+            return cached[2]
+        digest = hashlib.sha256()
+        with open(real, "rb") as handle:
+            for chunk in iter(lambda: handle.read(64 * 1024), b""):
+                digest.update(chunk)
+        value = digest.hexdigest()[:12]
+        with self._lock:
+            self._fingerprints[real] = (stat.st_mtime_ns, stat.st_size, value)
+        return value
+
+    def url_for(self, filename: str) -> str:
+        """Give the URL of a static file with its content fingerprint (for `static_url`)."""
+        if not self.check_changes and filename in self._url_cache:
+            return self._url_cache[filename]
+        path = self.prefix + quote(filename.lstrip("/"), safe="/")
+        found = self.resolve(filename.lstrip("/"))
+        if found is None:
+            raise FileNotFoundError(f"no static file {filename!r}")
+        url = f"{path}?v={self._fingerprint(*found)}"
+        if not self.check_changes:
+            self._url_cache[filename] = url
+        return url
+
+    def _plain(self, start_response, code: int, text: str, extra: list | None = None):
+        body = f"{code} {text}\n".encode()
+        start_response(
+            status_line(code),
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                *(extra or []),
+                *self.extra_headers,
+            ],
+        )
+        return [body]
+
+
+def _iter_file(handle) -> Iterable[bytes]:
+    try:
+        while chunk := handle.read(64 * 1024):
+            yield chunk
+    finally:
+        handle.close()
