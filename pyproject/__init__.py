@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pyproject import db
 from pyproject.config import ROOT, load_config
+from pyproject.db import Database
 from pyproject.lib import App, Request
 from pyproject.lib.security import origin_of, security_headers
-from pyproject.lib.sessions import MemoryStore, SessionInterface
+from pyproject.lib.sessions import SessionInterface
 from pyproject.lib.static import StaticFiles
+from pyproject.session_store import DatabaseSessionStore
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> App:
@@ -29,8 +32,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         },
     )
     app.trusted_origins = [origin_of(config["BASE_URL"])]
+    database = Database(config["DATABASE_URL"])
+    db.init_app(app, database)
     app.session_interface = SessionInterface(
-        config.get("SESSION_STORE") or MemoryStore(),
+        config.get("SESSION_STORE") or DatabaseSessionStore(database),
         cookie_name=config["SESSION_COOKIE_NAME"],
         max_age=config["SESSION_MAX_AGE"],
     )
@@ -42,9 +47,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     )
     app.wsgi_app = app.static_files
 
-    from pyproject import home
+    from pyproject import auth, commands, posts, site
 
-    home.register(app)
+    site.register(app)
+    auth.register(app)
+    posts.register(app)
+    commands.register(app)
     return app
 
 

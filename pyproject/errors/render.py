@@ -77,7 +77,7 @@ def _html_page(app: App, request: Request, error: HTTPException, debug_trace: st
 def unexpected_error_response(app: App, request: Request, exc: BaseException) -> Response:
     """Log an unexpected exception with its traceback and give a 500 that reveals nothing."""
     log.error(
-        "unhandled exception in %s %s",
+        "unhandled exception in %r %r",  # repr: the path may hold CR/LF to forge log lines
         request.environ.get("REQUEST_METHOD"),
         request.environ.get("PATH_INFO"),
         exc_info=exc,

@@ -158,8 +158,8 @@ class App:
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "%s %s %s %s %.1fms",
-                request.method,
-                environ.get("PATH_INFO", ""),
+                _printable(request.method),
+                _printable(environ.get("PATH_INFO", "")),
                 status[:3],
                 response.headers.get("Content-Length", "-"),
                 (time.perf_counter() - started) * 1000,
@@ -316,6 +316,13 @@ def static_url(filename: str) -> str:
 def render_template(name: str | list[str], **context: Any) -> str:
     """Give a template of the current app rendered with `context`."""
     return _current_app.get().render_template(name, **context)
+
+
+def _printable(text: str) -> str:
+    """Give text with control characters escaped, so a client cannot forge log lines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _template_csrf_token() -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 STATUS_PHRASES: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
 
@@ -103,6 +103,8 @@ def is_not_modified(
         since = parse_http_date(if_modified_since)
         if since is None:
             return False
+        if last_modified.tzinfo is None:  # naive times are UTC here, as in http_date
+            last_modified = last_modified.replace(tzinfo=UTC)
         return last_modified.replace(microsecond=0) <= since
     return False
 
@@ -270,10 +272,11 @@ def safe_join(directory: str, untrusted: str) -> str | None:
     """Give the real path of `untrusted` inside `directory`, or None if it would leave it.
 
     `untrusted` is an already percent-decoded URL path. Refused: NUL, backslashes,
-    absolute paths, `..` segments, hidden segments (a leading dot), and anything whose
-    real path (after following symbolic links) is not inside the real `directory`.
+    `%` (a second encoding layer), absolute paths, `..` segments, hidden segments (a
+    leading dot), and anything whose real path (after following symbolic links) is not
+    inside the real `directory`.
     """
-    if not untrusted or "\0" in untrusted or "\\" in untrusted:
+    if not untrusted or any(c in untrusted for c in "\0\\%"):
         return None
     if untrusted.startswith("/") or (len(untrusted) > 1 and untrusted[1] == ":"):
         return None
@@ -291,9 +294,11 @@ def is_safe_redirect(target: str | None) -> bool:
     """Give whether `target` is a path on this site (not //host, not a scheme, no controls)."""
     if not target or not target.startswith("/"):
         return False
-    if target.startswith("//") or target.startswith("/\\"):
+    # Check the decoded form too: %0d%0a, %5c or %2f%2f are only safe until someone decodes.
+    decoded = unquote(target)
+    if decoded.startswith(("//", "/\\")):
         return False
-    return not any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in target)
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in target + decoded)
 
 
 def normalize_path(path: str) -> str:

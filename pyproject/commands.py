@@ -1,0 +1,118 @@
+"""Tasks for `python main.py COMMAND`: migrate, create-user, rerender."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from sqlalchemy import select
+
+from pyproject import migrate as migrations
+from pyproject.auth import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE, create_user
+from pyproject.cli import PREPARE_STEPS, command
+from pyproject.db import get_database
+from pyproject.lib import App
+from pyproject.markup import RENDERER_VERSION, render_markdown
+from pyproject.models import Post, User
+
+
+def register(app: App) -> None:
+    """Make the database migration part of `python main.py prepare` (and `make run`)."""
+    if _apply_migrations not in PREPARE_STEPS:
+        PREPARE_STEPS.append(_apply_migrations)
+
+
+def _apply_migrations(app: App) -> None:
+    migrations.upgrade(get_database(app).engine)
+
+
+@command("migrate", "apply pending database migrations")
+def migrate(app: App, args: Any) -> int:
+    engine = get_database(app).engine
+    before = migrations.current_revision(engine)
+    migrations.upgrade(engine)
+    after = migrations.current_revision(engine)
+    print(f"Database at migration {after}" + (f" (was {before})." if before != after else "."))
+    return 0
+
+
+def _user_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--username", required=True)
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--role", choices=("admin", "author"), default="author")
+    parser.add_argument("--display-name", default="")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+
+@command("create-user", "add an admin or author account", _user_arguments)
+def create_user_command(app: App, args: Any) -> int:
+    username, email = args.username.strip().lower(), args.email.strip().lower()
+    problems = []
+    if not USERNAME_RE.match(username):
+        problems.append("username: use 3 to 40 lower-case letters, digits, - or _")
+    if not EMAIL_RE.match(email):
+        problems.append("email: not an email address")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            problems.append("password: the two entries differ")
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        problems.append(f"password: use {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    database = get_database(app)
+    with database.write() as db:
+        taken = db.scalar(
+            select(User.id).where((User.username == username) | (User.email == email))
+        )
+        if taken is not None:
+            problems.append("a user with that username or email exists")
+        if problems:
+            for problem in problems:
+                print(f"create-user: {problem}", file=sys.stderr)
+            return 2
+        create_user(
+            db,
+            username=username,
+            email=email,
+            password=password,
+            role=args.role,
+            display_name=args.display_name,
+        )
+    print(f"Created {args.role} {username}.")
+    return 0
+
+
+def _rerender_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all", action="store_true", help="also posts already at this version")
+
+
+@command(
+    "rerender", "render every post's Markdown again with the current pipeline", _rerender_arguments
+)
+def rerender(app: App, args: Any) -> int:
+    database = get_database(app)
+    with database.read() as db:
+        query = select(Post.id)
+        if not args.all:
+            query = query.where(Post.render_version != RENDERER_VERSION)
+        ids = list(db.scalars(query))
+    for start in range(0, len(ids), 200):
+        with database.write() as db:
+            for post in db.scalars(select(Post).where(Post.id.in_(ids[start : start + 200]))):
+                rendered = render_markdown(post.body_md)
+                post.body_html = rendered.html
+                post.toc_html = rendered.toc_html
+                post.word_count = rendered.word_count
+                post.reading_minutes = rendered.reading_minutes
+                post.render_version = rendered.version
+                if not post.summary_is_custom:
+                    post.summary = rendered.summary
+    print(
+        f"Re-rendered {len(ids)} post{'s' if len(ids) != 1 else ''} (pipeline v{RENDERER_VERSION})."
+    )
+    return 0

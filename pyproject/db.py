@@ -1,0 +1,126 @@
+"""The database: one engine per process, one session per request, SQLite tuned for workers.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout; a transaction that
+will write starts with BEGIN IMMEDIATE, so several gunicorn workers writing at once
+queue for the lock instead of failing with "database is locked" half-way through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from pyproject.lib import App, Request
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def make_engine(url: str) -> Engine:
+    """Give an engine for `url`, with SQLite's pragmas and locking set up."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        _setup_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _setup_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module, so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+class Database:
+    """The process's engine and session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    def session(self, *, write: bool = False) -> Session:
+        """Give a new session; `write=True` takes SQLite's write lock when it begins."""
+        session = self.sessions()
+        if write and is_sqlite(self.engine):
+            session.connection(execution_options={"sqlite_immediate": True})
+        return session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """Give a session in a write transaction, committed on success, rolled back on error."""
+        session = self.session(write=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """Give a session for reading, closed afterwards."""
+        session = self.session()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def init_app(app: App, database: Database) -> None:
+    """Attach the database to the app and close each request's session in teardown."""
+    app.extensions["db"] = database
+
+    @app.teardown_request
+    def close_session(request: Request, error: BaseException | None) -> None:
+        session: Session | None = request.context.pop("db", None)
+        if session is not None:
+            try:
+                session.rollback()
+            finally:
+                session.close()
+
+
+def get_database(app: App) -> Database:
+    return app.extensions["db"]
+
+
+def get_db(request: Request) -> Session:
+    """Give the request's session, opened on first use (a write transaction for POSTs)."""
+    session = request.context.get("db")
+    if session is None:
+        from pyproject.lib import current_app
+
+        database = get_database(current_app())
+        session = database.session(write=request.method in UNSAFE_METHODS)
+        request.context["db"] = session
+    return session

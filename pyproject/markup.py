@@ -1,0 +1,544 @@
+"""The Markdown pipeline: the one pure function that turns a post's Markdown into safe HTML.
+
+Create, edit and preview all call :func:`render_markdown`, and a post is rendered once, when it
+is saved; the HTML is stored beside :data:`RENDERER_VERSION` so that posts rendered by an older
+pipeline can be found and rendered again.
+
+Python-Markdown does the conversion (with Pygments for code), then bleach keeps only the
+elements, attributes, classes and URLs that this Markdown produces. Whatever the author typed
+as raw HTML survives only where it is on that allowlist.
+
+``python -m pyproject.markup --css`` writes the code-highlighting stylesheet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import threading
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import NamedTuple
+
+import markdown
+from bleach.html5lib_shim import Filter
+from bleach.sanitizer import Cleaner
+from markdown.extensions.toc import slugify_unicode
+from pygments.styles import get_style_by_name
+from pygments.token import STANDARD_TYPES, Token
+
+# Bump whenever the same Markdown would come out as different HTML (a new extension, a changed
+# allowlist, another Pygments style class...): posts stored with an older number are re-rendered.
+RENDERER_VERSION = 1
+
+PROSE_WORDS_PER_MINUTE = 230
+CODE_WORDS_PER_MINUTE = 100
+SUMMARY_LIMIT = 300
+TOC_MIN_HEADINGS = 3
+
+LIGHT_STYLE = "default"
+DARK_STYLE = "github-dark"
+CSS_PATH = Path(__file__).resolve().parents[1] / "static" / "css" / "pygments.css"
+
+_EXTENSIONS = [
+    "fenced_code",
+    "codehilite",
+    "tables",
+    "footnotes",
+    "toc",
+    "def_list",
+    "abbr",
+    "sane_lists",
+]
+_EXTENSION_CONFIGS = {
+    "codehilite": {
+        "css_class": "codehilite",
+        # Guessing makes prose-like snippets flip between lexers from one edit to the next.
+        "guess_lang": False,
+        # Line-number tables only when a fence asks for them, never because of a shebang line.
+        "linenums": False,
+    },
+    "toc": {
+        "permalink": True,
+        "permalink_title": "Link to this section",
+        # The ASCII-only default turns a heading written in Greek or Japanese into an empty id.
+        "slugify": slugify_unicode,
+    },
+}
+
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
+        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol",
+        "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
+        "tr", "ul",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "a": frozenset({"href", "title", "id", "class"}),
+    "abbr": frozenset({"title"}),
+    **{f"h{level}": frozenset({"id"}) for level in range(1, 7)},
+    "li": frozenset({"id"}),
+    "sup": frozenset({"id"}),
+    "ol": frozenset({"start"}),
+    "img": frozenset({"src", "alt", "title"}),
+    "div": frozenset({"class"}),
+    "span": frozenset({"class"}),
+    "table": frozenset({"class"}),
+    "td": frozenset({"class"}),
+}
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+IMAGE_SCHEMES = frozenset({"http", "https"})
+
+# Classes are limited to the ones Markdown and Pygments write, so that raw HTML in a post
+# cannot borrow the site's own classes to dress itself up as part of the page.
+_ALLOWED_CLASSES: dict[str, frozenset[str]] = {
+    "a": frozenset({"headerlink", "footnote-ref", "footnote-backref"}),
+    "div": frozenset({"codehilite", "toc", "footnote", "linenodiv"}),
+    "table": frozenset({"codehilitetable"}),
+    "td": frozenset({"linenos", "code"}),
+    "span": frozenset(name for name in STANDARD_TYPES.values() if name)
+    | {"hll", "normal", "special"},
+}
+# Pygments names a token type it has no short name for after its nearest known ancestor:
+# Token.Name.Custom becomes "n-Custom".
+_PYGMENTS_SUBTYPE = re.compile(r"([a-z0-9]+)(?:-[A-Z][A-Za-z0-9]*)+")
+
+_EXTERNAL_REL = "nofollow noopener"
+# Everything a browser ignores or a parser may drop inside a URL scheme: whitespace, control
+# characters, and anything outside printable ASCII (as bleach does, err on the side of no).
+_URL_NOISE = re.compile(r"[^\x21-\x7e]+")
+_URL_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
+# A start tag as the HTML tokenizer sees one: "<", an ASCII letter, a name up to a space, "/"
+# or ">". It also matches inside comments and scripts, which only costs a needless extra pass.
+_START_TAG = re.compile(r"<([a-zA-Z][^\t\n\f\r />]*)")
+# Enough for every repair html5lib makes to settle (hypothesis has never needed more than 2).
+_MAX_EXTRA_PASSES = 4
+_WORD = re.compile(r"\w+(?:['’.\-]\w+)*")
+
+# Elements that do not break a word in two; every other tag is a boundary between words.
+_INLINE_TAGS = frozenset(
+    {"a", "abbr", "b", "code", "del", "em", "i", "ins", "kbd", "mark", "s", "small", "span",
+     "strong", "sub", "sup", "u", "var"}
+)  # fmt: skip
+_VOID_TAGS = frozenset({"area", "br", "col", "embed", "hr", "img", "input", "source", "wbr"})
+_HIDDEN_LINK_CLASSES = frozenset({"headerlink", "footnote-ref", "footnote-backref"})
+
+
+class Heading(NamedTuple):
+    """One heading of a post, as the table of contents lists it."""
+
+    level: int
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What rendering a post's Markdown gives: everything the posts table stores beside it."""
+
+    html: str
+    toc_html: str
+    headings: tuple[Heading, ...]
+    word_count: int
+    reading_minutes: int
+    summary: str
+    version: int = RENDERER_VERSION
+
+
+def render_markdown(text: str) -> Rendered:
+    """Give the sanitised HTML of a post's Markdown, with its table of contents and statistics.
+
+    Pure: the same text always gives the same result, and the text itself is left alone.
+    """
+    # A fresh Markdown per call: extensions such as footnotes keep per-document state on the
+    # instance, and building one costs about a tenth of a millisecond.
+    md = markdown.Markdown(
+        extensions=_EXTENSIONS, extension_configs=_EXTENSION_CONFIGS, output_format="html"
+    )
+    body = sanitize_html(md.convert(text))
+    headings = tuple(_flatten_headings(md.toc_tokens))
+    toc_html = sanitize_html(md.toc) if len(headings) >= TOC_MIN_HEADINGS else ""
+    scan = _scan_text(body)
+    return Rendered(
+        html=body,
+        toc_html=toc_html,
+        headings=headings,
+        word_count=scan.prose_words + scan.code_words,
+        reading_minutes=reading_minutes(scan.prose_words, scan.code_words),
+        summary=_truncate(scan.summary_text(), SUMMARY_LIMIT),
+        version=RENDERER_VERSION,
+    )
+
+
+def sanitize_html(fragment: str) -> str:
+    """Give the HTML fragment with everything off the allowlist removed.
+
+    Sanitising its own output again changes nothing.
+    """
+    cleaner = _cleaner()
+    cleaned = cleaner.clean(fragment)
+    # HTML that parses without errors and loses no element serialises back to the same tree,
+    # so one pass is final; Markdown's own output is like that. Otherwise the parser repaired
+    # something (a list item inside a table, say) or stripping a tag left a nesting that it
+    # would repair differently next time, and only cleaning again shows the final form.
+    if cleaner.parser.errors or _has_disallowed_tag(fragment):
+        for _ in range(_MAX_EXTRA_PASSES):
+            again = cleaner.clean(cleaned)
+            if again == cleaned:
+                break
+            cleaned = again
+    return cleaned
+
+
+def plain_text_summary(fragment: str, limit: int = SUMMARY_LIMIT) -> str:
+    """Give the first paragraph of an HTML fragment as plain text of at most ``limit`` characters.
+
+    Markup is dropped and whitespace collapsed; text that is cut ends at a word boundary with
+    "…". Without any paragraph, the fragment's text stands in for it.
+    """
+    return _truncate(_scan_text(fragment).summary_text(), limit)
+
+
+def reading_minutes(prose_words: int, code_words: int = 0) -> int:
+    """Give the whole minutes it takes to read so many words of prose and of code, at least 1."""
+    minutes = prose_words / PROSE_WORDS_PER_MINUTE + code_words / CODE_WORDS_PER_MINUTE
+    return max(1, int(minutes + 0.5))
+
+
+def pygments_css() -> str:
+    """Give the code-highlighting stylesheet: a light style, and a dark one for dark mode."""
+    light = _style_declarations(LIGHT_STYLE)
+    dark = _style_declarations(DARK_STYLE)
+    # The dark rules override the light ones in the cascade, so every property the light style
+    # sets must be set again in dark mode, if only back to its plain value.
+    for selector, declarations in light.items():
+        reset = dark.setdefault(selector, {})
+        for name in declarations:
+            reset.setdefault(name, _PLAIN_VALUES[name])
+    dark_rules = "\n".join(f"  {rule}" for rule in _css_rules(dark))
+    return (
+        f"/* Generated by `python -m pyproject.markup --css` from the Pygments styles"
+        f" {LIGHT_STYLE!r} and {DARK_STYLE!r}: do not edit by hand. */\n"
+        + "\n".join(_css_rules(light))
+        + "\n\n@media (prefers-color-scheme: dark) {\n"
+        + dark_rules
+        + "\n}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Give the exit status of the command line: ``--css`` rewrites the stylesheet."""
+    parser = argparse.ArgumentParser(prog="python -m pyproject.markup", description=__doc__)
+    parser.add_argument(
+        "--css",
+        nargs="?",
+        const=CSS_PATH,
+        type=Path,
+        metavar="PATH",
+        help=f"write the code-highlighting stylesheet (default {CSS_PATH})",
+    )
+    args = parser.parse_args(argv)
+    if args.css is None:
+        parser.print_help()
+        return 2
+    args.css.parent.mkdir(parents=True, exist_ok=True)
+    args.css.write_text(pygments_css(), encoding="utf-8")
+    print(f"wrote {args.css}")
+    return 0
+
+
+# --- sanitising ---------------------------------------------------------------------------
+
+
+def _has_disallowed_tag(fragment: str) -> bool:
+    """Give whether the fragment may hold an element that sanitising strips."""
+    return any(
+        match.group(1).lower() not in ALLOWED_TAGS for match in _START_TAG.finditer(fragment)
+    )
+
+
+def _allow_attribute(tag: str, name: str, value: str) -> bool:
+    """Give whether bleach may keep this attribute on this element."""
+    if name not in ALLOWED_ATTRIBUTES.get(tag, ()):
+        return False
+    if name == "class":
+        return _classes_allowed(tag, value)
+    if name == "href":
+        return _url_allowed(value, LINK_SCHEMES)
+    if name == "src":
+        return _url_allowed(value, IMAGE_SCHEMES)
+    if name == "start":
+        return value.isascii() and value.isdigit()
+    return True
+
+
+def _classes_allowed(tag: str, value: str) -> bool:
+    """Give whether every class in the attribute is one Markdown or Pygments writes there."""
+    allowed = _ALLOWED_CLASSES.get(tag, frozenset())
+    for name in value.split():
+        if name in allowed:
+            continue
+        subtype = _PYGMENTS_SUBTYPE.fullmatch(name) if tag == "span" else None
+        if subtype is None or subtype.group(1) not in allowed:
+            return False
+    return True
+
+
+def _url_scheme(value: str) -> str:
+    """Give the lower-case scheme a browser could see in an attribute's URL, or "" if none."""
+    # Undo entity encoding a few levels deep: browsers decode once, but a link that only
+    # becomes harmless because it is double-encoded is no link anyone meant to write.
+    for _ in range(3):
+        decoded = html.unescape(value)
+        if decoded == value:
+            break
+        value = decoded
+    value = _URL_NOISE.sub("", value).lower()
+    match = _URL_SCHEME.match(value)
+    return match.group(1) if match else ""
+
+
+def _url_allowed(value: str, schemes: frozenset[str]) -> bool:
+    """Give whether a URL is relative or uses one of the schemes."""
+    scheme = _url_scheme(value)
+    return not scheme or scheme in schemes
+
+
+def _is_external(href: str) -> bool:
+    """Give whether a link leads to another site (absolute http(s) or scheme-relative)."""
+    if _url_scheme(href) in ("http", "https"):
+        return True
+    # Browsers read backslashes as slashes in http(s) URLs, so "\\host" is "//host".
+    start = _URL_NOISE.sub("", html.unescape(href)).replace("\\", "/")
+    return start.startswith("//")
+
+
+class _ExternalLinkRel(Filter):
+    """Sets rel="nofollow noopener" on links to other sites and removes rel everywhere else.
+
+    It sets rather than adds, so that sanitising its own output again changes nothing.
+    """
+
+    def __iter__(self):
+        for token in super().__iter__():
+            if token["type"] == "StartTag" and token["name"] == "a":
+                attributes = token.get("data") or {}
+                attributes.pop((None, "rel"), None)
+                href = attributes.get((None, "href"))
+                if href is not None and _is_external(href):
+                    attributes[(None, "rel")] = _EXTERNAL_REL
+                token["data"] = attributes
+            yield token
+
+
+# bleach's Cleaner keeps parser state between calls, so each thread (gunicorn gthread) needs
+# its own; building one per call would cost more than the small fragments it cleans.
+_local = threading.local()
+
+
+def _cleaner() -> Cleaner:
+    """Give this thread's bleach Cleaner, built on first use."""
+    cleaner = getattr(_local, "cleaner", None)
+    if cleaner is None:
+        cleaner = _local.cleaner = Cleaner(
+            tags=ALLOWED_TAGS,
+            attributes=_allow_attribute,
+            protocols=LINK_SCHEMES,
+            strip=True,
+            strip_comments=True,
+            filters=[_ExternalLinkRel],
+        )
+    return cleaner
+
+
+# --- text, headings, summary ---------------------------------------------------------------
+
+
+def _flatten_headings(tokens: list[dict]) -> list[Heading]:
+    """Give the toc extension's nested heading tokens as a flat list, in document order."""
+    headings = []
+    for token in tokens:
+        # The toc extension keeps names HTML-escaped; a Heading holds plain text.
+        headings.append(Heading(token["level"], token["id"], html.unescape(token["name"])))
+        headings.extend(_flatten_headings(token["children"]))
+    return headings
+
+
+class _TextScan(HTMLParser):
+    """Reads an HTML fragment once for its words of prose, words of code and first paragraph.
+
+    Permalink pilcrows, footnote numbers and tables of contents are not words of the post;
+    footnotes are counted but never chosen as the summary.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.prose: list[str] = []
+        self.code: list[str] = []
+        self.paragraph: list[str] | None = None
+        self._open: list[tuple[str, str]] = []  # (tag, role) of each element still open
+        self._depth = {"hidden": 0, "code": 0, "aside": 0, "paragraph": 0}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _INLINE_TAGS:
+            self._boundary()
+        if tag in _VOID_TAGS:
+            return
+        classes = set((dict(attrs).get("class") or "").split())
+        role = ""
+        if (
+            (tag == "a" and classes & _HIDDEN_LINK_CLASSES)
+            or (tag == "div" and "toc" in classes)
+            or tag in ("script", "style", "template", "title")
+        ):
+            role = "hidden"
+        elif tag == "pre":
+            role = "code"
+        elif tag == "div" and "footnote" in classes:
+            role = "aside"
+        elif (
+            tag == "p"
+            and self.paragraph is None
+            and not self._depth["hidden"]
+            and not self._depth["aside"]
+        ):
+            role = "paragraph"
+            self.paragraph = []
+        if role:
+            self._depth[role] += 1
+        self._open.append((tag, role))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _INLINE_TAGS:
+            self._boundary()
+        # Close the nearest open element of this name and whatever was left open inside it;
+        # an end tag with nothing to close is ignored, as a browser would.
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index][0] == tag:
+                for _, role in self._open[index:]:
+                    if role:
+                        self._depth[role] -= 1
+                del self._open[index:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        if self._depth["hidden"]:
+            return
+        (self.code if self._depth["code"] else self.prose).append(data)
+        if self._depth["paragraph"]:
+            self.paragraph.append(data)
+
+    def _boundary(self) -> None:
+        self.handle_data(" ")
+
+    @property
+    def prose_words(self) -> int:
+        return len(_WORD.findall("".join(self.prose)))
+
+    @property
+    def code_words(self) -> int:
+        return len(_WORD.findall("".join(self.code)))
+
+    def summary_text(self) -> str:
+        """Give the first paragraph (or, lacking one, all the prose) with whitespace collapsed."""
+        parts = self.paragraph if self.paragraph is not None else self.prose
+        return " ".join("".join(parts).split())
+
+
+def _scan_text(fragment: str) -> _TextScan:
+    """Give the text scan of an HTML fragment."""
+    scan = _TextScan()
+    scan.feed(fragment)
+    scan.close()
+    return scan
+
+
+def _truncate(text: str, limit: int) -> str:
+    """Give the text cut at a word boundary to at most ``limit`` characters, "…" included."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if not text[limit - 1].isspace():
+        # The cut fell inside a word: drop that word, unless it is the only one.
+        space = cut.rfind(" ")
+        if space > 0:
+            cut = cut[:space]
+    return (cut.rstrip(" ,;:.—–-") or cut) + "…"
+
+
+# --- stylesheet ---------------------------------------------------------------------------
+
+# What each property is when a style says nothing about it.
+_PLAIN_VALUES = {
+    "background-color": "transparent",
+    "color": "inherit",
+    "font-weight": "normal",
+    "font-style": "normal",
+    "text-decoration": "none",
+    "border": "none",
+}
+
+
+def _style_declarations(name: str) -> dict[str, dict[str, str]]:
+    """Give a Pygments style as CSS declarations by selector, scoped to ``.codehilite``."""
+    style = get_style_by_name(name)
+    text = style.style_for_token(Token)["color"]
+    rules: dict[str, dict[str, str]] = {
+        ".codehilite": {
+            "background-color": style.background_color,
+            # A style without a text colour was drawn for black or white text on its background.
+            "color": f"#{text}" if text else _readable_on(style.background_color),
+        },
+        ".codehilite .hll": {"background-color": style.highlight_color},
+        ".codehilite .linenos, .codehilite .linenodiv": {
+            "color": style.line_number_color,
+            "background-color": style.line_number_background_color,
+        },
+    }
+    for token_type, short in sorted(STANDARD_TYPES.items(), key=lambda item: item[1]):
+        if not short:
+            continue
+        token = style.style_for_token(token_type)
+        declarations = {}
+        if token["color"]:
+            declarations["color"] = f"#{token['color']}"
+        if token["bgcolor"]:
+            declarations["background-color"] = f"#{token['bgcolor']}"
+        if token["bold"]:
+            declarations["font-weight"] = "bold"
+        if token["italic"]:
+            declarations["font-style"] = "italic"
+        if token["underline"]:
+            declarations["text-decoration"] = "underline"
+        if token["border"]:
+            declarations["border"] = f"1px solid #{token['border']}"
+        if declarations:
+            rules[f".codehilite .{short}"] = declarations
+    return rules
+
+
+def _css_rules(rules: dict[str, dict[str, str]]) -> list[str]:
+    """Give one line of CSS per selector."""
+    return [
+        f"{selector} {{ {' '.join(f'{name}: {value};' for name, value in declarations.items())} }}"
+        for selector, declarations in rules.items()
+    ]
+
+
+def _readable_on(background: str) -> str:
+    """Give black or white, whichever reads better on the background colour."""
+    hex_digits = background.lstrip("#")
+    if len(hex_digits) == 3:
+        hex_digits = "".join(digit * 2 for digit in hex_digits)
+    red, green, blue = (int(hex_digits[i : i + 2], 16) for i in (0, 2, 4))
+    # Perceived brightness (ITU-R BT.601 weights) is plenty to choose between two colours.
+    return "#000000" if red * 299 + green * 587 + blue * 114 >= 128_000 else "#ffffff"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Applying and checking Alembic migrations from the app (no alembic.ini needed)."""
+
+from __future__ import annotations
+
+import logging
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from pyproject.config import ROOT
+
+log = logging.getLogger("pyproject.migrate")
+
+
+def alembic_config(url: str) -> Config:
+    """Give an Alembic Config pointing at migrations/ and the database `url`."""
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply every pending migration (up to `revision`)."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Undo migrations down to `revision`."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Give the revision the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    """Give the newest revision in migrations/."""
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    return script.get_current_head()
+
+
+def check_up_to_date(engine: Engine) -> bool:
+    """Log a clear message and give False if the database is behind the code."""
+    try:
+        current, head = current_revision(engine), head_revision(engine)
+    except Exception:
+        log.exception("could not read the database's migration state")
+        return False
+    if current != head:
+        log.error(
+            "The database is at migration %s but the code needs %s. "
+            "Run `python main.py migrate` (or `make run`, which does it) and restart.",
+            current or "(none: empty database)",
+            head,
+        )
+        return False
+    return True

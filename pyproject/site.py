@@ -1,0 +1,60 @@
+"""Site-wide pieces every page uses: template context, dates, and the canonical URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pyproject.lib import App, Request
+from pyproject.models import utcnow
+
+
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    """Give "3 days ago" / "in 2 hours" for a time, relative to now."""
+    if value is None:
+        return ""
+    now = now or utcnow()
+    seconds = int((now - value).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (
+        ("year", 31_536_000),
+        ("month", 2_592_000),
+        ("week", 604_800),
+        ("day", 86_400),
+        ("hour", 3_600),
+        ("minute", 60),
+    ):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "in a moment" if future else "just now"
+
+
+def register(app: App) -> None:
+    """Add the template helpers every page uses."""
+    try:
+        zone = ZoneInfo(app.config["TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    app.extensions["timezone"] = zone
+
+    def local(value: datetime | None) -> datetime | None:
+        return value.astimezone(zone) if value is not None else None
+
+    def date_format(value: datetime | None, fmt: str = "%-d %B %Y") -> str:
+        return local(value).strftime(fmt) if value is not None else ""
+
+    def iso(value: datetime | None) -> str:
+        return value.astimezone(UTC).isoformat(timespec="seconds") if value else ""
+
+    app.jinja_env.filters.update(relative=relative_time, date=date_format, iso=iso, localtime=local)
+
+    @app.context_processor
+    def site_context(request: Request | None) -> dict[str, Any]:
+        canonical = ""
+        if request is not None:
+            canonical = app.config["BASE_URL"] + request.path
+        return {"canonical_url": canonical, "site_name": app.config["SITE_NAME"]}
