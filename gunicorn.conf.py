@@ -27,3 +27,20 @@ loglevel = str(_settings["LOG_LEVEL"]).lower()
 # Restart a worker now and then so a slow leak can never grow without bound.
 max_requests = 20000
 max_requests_jitter = 2000
+
+
+def when_ready(server):
+    """Say clearly, once, if the database is behind the code (gunicorn never migrates)."""
+    try:
+        from pyproject.config import load_config
+        from pyproject.db import make_engine
+        from pyproject.migrate import behind_message
+
+        engine = make_engine(load_config()["DATABASE_URL"])
+        message = behind_message(engine)
+        engine.dispose()
+    except Exception as error:  # the app's own start-up reports a broken configuration
+        server.log.warning("Could not check the database's migrations: %s", error)
+        return
+    if message:
+        server.log.error(message)

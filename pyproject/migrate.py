@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,8 +9,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from pyproject.config import ROOT
-
-log = logging.getLogger("pyproject.migrate")
 
 
 def alembic_config(url: str) -> Config:
@@ -51,19 +47,12 @@ def head_revision(engine: Engine) -> str | None:
     return script.get_current_head()
 
 
-def check_up_to_date(engine: Engine) -> bool:
-    """Log a clear message and give False if the database is behind the code."""
-    try:
-        current, head = current_revision(engine), head_revision(engine)
-    except Exception:
-        log.exception("could not read the database's migration state")
-        return False
-    if current != head:
-        log.error(
-            "The database is at migration %s but the code needs %s. "
-            "Run `python main.py migrate` (or `make run`, which does it) and restart.",
-            current or "(none: empty database)",
-            head,
-        )
-        return False
-    return True
+def behind_message(engine: Engine) -> str | None:
+    """Give a message naming the command to run if the database is behind the code."""
+    current, head = current_revision(engine), head_revision(engine)
+    if current == head:
+        return None
+    return (
+        f"The database is at migration {current or 'none (empty database)'} but the code "
+        f"needs {head}: run `python main.py migrate` (make run does it), then restart."
+    )
