@@ -47,11 +47,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     )
     app.wsgi_app = app.static_files
 
-    from pyproject import auth, commands, posts, site
+    from pyproject import auth, commands, editor, posts, revisions, site, trash
 
     site.register(app)
     auth.register(app)
     posts.register(app)
+    editor.register(app)
+    revisions.register(app)
+    trash.register(app)
     commands.register(app)
     return app
 

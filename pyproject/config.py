@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
         "One line describing the blog, for meta tags and feeds.",
     ),
     Setting("TIMEZONE", "UTC", "Time zone for entering and showing times (an IANA name)."),
+    Setting("TRASH_DAYS", 30, "Days a deleted post stays in the trash before it is purged."),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -155,14 +158,30 @@ def finish_config(config: dict[str, Any]) -> dict[str, Any]:
 def _development_secret(instance: Path) -> str:
     """Give the development secret kept in instance/secret_key, making it on first use."""
     path = instance / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
+    existing = _read_secret(path)
+    if existing:
+        return existing
     instance.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
+    # Write the whole key under a private name (mode 0600), then link it into place:
+    # a worker starting at the same moment sees no file or a complete one, never an
+    # empty key.
+    fd, temp = tempfile.mkstemp(prefix=".secret_key-", dir=instance)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker made it first
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temp, path)
+        except OSError:  # another worker made it first, or an empty file was left behind
+            if not _read_secret(path):
+                os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    try:
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    return secret
+    except FileNotFoundError:
+        return ""

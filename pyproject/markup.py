@@ -351,6 +351,11 @@ def _cleaner() -> Cleaner:
             strip_comments=True,
             filters=[_ExternalLinkRel],
         )
+        # bleach only keeps "&" escaped once in values it quotes with '"': a value holding a
+        # '"' would get '\'' quotes and one more "&amp;" on every pass. With '"' always,
+        # that '"' is written as "&quot;" instead.
+        cleaner.serializer.quote_char = '"'
+        cleaner.serializer.use_best_quote_char = False
     return cleaner
 
 

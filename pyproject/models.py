@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -15,13 +16,27 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
-def utcnow() -> datetime:
-    """Give the current time as an aware UTC datetime."""
+def _system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def utcnow() -> datetime:
+    """Give the current time as an aware UTC datetime (from the clock tests may set)."""
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Replace the clock (tests move time without sleeping); None restores the real one."""
+    global _clock
+    _clock = clock or _system_clock
 
 
 class UTCDateTime(TypeDecorator):
@@ -105,6 +120,10 @@ class Post(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The number of the revision this content is; the edit form sends it back, and a save
+    # only applies if it still matches (two tabs, two authors: one wins, one gets a 409).
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
     tags: Mapped[list[Tag]] = relationship(
@@ -116,9 +135,72 @@ class Post(Base):
         Index("ix_posts_author_status_published", "author_id", "status", "published_at"),
     )
 
+    __mapper_args__ = {"version_id_col": revision, "version_id_generator": False}
+
     @property
     def is_published(self) -> bool:
-        return self.status == "published" and self.published_at is not None
+        """Give whether readers can see the post now."""
+        return (
+            self.status == "published"
+            and self.deleted_at is None
+            and self.published_at is not None
+            and self.published_at <= utcnow()
+        )
+
+    @property
+    def is_scheduled(self) -> bool:
+        return (
+            self.status == "published"
+            and self.published_at is not None
+            and self.published_at > utcnow()
+        )
+
+
+class Revision(Base):
+    """One saved (or autosaved, or restored) state of a post. Saved revisions are kept forever."""
+
+    __tablename__ = "revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="save")
+    title: Mapped[str] = mapped_column(String(200))
+    body_md: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    tags: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    words_changed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("post_id", "number", name="uq_revisions_post_number"),
+        Index("ix_revisions_post_kind_author", "post_id", "kind", "author_id"),
+    )
+
+
+class OldSlug(Base):
+    """A slug a post had before: its URL answers 301 to the post's current one."""
+
+    __tablename__ = "post_slugs"
+
+    slug: Mapped[str] = mapped_column(String(200), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GoneSlug(Base):
+    """A slug of a purged post: its URL answers 410 Gone."""
+
+    __tablename__ = "gone_slugs"
+
+    slug: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    gone_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Tag(Base):

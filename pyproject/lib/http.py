@@ -111,7 +111,8 @@ def is_not_modified(
 
 # --- header values ---------------------------------------------------------------------
 
-_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "X-Name\n" through.
+_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 
 def is_token(value: str) -> bool:
@@ -199,8 +200,8 @@ def prefers_json(accept: str | None) -> bool:
 
 # --- cookies ---------------------------------------------------------------------------
 
-_COOKIE_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_COOKIE_VALUE_RE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$")
+_COOKIE_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_COOKIE_VALUE_RE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*\Z")
 
 
 def parse_cookie(header: str | None) -> dict[str, str]:

@@ -116,7 +116,7 @@ class Request:
         if raw is None or raw.strip() == "":
             return None
         raw = raw.strip()
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             raise BadRequest("The Content-Length header is not a valid number.")
         return int(raw)
 
@@ -212,7 +212,7 @@ class Request:
             raise UnsupportedMediaType("This address expects a JSON body.")
         try:
             return json.loads(self.get_data().decode("utf-8"))
-        except (UnicodeError, ValueError):
+        except (UnicodeError, ValueError, RecursionError):  # deep nesting: RecursionError
             raise BadRequest("The JSON body could not be parsed.") from None
 
     @cached_property
@@ -304,14 +304,20 @@ class Request:
                         else:
                             self._finish_part(segment, buffer, upload, form, files)
                             segment, buffer, upload = None, None, None
-                if not parser.closed:
-                    raise BadRequest("The multipart body ended too early.")
+                try:
+                    parser.close()  # end of input: raises if the closing boundary never came
+                except multipart.MultipartError:
+                    raise BadRequest("The multipart body ended too early.") from None
         except multipart.ParserLimitReached:
+            if upload is not None:
+                upload.close()
             self.close()
             raise RequestEntityTooLarge(
                 f"The form has more than {self.max_form_parts} parts, or a part header is too long."
             ) from None
         except multipart.MultipartError:
+            if upload is not None:
+                upload.close()
             self.close()
             raise BadRequest("The multipart body is malformed.") from None
         except BaseException:

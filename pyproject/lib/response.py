@@ -171,8 +171,7 @@ def finalize(
         body = body.encode("utf-8")
     if code in _NO_BODY or 100 <= code < 200:
         headers.remove("Content-Length")
-        if code == 204:
-            headers.remove("Content-Type")
+        headers.remove("Content-Type")  # no content to type; WSGI validators refuse it
         iterable: Iterable[bytes] = []
         _close(body)
     elif isinstance(body, bytes | bytearray):

@@ -78,7 +78,7 @@ class Rule:
             raise RoutingError(f"malformed placeholder in rule {self.rule!r}")
         pattern.append(re.escape(tail))
         self.parts.append((False, tail))
-        pattern.append("$")
+        pattern.append(r"\Z")  # not $, which also matches before a trailing newline
         self.regex = re.compile("".join(pattern))
         self.is_static = not self.converters
 

@@ -68,6 +68,10 @@ def _valid_sid(value: str | None) -> bool:
     )
 
 
+def _cookie_count(header: str, name: str) -> int:
+    return sum(1 for pair in header.split(";") if pair.partition("=")[0].strip() == name)
+
+
 class Session(MutableMapping[str, Any]):
     """The data of one visitor's session, loaded from the store on first use."""
 
@@ -161,8 +165,16 @@ class SessionInterface:
         return f"__Host-{self.cookie_name}" if self._is_secure(environ) else self.cookie_name
 
     def open(self, environ: dict[str, Any], cookies: dict[str, str]) -> Session:
-        """Give the (lazy) session for a request."""
-        return Session(self.store, cookies.get(self.cookie_for(environ)))
+        """Give the (lazy) session for a request.
+
+        A request carrying the cookie twice is anonymous: the other one was planted (from
+        a sibling domain or a narrower path), and we cannot tell which one we issued.
+        """
+        name = self.cookie_for(environ)
+        sid = cookies.get(name)
+        if sid is not None and _cookie_count(environ.get("HTTP_COOKIE", ""), name) > 1:
+            sid = None
+        return Session(self.store, sid)
 
     def save(self, environ: dict[str, Any], session: Session, response: Response) -> None:
         """Write the session back if it changed or needs refreshing; set or clear the cookie."""

@@ -84,3 +84,98 @@
     if (!isNaN(date)) { el.textContent = relative(date); }
   });
 })();
+
+// Autosave: to the server a few seconds after typing stops (and at least every 30 s while
+// typing), and to this browser's local storage at once, so a lost connection loses nothing.
+(function () {
+  "use strict";
+  var form = document.getElementById("post-form");
+  if (!form || !window.fetch) { return; }
+  var status = document.getElementById("autosave-status");
+  var fields = ["title", "body", "summary", "tags"];
+  var key = form.getAttribute("data-local-key");
+  var idleTimer = null, lastSent = Date.now(), dirty = false, inFlight = false;
+
+  function value(name) { return form.elements[name] ? form.elements[name].value : ""; }
+  function say(text) { if (status) { status.textContent = text; } }
+  function snapshot() {
+    var data = { savedAt: new Date().toISOString() };
+    fields.forEach(function (name) { data[name] = value(name); });
+    return data;
+  }
+  function storeLocal() {
+    try { window.localStorage.setItem(key, JSON.stringify(snapshot())); } catch (e) { /* storage full or off */ }
+  }
+  function readLocal() {
+    try { return JSON.parse(window.localStorage.getItem(key) || "null"); } catch (e) { return null; }
+  }
+  function dropLocal() {
+    try { window.localStorage.removeItem(key); } catch (e) { /* ignore */ }
+  }
+
+  function send() {
+    if (inFlight || !dirty) { return; }
+    if (!value("title").trim() && !value("body").trim()) { return; }
+    inFlight = true; dirty = false; lastSent = Date.now();
+    var data = new FormData();
+    fields.forEach(function (name) { data.append(name, value(name)); });
+    var token = value("csrf_token");
+    data.append("csrf_token", token);
+    fetch(form.getAttribute("data-autosave-url"), {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch", "X-CSRF-Token": token, "Accept": "application/json" }
+    }).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    }).then(function (result) {
+      if (!result.ok) {
+        var message = result.body && result.body.error ? result.body.error.message : "the server refused it";
+        throw new Error(message);
+      }
+      var body = result.body;
+      if (body.edit_url) {
+        // The draft now exists: later saves and autosaves go to it.
+        form.setAttribute("action", body.edit_url);
+        form.setAttribute("data-autosave-url", body.autosave_url);
+        form.elements.editing.value = body.slug;
+        form.elements.base_revision.value = body.revision;
+        var newKey = "pyproject-draft-" + body.slug;
+        dropLocal(); key = newKey; storeLocal();
+        form.setAttribute("data-local-key", key);
+        if (window.history && history.replaceState) { history.replaceState(null, "", body.edit_url); }
+      }
+      say("Saved at " + body.saved_at);
+    }).catch(function (error) {
+      dirty = true;
+      say("Not saved to the server (" + error.message + "). A copy is kept in this browser.");
+    }).then(function () { inFlight = false; });
+  }
+
+  form.addEventListener("input", function () {
+    dirty = true;
+    storeLocal();
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(send, 3000);
+    if (Date.now() - lastSent > 30000) { send(); }
+  });
+  form.addEventListener("submit", function (event) {
+    if (event.submitter && event.submitter.hasAttribute("data-preview")) { return; }
+    clearTimeout(idleTimer);
+    dropLocal();
+  });
+
+  var local = readLocal();
+  var banner = document.getElementById("local-copy");
+  if (local && banner && (local.body !== value("body") || local.title !== value("title"))) {
+    banner.hidden = false;
+    document.getElementById("local-restore").addEventListener("click", function () {
+      fields.forEach(function (name) { if (form.elements[name] && local[name] !== undefined) { form.elements[name].value = local[name]; } });
+      banner.hidden = true;
+      dirty = true;
+      say("Restored the copy kept in this browser. Save to keep it.");
+    });
+    document.getElementById("local-discard").addEventListener("click", function () {
+      dropLocal();
+      banner.hidden = true;
+    });
+  }
+})();

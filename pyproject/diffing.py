@@ -1,0 +1,88 @@
+"""Word-level diffs of Markdown, rendered as escaped HTML with <ins> and <del>."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from html import escape
+
+from markupsafe import Markup
+
+# Words with the white space after them, so joining the pieces gives the text back.
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass(frozen=True)
+class WordDiff:
+    """A diff: its HTML (safe to mark up: every piece of text is escaped) and its counts."""
+
+    html: Markup
+    inserted: int
+    deleted: int
+
+    @property
+    def words_changed(self) -> int:
+        return self.inserted + self.deleted
+
+    @property
+    def unchanged(self) -> bool:
+        return self.words_changed == 0
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def _count_words(pieces: list[str]) -> int:
+    return sum(1 for piece in pieces if piece.strip())
+
+
+# Above this many token pairs in one changed block, the block is shown as replaced whole:
+# a word-level match of two long unrelated texts costs quadratic time.
+_WORD_MATCH_BUDGET = 2_000_000
+
+
+def word_diff(old: str, new: str) -> WordDiff:
+    """Give the word-level diff from `old` to `new`.
+
+    Lines are matched first (Markdown is line-oriented, and this keeps large texts
+    fast); words are matched only inside the blocks of lines that changed.
+    """
+    a_lines, b_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    lines = SequenceMatcher(None, a_lines, b_lines, autojunk=False)
+    out: list[str] = []
+    counts = [0, 0]
+    for op, a1, a2, b1, b2 in lines.get_opcodes():
+        if op == "equal":
+            out.append(escape("".join(b_lines[b1:b2])))
+        else:
+            _diff_block("".join(a_lines[a1:a2]), "".join(b_lines[b1:b2]), out, counts)
+    return WordDiff(Markup("".join(out)), counts[0], counts[1])  # noqa: S704 - escaped pieces
+
+
+def _diff_block(old: str, new: str, out: list[str], counts: list[int]) -> None:
+    a, b = tokens(old), tokens(new)
+    if len(a) * len(b) > _WORD_MATCH_BUDGET:
+        opcodes = [("replace", 0, len(a), 0, len(b))]
+    else:
+        # Words are compared without their trailing space, so re-wrapping is no change.
+        matcher = SequenceMatcher(
+            None, [t.strip() for t in a], [t.strip() for t in b], autojunk=False
+        )
+        opcodes = matcher.get_opcodes()
+    for op, a1, a2, b1, b2 in opcodes:
+        if op == "equal":
+            out.append(escape("".join(b[b1:b2])))
+            continue
+        if op in ("delete", "replace") and a2 > a1:
+            counts[1] += _count_words(a[a1:a2])
+            out.append(f"<del>{escape(''.join(a[a1:a2]))}</del>")
+        if op in ("insert", "replace") and b2 > b1:
+            counts[0] += _count_words(b[b1:b2])
+            out.append(f"<ins>{escape(''.join(b[b1:b2]))}</ins>")
+
+
+def words_changed(old: str, new: str) -> int:
+    """Give how many words were inserted or deleted between two texts."""
+    return word_diff(old, new).words_changed

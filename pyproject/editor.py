@@ -1,0 +1,539 @@
+"""Writing: create, edit, preview and autosave posts; every save keeps a revision.
+
+Nothing an author types is lost: a form with errors comes back as typed (422), a save
+that started from an older revision than the current one is refused with a 409 page
+that shows both texts and keeps the author's, and autosaves land in revisions without
+touching the published text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from pyproject.auth import current_user, login_required
+from pyproject.db import get_db
+from pyproject.diffing import word_diff
+from pyproject.errors import BadRequest
+from pyproject.forms import Form
+from pyproject.lib import (
+    App,
+    Request,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
+from pyproject.lib.response import json_response
+from pyproject.markup import Rendered, render_markdown
+from pyproject.models import GoneSlug, OldSlug, Post, Revision, Tag, User, utcnow
+from pyproject.posts import get_post_or_404, tag_slug
+from pyproject.slugs import is_valid_slug, slugify
+
+TITLE_MAX, BODY_MAX, SUMMARY_MAX = 200, 200_000, 300
+TAG_MAX, TAGS_MAX = 40, 10
+POST_FIELDS = ("title", "body", "summary", "tags", "slug", "status", "publish_at", "base_revision")
+# Paths under /posts/ that are pages, not posts.
+RESERVED_SLUGS = frozenset({"new", "preview", "autosave"})
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+@dataclass
+class PostInput:
+    title: str
+    body: str
+    summary: str
+    tags: list[tuple[str, str]]
+    slug: str
+    status: str
+    publish_at: datetime | None
+
+
+def site_zone() -> Any:
+    return current_app().extensions["timezone"]
+
+
+def parse_tags(form: Form) -> list[tuple[str, str]]:
+    """Give the (name, slug) pairs of the comma-separated tags field (errors on the form)."""
+    raw = form.text("tags", label="Tags", max_length=1000)
+    tags: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for part in raw.split(","):
+        name = " ".join(part.split())
+        if not name:
+            continue
+        if len(name) > TAG_MAX:
+            form.error(
+                "tags", f"Each tag may be at most {TAG_MAX} characters: “{name[:50]}” is too long."
+            )
+            continue
+        slug = tag_slug(name)
+        if not slug:
+            form.error("tags", f"The tag “{name}” needs at least one letter or digit.")
+            continue
+        if slug not in seen:
+            seen.add(slug)
+            tags.append((name, slug))
+    if len(tags) > TAGS_MAX:
+        form.error("tags", f"Use at most {TAGS_MAX} tags (you have {len(tags)}).")
+    return tags
+
+
+def parse_local_time(value: str) -> datetime | None:
+    """Give the UTC time for a datetime-local value in the site's time zone, or None."""
+    for fmt in (LOCAL_INPUT_FORMAT, LOCAL_INPUT_FORMAT + ":%S"):
+        try:
+            naive = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return naive.replace(tzinfo=site_zone()).astimezone(UTC)
+    return None
+
+
+def local_input_value(value: datetime | None) -> str:
+    """Give a UTC time as a datetime-local value in the site's time zone."""
+    return value.astimezone(site_zone()).strftime(LOCAL_INPUT_FORMAT) if value else ""
+
+
+def validate_post(form: Form) -> PostInput:
+    """Give the cleaned fields of the post form, recording each error beside its field."""
+    title = form.text("title", label="Title", required=True, max_length=TITLE_MAX)
+    body = form.text("body", label="Body", required=True, max_length=BODY_MAX, strip=False)
+    if body and not body.strip():
+        form.error("body", "Body is required.")
+    summary = form.text("summary", label="Summary", max_length=SUMMARY_MAX)
+    tags = parse_tags(form)
+    slug = form.text("slug", label="Slug", max_length=200).lower()
+    if slug and not is_valid_slug(slug):
+        form.error("slug", "Use lower-case letters, digits and single hyphens, like my-first-post.")
+    elif slug in RESERVED_SLUGS:
+        form.error("slug", f"“{slug}” is the name of a page on this site. Choose another slug.")
+    status = form.get("status") or "draft"
+    if status not in ("draft", "published"):
+        form.error("status", "Choose draft or published.")
+    publish_raw = form.text("publish_at", label="Publish at", max_length=40)
+    publish_at = None
+    if publish_raw:
+        publish_at = parse_local_time(publish_raw)
+        if publish_at is None:
+            form.error("publish_at", "Enter a date and time like 2026-12-24T09:00.")
+    return PostInput(title, body, summary, tags, slug, status, publish_at)
+
+
+# --- slugs -------------------------------------------------------------------------------
+
+
+def slug_problem(db: Session, slug: str, post_id: int | None) -> str | None:
+    """Give why `slug` cannot be this post's, or None if it is free for it."""
+    if slug in RESERVED_SLUGS:
+        return f"“{slug}” is the name of a page on this site. Choose another slug."
+    owner = db.scalar(select(Post.id).where(Post.slug == slug))
+    if owner is not None and owner != post_id:
+        return "Another post already uses this slug. Choose another one."
+    old_owner = db.scalar(select(OldSlug.post_id).where(OldSlug.slug == slug))
+    if old_owner is not None and old_owner != post_id:
+        return "This slug was used by another post and still leads to it. Choose another one."
+    return None
+
+
+def unique_slug(db: Session, base: str, post_id: int | None = None) -> str:
+    """Give `base`, or base-2, base-3…, whichever no other post has or had."""
+    pattern = (Post.slug == base) | Post.slug.like(f"{base}-%")
+    taken = set(db.scalars(select(Post.slug).where(pattern, Post.id != (post_id or -1))))
+    taken |= set(
+        db.scalars(
+            select(OldSlug.slug).where(
+                (OldSlug.slug == base) | OldSlug.slug.like(f"{base}-%"),
+                OldSlug.post_id != (post_id or -1),
+            )
+        )
+    )
+    taken |= RESERVED_SLUGS
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def change_slug(db: Session, post: Post, new_slug: str) -> None:
+    """Give the post a new slug; a slug readers may have seen keeps answering with a 301."""
+    if new_slug == post.slug:
+        return
+    if post.slug and post.published_at is not None:
+        db.add(OldSlug(slug=post.slug, post_id=post.id))
+    db.execute(delete(OldSlug).where(OldSlug.slug == new_slug, OldSlug.post_id == post.id))
+    db.execute(delete(GoneSlug).where(GoneSlug.slug == new_slug))
+    post.slug = new_slug
+
+
+# --- revisions ---------------------------------------------------------------------------
+
+
+def next_revision_number(db: Session, post_id: int) -> int:
+    return (
+        db.scalar(select(func.max(Revision.number)).where(Revision.post_id == post_id)) or 0
+    ) + 1
+
+
+def tags_text(tags: list[Tag] | list[tuple[str, str]]) -> str:
+    return ", ".join(t.name if isinstance(t, Tag) else t[0] for t in tags)
+
+
+def add_revision(db: Session, post: Post, kind: str, user: User, previous_body: str) -> Revision:
+    """Record the post's current content as a new revision (the caller commits)."""
+    revision = Revision(
+        post_id=post.id,
+        number=next_revision_number(db, post.id),
+        kind=kind,
+        title=post.title,
+        body_md=post.body_md,
+        summary=post.summary if post.summary_is_custom else "",
+        tags=tags_text(post.tags),
+        author_id=user.id,
+        words_changed=word_diff(previous_body, post.body_md).words_changed,
+        created_at=utcnow(),
+    )
+    db.add(revision)
+    return revision
+
+
+def resolve_tags(db: Session, pairs: list[tuple[str, str]]) -> list[Tag]:
+    """Give Tag rows for (name, slug) pairs, creating the ones that do not exist yet."""
+    if not pairs:
+        return []
+    slugs = [slug for _, slug in pairs]
+    existing = {t.slug: t for t in db.scalars(select(Tag).where(Tag.slug.in_(slugs)))}
+    tags = []
+    for name, slug in pairs:
+        tag = existing.get(slug)
+        if tag is None:
+            tag = Tag(name=name, slug=slug)
+            db.add(tag)
+            existing[slug] = tag
+        tags.append(tag)
+    return tags
+
+
+def render_onto(post: Post, body: str, rendered: Rendered, summary: str) -> None:
+    """Copy Markdown and its rendering onto a post."""
+    post.body_md = body
+    post.body_html = rendered.html
+    post.toc_html = rendered.toc_html
+    post.render_version = rendered.version
+    post.word_count = rendered.word_count
+    post.reading_minutes = rendered.reading_minutes
+    post.summary_is_custom = bool(summary)
+    post.summary = summary or rendered.summary
+
+
+def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) -> None:
+    """Copy validated input and its rendering onto a post."""
+    now = utcnow()
+    post.title = data.title
+    render_onto(post, data.body, rendered, data.summary)
+    post.tags = resolve_tags(db, data.tags)
+    if data.publish_at is not None:
+        post.published_at = data.publish_at
+    elif data.status == "published" and post.published_at is None:
+        post.published_at = now
+    post.status = data.status
+    post.updated_at = now
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def editor_page(
+    request: Request,
+    form: Form,
+    post: Post | None,
+    status: int = 200,
+    *,
+    preview_html: str | None = None,
+    autosave: Revision | None = None,
+) -> tuple[str, int]:
+    old_slugs: list[str] = []
+    if post is not None and post.id is not None:
+        db = get_db(request)
+        old_slugs = list(db.scalars(select(OldSlug.slug).where(OldSlug.post_id == post.id)))
+    return render_template(
+        "posts/edit.html",
+        form=form,
+        post=post,
+        preview_html=preview_html,
+        autosave=autosave,
+        old_slugs=old_slugs,
+    ), status
+
+
+def form_from_post(post: Post) -> Form:
+    """Give the edit form filled with a post's current content."""
+    values = {
+        "title": post.title,
+        "body": post.body_md,
+        "summary": post.summary if post.summary_is_custom else "",
+        "tags": tags_text(post.tags),
+        "slug": post.slug,
+        "status": post.status,
+        "publish_at": local_input_value(post.published_at) if post.is_scheduled else "",
+        "base_revision": str(post.revision),
+    }
+    return Form(values, POST_FIELDS)
+
+
+def latest_autosave(db: Session, post: Post, user: User) -> Revision | None:
+    """Give this author's autosave of the post if it is newer than the last save."""
+    autosave = db.scalar(
+        select(Revision)
+        .where(
+            Revision.post_id == post.id,
+            Revision.kind == "autosave",
+            Revision.author_id == user.id,
+        )
+        .order_by(Revision.number.desc())
+        .limit(1)
+    )
+    if autosave is None or autosave.created_at <= post.updated_at:
+        return None
+    return autosave
+
+
+def conflict_page(request: Request, post: Post, form: Form) -> tuple[str, int]:
+    """The 409 page: the post changed since the author opened it; show both, keep theirs."""
+    theirs = form.get("body")
+    diff = word_diff(post.body_md, theirs)
+    form.values["base_revision"] = str(post.revision)
+    return render_template(
+        "posts/conflict.html",
+        post=post,
+        form=form,
+        diff=diff,
+        title_changed=post.title != form.get("title"),
+    ), 409
+
+
+def save_post(request: Request, post: Post | None) -> Any:
+    """Validate the form and create or update the post, keeping a revision of it."""
+    form = Form(request.form, POST_FIELDS)
+    data = validate_post(form)
+    db = get_db(request)
+    user = current_user(request)
+    if post is not None:
+        base = form.get("base_revision")
+        if not base.isdigit() or int(base) != post.revision:
+            return conflict_page(request, post, form)
+    if data.slug and form.ok:
+        problem = slug_problem(db, data.slug, post.id if post else None)
+        if problem:
+            form.error("slug", problem)
+    if not form.ok:
+        return editor_page(request, form, post, 422)
+    rendered = render_markdown(data.body)
+    creating = post is None
+    previous_body = "" if creating else post.body_md
+    if creating:
+        post = Post(author_id=user.id, view_count=0, revision=0, slug="")
+    try:
+        if data.slug:
+            slug = data.slug
+        elif creating or (post.published_at is None and post.status == "draft"):
+            slug = unique_slug(db, slugify(data.title) or "post", post.id)
+        else:
+            slug = post.slug
+        apply_input(db, post, data, rendered)
+        if creating:
+            post.slug = slug
+            db.add(post)
+            db.flush()
+        else:
+            change_slug(db, post, slug)
+        revision = add_revision(db, post, "save", user, previous_body)
+        post.revision = revision.number
+        db.commit()
+    except StaleDataError:
+        # Another worker saved this post between our check and our write.
+        db.rollback()
+        return conflict_page(request, db.get(Post, post.id), form)
+    except IntegrityError:
+        db.rollback()
+        form.error("slug", "Another post took this slug a moment ago. Choose another one.")
+        return editor_page(request, form, None if creating else db.get(Post, post.id), 422)
+    if post.is_scheduled:
+        local = post.published_at.astimezone(site_zone()).strftime("%-d %B %Y at %H:%M")
+        flash(f"Scheduled: it will be published on {local}.", "success")
+    else:
+        flash("Post published." if post.status == "published" else "Draft saved.", "success")
+    return redirect(url_for("show_post", slug=post.slug))
+
+
+@login_required
+def new_post(request: Request) -> Any:
+    """The editor for a new post."""
+    return editor_page(request, Form({"status": "draft"}, POST_FIELDS), None)
+
+
+@login_required
+def create_post(request: Request) -> Any:
+    return save_post(request, None)
+
+
+@login_required
+def edit_post(request: Request, slug: str) -> Any:
+    """The editor for an existing post (offering a newer autosave), and saving it."""
+    post = get_post_or_404(request, slug, check_author=True)
+    if request.method == "POST":
+        return save_post(request, post)
+    autosave = latest_autosave(get_db(request), post, current_user(request))
+    form = form_from_post(post)
+    if autosave is not None and request.args.get("autosave") == str(autosave.number):
+        form.values.update(
+            title=autosave.title,
+            body=autosave.body_md,
+            summary=autosave.summary,
+            tags=autosave.tags,
+        )
+        flash(f"Restored your unsaved changes from {autosave_time(autosave)}. Save to keep them.")
+        autosave = None
+    return editor_page(request, form, post, autosave=autosave)
+
+
+def autosave_time(revision: Revision) -> str:
+    return revision.created_at.astimezone(site_zone()).strftime("%H:%M")
+
+
+@login_required
+def delete_post(request: Request, slug: str) -> Response:
+    """Move a post to the trash (the page asks first when script runs)."""
+    post = get_post_or_404(request, slug, check_author=True)
+    db = get_db(request)
+    post.deleted_at = utcnow()
+    db.commit()
+    flash(f"“{post.title}” is in the trash. You can restore it from there.", "success")
+    return redirect(url_for("trash"))
+
+
+@login_required
+def preview_post(request: Request) -> Any:
+    """Render Markdown with the same pipeline: a fragment for script, else the whole form."""
+    body = request.form.get("body", "")[:BODY_MAX]
+    html = render_markdown(body).html
+    if request.headers.get("X-Requested-With") == "fetch":
+        return Response(html, 200)
+    form = Form(request.form, POST_FIELDS)
+    editing = request.form.get("editing", "")
+    post = get_post_or_404(request, editing, check_author=True) if editing else None
+    return editor_page(request, form, post, 200, preview_html=html)
+
+
+# --- autosave ------------------------------------------------------------------------------
+
+
+def _autosave_fields(request: Request) -> dict[str, str]:
+    form = Form(request.form, ("title", "body", "summary", "tags"))
+    fields = {
+        "title": form.text("title", label="Title", max_length=TITLE_MAX),
+        "body": form.text("body", label="Body", max_length=BODY_MAX, strip=False),
+        "summary": form.text("summary", label="Summary", max_length=SUMMARY_MAX),
+        "tags": form.text("tags", label="Tags", max_length=1000),
+    }
+    if not form.ok:
+        raise AutosaveRefused(" ".join(form.errors.values()))
+    return fields
+
+
+class AutosaveRefused(BadRequest):
+    code = 422
+
+
+@login_required
+def autosave_post(request: Request, slug: str) -> Response:
+    """Keep the editor's current text as this author's autosave of the post (JSON)."""
+    post = get_post_or_404(request, slug, check_author=True)
+    fields = _autosave_fields(request)
+    db = get_db(request)
+    user = current_user(request)
+    db.execute(
+        delete(Revision).where(
+            Revision.post_id == post.id,
+            Revision.kind == "autosave",
+            Revision.author_id == user.id,
+        )
+    )
+    revision = Revision(
+        post_id=post.id,
+        number=next_revision_number(db, post.id),
+        kind="autosave",
+        title=fields["title"],
+        body_md=fields["body"],
+        summary=fields["summary"],
+        tags=fields["tags"],
+        author_id=user.id,
+        words_changed=word_diff(post.body_md, fields["body"]).words_changed,
+        created_at=utcnow(),
+    )
+    db.add(revision)
+    db.commit()
+    return json_response(
+        {"ok": True, "revision": revision.number, "saved_at": autosave_time(revision)}
+    )
+
+
+@login_required
+def autosave_new(request: Request) -> Response:
+    """Create a draft from an editor that was never saved, so autosaves have a home (JSON)."""
+    fields = _autosave_fields(request)
+    db = get_db(request)
+    user = current_user(request)
+    title = fields["title"].strip() or "Untitled draft"
+    rendered = render_markdown(fields["body"])
+    post = Post(
+        author_id=user.id,
+        title=title,
+        slug=unique_slug(db, slugify(title) or "post"),
+        status="draft",
+        view_count=0,
+        revision=0,
+        updated_at=utcnow(),
+    )
+    render_onto(post, fields["body"], rendered, fields["summary"].strip())
+    form = Form({"tags": fields["tags"]}, ("tags",))
+    post.tags = resolve_tags(db, parse_tags(form))
+    db.add(post)
+    db.flush()
+    revision = add_revision(db, post, "save", user, "")
+    post.revision = revision.number
+    db.commit()
+    return json_response(
+        {
+            "ok": True,
+            "slug": post.slug,
+            "revision": post.revision,
+            "edit_url": url_for("edit_post", slug=post.slug),
+            "autosave_url": url_for("autosave_post", slug=post.slug),
+            "saved_at": autosave_time(revision),
+        }
+    )
+
+
+def register(app: App) -> None:
+    """Add the editor's routes to the app."""
+    app.add_route("/posts", create_post, methods=["POST"])
+    app.add_route("/posts/new", new_post)
+    app.add_route("/posts/preview", preview_post, methods=["POST"])
+    app.add_route("/posts/autosave", autosave_new, methods=["POST"])
+    app.add_route("/posts/<slug:slug>/edit", edit_post, methods=["GET", "POST"])
+    app.add_route("/posts/<slug:slug>/autosave", autosave_post, methods=["POST"])
+    app.add_route("/posts/<slug:slug>/delete", delete_post, methods=["POST"])

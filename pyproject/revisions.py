@@ -1,0 +1,85 @@
+"""Revisions: the history of a post, word-level diffs between them, and restoring one."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from pyproject.auth import current_user, login_required
+from pyproject.db import get_db
+from pyproject.diffing import word_diff
+from pyproject.editor import add_revision, parse_tags, render_onto, resolve_tags
+from pyproject.errors import NotFound
+from pyproject.forms import Form
+from pyproject.lib import App, Request, Response, flash, redirect, render_template, url_for
+from pyproject.markup import render_markdown
+from pyproject.models import Post, Revision, utcnow
+from pyproject.posts import get_post_or_404
+
+
+def get_revision_or_404(request: Request, post: Post, number: int) -> Revision:
+    revision = get_db(request).scalar(
+        select(Revision).where(Revision.post_id == post.id, Revision.number == number)
+    )
+    if revision is None:
+        raise NotFound("This post has no revision with that number.")
+    return revision
+
+
+@login_required
+def list_revisions(request: Request, slug: str) -> str:
+    """Every revision of a post, newest first (its author and admins only)."""
+    post = get_post_or_404(request, slug, check_author=True)
+    revisions = get_db(request).scalars(
+        select(Revision).where(Revision.post_id == post.id).order_by(Revision.number.desc())
+    )
+    return render_template("revisions/list.html", post=post, revisions=list(revisions))
+
+
+@login_required
+def show_revision(request: Request, slug: str, number: int) -> str:
+    """A revision as a word-level diff against the one before it."""
+    post = get_post_or_404(request, slug, check_author=True)
+    revision = get_revision_or_404(request, post, number)
+    previous = get_db(request).scalar(
+        select(Revision)
+        .where(Revision.post_id == post.id, Revision.number < number)
+        .order_by(Revision.number.desc())
+        .limit(1)
+    )
+    before = previous or Revision(title="", body_md="", tags="", summary="")
+    return render_template(
+        "revisions/show.html",
+        post=post,
+        revision=revision,
+        previous=previous,
+        body_diff=word_diff(before.body_md, revision.body_md),
+        title_diff=word_diff(before.title, revision.title),
+        tags_diff=word_diff(before.tags, revision.tags),
+        summary_diff=word_diff(before.summary, revision.summary),
+    )
+
+
+@login_required
+def restore_revision(request: Request, slug: str, number: int) -> Response:
+    """Make a revision's content current again, as a new revision; nothing is overwritten."""
+    post = get_post_or_404(request, slug, check_author=True)
+    revision = get_revision_or_404(request, post, number)
+    db = get_db(request)
+    previous_body = post.body_md
+    post.title = revision.title
+    render_onto(post, revision.body_md, render_markdown(revision.body_md), revision.summary)
+    post.tags = resolve_tags(db, parse_tags(Form({"tags": revision.tags}, ("tags",))))
+    post.updated_at = utcnow()
+    new = add_revision(db, post, "restore", current_user(request), previous_body)
+    post.revision = new.number
+    db.commit()
+    flash(f"Restored revision {number} as revision {new.number}.", "success")
+    return redirect(url_for("show_post", slug=post.slug))
+
+
+def register(app: App) -> None:
+    app.add_route("/posts/<slug:slug>/revisions", list_revisions)
+    app.add_route("/posts/<slug:slug>/revisions/<int:number>", show_revision)
+    app.add_route(
+        "/posts/<slug:slug>/revisions/<int:number>/restore", restore_revision, methods=["POST"]
+    )

@@ -1,0 +1,110 @@
+"""The trash: deleted posts wait here, restorable, until purged after TRASH_DAYS days."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pyproject.auth import current_user, login_required
+from pyproject.cli import PREPARE_STEPS, command
+from pyproject.db import Database, get_database, get_db
+from pyproject.errors import Forbidden, NotFound
+from pyproject.lib import (
+    App,
+    Request,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
+from pyproject.models import GoneSlug, OldSlug, Post, utcnow
+from pyproject.posts import can_edit
+
+
+def trashed_post_or_404(request: Request, slug: str) -> Post:
+    """Give a post in the trash that the signed-in user may restore or purge."""
+    post = get_db(request).scalar(
+        select(Post).where(Post.slug == slug, Post.deleted_at.is_not(None))
+    )
+    if post is None:
+        raise NotFound("There is no post with that slug in the trash.")
+    if not can_edit(current_user(request), post):
+        raise Forbidden("Only the post's author or an administrator can do that.")
+    return post
+
+
+def purge(db: Session, post: Post) -> None:
+    """Delete a post for good; its URLs (current and earlier slugs) answer 410 from now on."""
+    slugs = [post.slug, *db.scalars(select(OldSlug.slug).where(OldSlug.post_id == post.id))]
+    for slug in slugs:
+        if db.get(GoneSlug, slug) is None:
+            db.add(GoneSlug(slug=slug, title=post.title, gone_at=utcnow()))
+    db.delete(post)
+
+
+def purge_expired(database: Database, days: int) -> int:
+    """Purge every post that has been in the trash longer than `days`; give how many."""
+    cutoff = utcnow() - timedelta(days=days)
+    with database.write() as db:
+        posts = list(db.scalars(select(Post).where(Post.deleted_at < cutoff)))
+        for post in posts:
+            purge(db, post)
+    return len(posts)
+
+
+@login_required
+def trash(request: Request) -> str:
+    """The signed-in author's trashed posts (admins: everyone's)."""
+    user = current_user(request)
+    query = select(Post).where(Post.deleted_at.is_not(None)).order_by(Post.deleted_at.desc())
+    if not user.is_admin:
+        query = query.where(Post.author_id == user.id)
+    posts = list(get_db(request).scalars(query))
+    days = int(current_app().config["TRASH_DAYS"])
+    return render_template("trash/index.html", posts=posts, purge_after=timedelta(days=days))
+
+
+@login_required
+def restore_post(request: Request, slug: str) -> Response:
+    """Take a post out of the trash, as it was."""
+    post = trashed_post_or_404(request, slug)
+    post.deleted_at = None
+    get_db(request).commit()
+    flash(f"“{post.title}” is restored.", "success")
+    return redirect(url_for("show_post", slug=post.slug))
+
+
+@login_required
+def purge_post(request: Request, slug: str) -> Response:
+    """Delete a trashed post for good."""
+    post = trashed_post_or_404(request, slug)
+    db = get_db(request)
+    title = post.title
+    purge(db, post)
+    db.commit()
+    flash(f"“{title}” is deleted for good.", "success")
+    return redirect(url_for("trash"))
+
+
+@command("purge-trash", "delete for good the posts in the trash for longer than TRASH_DAYS")
+def purge_trash_command(app: App, args: Any) -> int:
+    count = purge_expired(get_database(app), int(app.config["TRASH_DAYS"]))
+    print(f"Purged {count} post{'s' if count != 1 else ''} from the trash.")
+    return 0
+
+
+def _purge_on_start(app: App) -> None:
+    purge_expired(get_database(app), int(app.config["TRASH_DAYS"]))
+
+
+def register(app: App) -> None:
+    app.add_route("/trash", trash)
+    app.add_route("/posts/<slug:slug>/restore", restore_post, methods=["POST"])
+    app.add_route("/posts/<slug:slug>/purge", purge_post, methods=["POST"])
+    if _purge_on_start not in PREPARE_STEPS:
+        PREPARE_STEPS.append(_purge_on_start)
