@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyproject import db
+from pyproject import caching, db
 from pyproject.config import ROOT, load_config
 from pyproject.db import Database
 from pyproject.lib import App, Request
@@ -34,6 +34,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     app.trusted_origins = [origin_of(config["BASE_URL"])]
     database = Database(config["DATABASE_URL"])
     db.init_app(app, database)
+    caching.track_changes(database.sessions)
+    caching.init_app(app, ROOT)
     app.session_interface = SessionInterface(
         config.get("SESSION_STORE") or DatabaseSessionStore(database),
         cookie_name=config["SESSION_COOKIE_NAME"],
@@ -47,15 +49,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     )
     app.wsgi_app = app.static_files
 
-    from pyproject import auth, commands, editor, posts, revisions, site, trash
+    from pyproject import api, auth, commands, editor, feeds, posts, revisions, search, site, trash
 
-    site.register(app)
-    auth.register(app)
-    posts.register(app)
-    editor.register(app)
-    revisions.register(app)
-    trash.register(app)
-    commands.register(app)
+    for area in (site, auth, posts, editor, revisions, trash, search, feeds, api, commands):
+        area.register(app)
     return app
 
 

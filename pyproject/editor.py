@@ -210,21 +210,20 @@ def add_revision(db: Session, post: Post, kind: str, user: User, previous_body: 
     return revision
 
 
-def resolve_tags(db: Session, pairs: list[tuple[str, str]]) -> list[Tag]:
-    """Give Tag rows for (name, slug) pairs, creating the ones that do not exist yet."""
-    if not pairs:
-        return []
-    slugs = [slug for _, slug in pairs]
-    existing = {t.slug: t for t in db.scalars(select(Tag).where(Tag.slug.in_(slugs)))}
-    tags = []
-    for name, slug in pairs:
-        tag = existing.get(slug)
-        if tag is None:
-            tag = Tag(name=name, slug=slug)
-            db.add(tag)
-            existing[slug] = tag
-        tags.append(tag)
-    return tags
+def set_tags(db: Session, post: Post, pairs: list[tuple[str, str]]) -> None:
+    """Give a post these tags (by (name, slug)), creating tags that do not exist yet."""
+    tags: list[Tag] = []
+    if pairs:
+        slugs = [slug for _, slug in pairs]
+        existing = {t.slug: t for t in db.scalars(select(Tag).where(Tag.slug.in_(slugs)))}
+        for name, slug in pairs:
+            tag = existing.get(slug)
+            if tag is None:
+                tag = existing[slug] = Tag(name=name, slug=slug)
+                db.add(tag)
+            tags.append(tag)
+    post.tags = tags
+    post.tag_names = " ".join(tag.name for tag in tags)
 
 
 def render_onto(post: Post, body: str, rendered: Rendered, summary: str) -> None:
@@ -244,7 +243,7 @@ def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) ->
     now = utcnow()
     post.title = data.title
     render_onto(post, data.body, rendered, data.summary)
-    post.tags = resolve_tags(db, data.tags)
+    set_tags(db, post, data.tags)
     if data.publish_at is not None:
         post.published_at = data.publish_at
     elif data.status == "published" and post.published_at is None:
@@ -510,7 +509,7 @@ def autosave_new(request: Request) -> Response:
     )
     render_onto(post, fields["body"], rendered, fields["summary"].strip())
     form = Form({"tags": fields["tags"]}, ("tags",))
-    post.tags = resolve_tags(db, parse_tags(form))
+    set_tags(db, post, parse_tags(form))
     db.add(post)
     db.flush()
     revision = add_revision(db, post, "save", user, "")

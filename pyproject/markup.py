@@ -114,9 +114,10 @@ _URL_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 # A start tag as the HTML tokenizer sees one: "<", an ASCII letter, a name up to a space, "/"
 # or ">". It also matches inside comments and scripts, which only costs a needless extra pass.
 _START_TAG = re.compile(r"<([a-zA-Z][^\t\n\f\r />]*)")
-# Enough for every repair html5lib makes to settle (hypothesis has never needed more than 2).
-_MAX_EXTRA_PASSES = 4
-_WORD = re.compile(r"\w+(?:['’.\-]\w+)*")
+# Enough for every repair html5lib makes to settle: hypothesis has never needed more than 3.
+_MAX_EXTRA_PASSES = 6
+# A word: letters and digits, held together by apostrophes (' and \u2019), dots and hyphens.
+_WORD = re.compile(r"\w+(?:['\u2019.\-]\w+)*")
 
 # Elements that do not break a word in two; every other tag is a boundary between words.
 _INLINE_TAGS = frozenset(
@@ -473,7 +474,7 @@ def _truncate(text: str, limit: int) -> str:
         space = cut.rfind(" ")
         if space > 0:
             cut = cut[:space]
-    return (cut.rstrip(" ,;:.—–-") or cut) + "…"
+    return (cut.rstrip(" ,;:.\u2014\u2013-") or cut) + "…"
 
 
 # --- stylesheet ---------------------------------------------------------------------------

@@ -123,6 +123,8 @@ class Post(Base):
     # The number of the revision this content is; the edit form sends it back, and a save
     # only applies if it still matches (two tabs, two authors: one wins, one gets a 409).
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The tag names, space-separated, kept beside the link table for the search index.
+    tag_names: Mapped[str] = mapped_column(Text, default="")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
@@ -241,3 +243,13 @@ class LoginAttempt(Base):
         Index("ix_login_attempts_account", "account", "attempted_at"),
         Index("ix_login_attempts_addr", "remote_addr", "attempted_at"),
     )
+
+
+class SiteState(Base):
+    """One row: a version every change readers could see bumps (for validators and caches)."""
+
+    __tablename__ = "site_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,6 +12,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from pyproject.auth import current_user, login_required
+from pyproject.caching import reader_page
 from pyproject.db import get_database, get_db
 from pyproject.errors import Forbidden, Gone, NotFound, Redirect
 from pyproject.lib import App, Request, current_app, render_template, url_for
@@ -88,16 +89,18 @@ def can_edit(user: User | None, post: Post) -> bool:
     return user is not None and (user.is_admin or user.id == post.author_id)
 
 
-def get_post_or_404(request: Request, slug: str, *, check_author: bool = False) -> Post:
+def get_post_or_404(
+    request: Request, slug: str, *, check_author: bool = False, readers_only: bool = False
+) -> Post:
     """Give the post with this slug that the visitor may see (or edit, with check_author).
 
     An earlier slug of a post redirects (301) to the same page under its current slug;
     a post in the trash or purged from it is 410 Gone; a draft is 404 to all but its
-    author and admins.
+    author and admins (and to everyone with `readers_only`, as in the public API).
     """
     db = get_db(request)
     post = db.scalar(select(Post).options(selectinload(Post.tags)).where(Post.slug == slug))
-    user = current_user(request)
+    user = None if readers_only else current_user(request)
     if post is None:
         old = db.scalar(select(OldSlug.post_id).where(OldSlug.slug == slug))
         if old is not None:
@@ -149,6 +152,7 @@ def tag_slug(name: str) -> str:
 # --- reading pages -----------------------------------------------------------------------
 
 
+@reader_page(refresh_seconds=60)
 def home(request: Request) -> str:
     """The newest published posts, and the week's most read."""
     db = get_db(request)
@@ -157,6 +161,7 @@ def home(request: Request) -> str:
     return render_template("posts/index.html", page=page, popular=popular_posts(db, now))
 
 
+@reader_page
 def archive(request: Request) -> str:
     """Every published post, newest first."""
     db = get_db(request)
@@ -164,6 +169,7 @@ def archive(request: Request) -> str:
     return render_template("posts/archive.html", page=page)
 
 
+@reader_page
 def show_post(request: Request, slug: str) -> Any:
     """One post."""
     post = get_post_or_404(request, slug)
@@ -190,6 +196,7 @@ def drafts(request: Request) -> str:
     return render_template("posts/drafts.html", page=page, now=utcnow())
 
 
+@reader_page
 def tags_index(request: Request) -> str:
     """Every tag with its number of published posts."""
     db = get_db(request)
@@ -205,6 +212,7 @@ def tags_index(request: Request) -> str:
     return render_template("tags/index.html", tags=rows)
 
 
+@reader_page
 def show_tag(request: Request, tag: str) -> str:
     """A tag's published posts."""
     db = get_db(request)
@@ -218,6 +226,7 @@ def show_tag(request: Request, tag: str) -> str:
     return render_template("tags/show.html", tag=found, page=page)
 
 
+@reader_page
 def show_author(request: Request, username: str) -> str:
     """An author's bio and published posts."""
     db = get_db(request)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from pyproject.auth import current_user, login_required
 from pyproject.db import get_db
 from pyproject.diffing import word_diff
-from pyproject.editor import add_revision, parse_tags, render_onto, resolve_tags
+from pyproject.editor import add_revision, parse_tags, render_onto, set_tags
 from pyproject.errors import NotFound
 from pyproject.forms import Form
 from pyproject.lib import App, Request, Response, flash, redirect, render_template, url_for
@@ -68,7 +68,7 @@ def restore_revision(request: Request, slug: str, number: int) -> Response:
     previous_body = post.body_md
     post.title = revision.title
     render_onto(post, revision.body_md, render_markdown(revision.body_md), revision.summary)
-    post.tags = resolve_tags(db, parse_tags(Form({"tags": revision.tags}, ("tags",))))
+    set_tags(db, post, parse_tags(Form({"tags": revision.tags}, ("tags",))))
     post.updated_at = utcnow()
     new = add_revision(db, post, "restore", current_user(request), previous_body)
     post.revision = new.number

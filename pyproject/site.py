@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyproject.lib import App, Request
+from pyproject.lib.http import http_date
 from pyproject.models import utcnow
 
 
@@ -50,11 +52,27 @@ def register(app: App) -> None:
     def iso(value: datetime | None) -> str:
         return value.astimezone(UTC).isoformat(timespec="seconds") if value else ""
 
-    app.jinja_env.filters.update(relative=relative_time, date=date_format, iso=iso, localtime=local)
+    host = urlsplit(app.config["BASE_URL"]).hostname
+
+    def entry_id(post: Any) -> str:
+        # A tag URI: stays the same when the post's slug or the site's scheme changes.
+        return f"tag:{host},{post.created_at:%Y-%m-%d}:post-{post.id}"
+
+    app.jinja_env.filters.update(
+        relative=relative_time,
+        date=date_format,
+        iso=iso,
+        localtime=local,
+        rfc822=http_date,
+        entry_id=entry_id,
+    )
 
     @app.context_processor
     def site_context(request: Request | None) -> dict[str, Any]:
         canonical = ""
         if request is not None:
-            canonical = app.config["BASE_URL"] + request.path
+            canonical = app.config["BASE_URL"] + quote(request.path, safe="/:@!$&'()*+,;=-._~")
+            page = request.args.get("page") if request.query_string else None
+            if page and page.isdigit() and page != "1":
+                canonical += f"?page={page}"
         return {"canonical_url": canonical, "site_name": app.config["SITE_NAME"]}

@@ -1,0 +1,138 @@
+"""Full-text search over published posts: one interface, an engine per database.
+
+SQLite uses the FTS5 table the migrations keep in sync by triggers, ranked with bm25;
+PostgreSQL uses the weighted tsvector column with its GIN index and
+websearch_to_tsquery. Either way the visitor's words are never handed to the database
+as query syntax they could break: no query can cause an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html import escape
+
+from markupsafe import Markup
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from pyproject.caching import reader_page
+from pyproject.db import get_db
+from pyproject.lib import App, Request, render_template
+from pyproject.models import Post, UTCDateTime, utcnow
+from pyproject.posts import page_number
+
+PER_PAGE = 10
+QUERY_MAX = 1000
+MAX_TERMS = 32
+_WORD = re.compile(r"\w+", re.UNICODE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Markers the database puts around matched words; they cannot occur in stored text
+# because the form layer refuses control characters.
+START, STOP = "\x02", "\x03"
+
+
+@dataclass
+class Hit:
+    post: Post
+    snippet: Markup
+
+
+@dataclass
+class SearchPage:
+    query: str
+    hits: list[Hit]
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def clean_query(raw: str) -> str:
+    """Give the query as the visitor meant it: control characters gone, length capped."""
+    return " ".join(_CONTROL.sub(" ", raw[:QUERY_MAX]).split())
+
+
+def terms(query: str) -> list[str]:
+    """Give the words of a query (letters and digits of any script), at most MAX_TERMS."""
+    return _WORD.findall(query)[:MAX_TERMS]
+
+
+def highlight(snippet: str) -> Markup:
+    """Give a snippet escaped, with the database's match markers turned into <mark>."""
+    html = escape(snippet.replace(START, "\x00s").replace(STOP, "\x00e"))
+    html = html.replace("\x00s", "<mark>").replace("\x00e", "</mark>")
+    return Markup(html)  # noqa: S704 - escaped above; only our own <mark> tags are added
+
+
+def search(db: Session, query: str, number: int = 1, per_page: int = PER_PAGE) -> SearchPage:
+    """Give page `number` of the published posts matching `query`, best first."""
+    query = clean_query(query)
+    words = terms(query)
+    if not words:
+        return SearchPage(query, [], number, False)
+    engine = _postgres_search if db.get_bind().dialect.name == "postgresql" else _sqlite_search
+    rows = engine(db, query, words, per_page + 1, (number - 1) * per_page)
+    posts = {
+        post.id: post
+        for post in db.scalars(
+            select(Post).options(selectinload(Post.tags)).where(Post.id.in_([r[0] for r in rows]))
+        )
+    }
+    hits = [Hit(posts[pid], highlight(snippet or "")) for pid, snippet in rows if pid in posts]
+    return SearchPage(query, hits[:per_page], number, len(rows) > per_page)
+
+
+def _run(db: Session, sql: str, params: dict[str, object]) -> list[tuple[int, str]]:
+    statement = text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+    return [(row.id, row.snippet) for row in db.execute(statement, {"now": utcnow(), **params})]
+
+
+_VISIBLE = "posts.status = 'published' AND posts.deleted_at IS NULL AND posts.published_at <= :now"
+
+
+def _sqlite_search(
+    db: Session, query: str, words: list[str], limit: int, offset: int
+) -> list[tuple[int, str]]:
+    # Each word quoted as an FTS5 string: operators, quotes and colons lose their meaning.
+    quoted = [f'"{w}"' for w in words]
+    sql = f"""
+        SELECT posts_fts.rowid AS id,
+               snippet(posts_fts, -1, '{START}', '{STOP}', '…', 16) AS snippet
+        FROM posts_fts JOIN posts ON posts.id = posts_fts.rowid
+        WHERE posts_fts MATCH :match AND {_VISIBLE}
+        ORDER BY bm25(posts_fts, 10.0, 3.0, 1.0, 5.0), posts.published_at DESC
+        LIMIT :limit OFFSET :offset
+    """  # noqa: S608 - interpolated pieces are our own constants
+    return _run(db, sql, {"match": " ".join(quoted), "limit": limit, "offset": offset})
+
+
+def _postgres_search(
+    db: Session, query: str, words: list[str], limit: int, offset: int
+) -> list[tuple[int, str]]:
+    sql = f"""
+        SELECT posts.id AS id,
+               ts_headline('english', posts.summary || ' ' || left(posts.body_md, 20000), q,
+                           'StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12') AS snippet
+        FROM posts, websearch_to_tsquery('english', :q) AS q
+        WHERE posts.search_vector @@ q AND {_VISIBLE}
+        ORDER BY ts_rank_cd(posts.search_vector, q) DESC, posts.published_at DESC
+        LIMIT :limit OFFSET :offset
+    """  # noqa: S608 - interpolated pieces are our own constants
+    # websearch_to_tsquery accepts any text; a query of operators alone becomes its words.
+    q = query if any(c.isalnum() for c in query) else " ".join(words)
+    return _run(db, sql, {"q": q, "limit": limit, "offset": offset})
+
+
+@reader_page
+def search_page(request: Request) -> str:
+    """GET /search?q=...: ranked results with highlighted snippets, 10 a page."""
+    raw = request.args.get("q", "")
+    results = search(get_db(request), raw, page_number(request))
+    return render_template("search/results.html", results=results)
+
+
+def register(app: App) -> None:
+    app.add_route("/search", search_page)
