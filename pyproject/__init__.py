@@ -34,8 +34,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     app.trusted_origins = [origin_of(config["BASE_URL"])]
     database = Database(config["DATABASE_URL"])
     db.init_app(app, database)
-    caching.track_changes(database.sessions)
-    caching.init_app(app, ROOT)
+    caching.init_app(app, ROOT, database)
     app.session_interface = SessionInterface(
         config.get("SESSION_STORE") or DatabaseSessionStore(database),
         cookie_name=config["SESSION_COOKIE_NAME"],

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pyproject.db import get_db
-from pyproject.lib import App, Request, current_app
+from pyproject.db import Database
+from pyproject.lib import App, Request, Response, current_app
+from pyproject.lib.datastructures import Headers
 from pyproject.lib.response import not_modified, with_validators
 from pyproject.models import Post, SiteState, Tag, User, utcnow
 
@@ -52,20 +57,143 @@ def templates_version(folders: Iterable[Path]) -> str:
     return digest.hexdigest()[:10]
 
 
+# The site version, when it last changed, the newest visible publication time, and the
+# next scheduled one (when the answer will change by itself).
+_STATE_SQL = (
+    "SELECT (SELECT version FROM site_state WHERE id = 1),"
+    " (SELECT changed_at FROM site_state WHERE id = 1),"
+    " (SELECT max(published_at) FROM posts WHERE status = 'published'"
+    "  AND deleted_at IS NULL AND published_at <= %(now)s),"
+    " (SELECT min(published_at) FROM posts WHERE status = 'published'"
+    "  AND deleted_at IS NULL AND published_at > %(now)s)"
+)
+
+
+class ContentState:
+    """What anonymous readers see now, as validators: cheap to ask, shared by all workers.
+
+    On SQLite each thread keeps one read-only connection and asks `PRAGMA data_version`,
+    which changes only when another connection commits: while it stays the same, and no
+    scheduled post has fallen due, the validators computed last time still hold, and no
+    query runs at all. On PostgreSQL one small query runs per request.
+    """
+
+    def __init__(self, database: Database, templates_version: str) -> None:
+        self.database = database
+        self.templates_version = templates_version
+        self.sqlite_path = (
+            database.engine.url.database if database.engine.dialect.name == "sqlite" else None
+        )
+        self._local = threading.local()
+
+    def validators(self) -> tuple[str, datetime]:
+        """Give the ETag (opaque part) and Last-Modified of every anonymous page right now."""
+        now = utcnow()
+        if self.sqlite_path is None:
+            return self._compute(self._query_postgres(now), now)
+        local = self._local
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = sqlite3.connect(
+                self.sqlite_path, check_same_thread=False, isolation_level=None
+            )
+            connection.execute("PRAGMA query_only = 1")
+            local.data_version = None
+        data_version = connection.execute("PRAGMA data_version").fetchone()[0]
+        cached = getattr(local, "cached", None)
+        if (
+            cached is not None
+            and data_version == local.data_version
+            and cached[2] <= now
+            and (cached[3] is None or now < cached[3])
+        ):
+            return cached[0], cached[1]
+        rows = self._query_sqlite(connection, now)
+        etag, last_modified = self._compute(rows, now)
+        local.data_version = data_version
+        local.cached = (etag, last_modified, now, rows[3])
+        return etag, last_modified
+
+    def _query_sqlite(self, connection: sqlite3.Connection, now: datetime) -> tuple[Any, ...]:
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        row = connection.execute(
+            _STATE_SQL.replace("%(now)s", "?"),
+            (stamp, stamp),
+        ).fetchone()
+        return tuple(_parse_sqlite_time(v) if isinstance(v, str) else v for v in row)
+
+    def _query_postgres(self, now: datetime) -> tuple[Any, ...]:
+        with self.database.engine.connect() as connection:
+            return tuple(
+                connection.exec_driver_sql(
+                    _STATE_SQL,
+                    {"now": now},
+                ).one()
+            )
+
+    def _compute(self, rows: tuple[Any, ...], now: datetime) -> tuple[str, datetime]:
+        version, changed_at, newest, _next_due = rows
+        changed_at = changed_at or now
+        last_modified = max(changed_at, newest) if newest else changed_at
+        stamp = int(newest.timestamp()) if newest else 0
+        return f"{self.templates_version}-{version or 0}-{stamp}", last_modified
+
+
+def _parse_sqlite_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@dataclass
+class CachedPage:
+    etag: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    on_hit: Callable[[], None] | None = None
+
+
+class PageCache:
+    """A per-worker cache of rendered anonymous pages, keyed by URL, checked by ETag.
+
+    An entry is only served while its ETag is the current one, so a change anywhere
+    (on any worker or host) retires every entry at once; the size is bounded in bytes.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, CachedPage] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str, etag: str) -> CachedPage | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.etag != etag:
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: CachedPage) -> None:
+        if len(entry.body) > self.max_bytes // 8:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._size -= len(old.body)
+            self._entries[key] = entry
+            self._size += len(entry.body)
+            while self._size > self.max_bytes and self._entries:
+                _, evicted = self._entries.popitem(last=False)
+                self._size -= len(evicted.body)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 def reader_validators(request: Request) -> tuple[str, datetime]:
     """Give the ETag (opaque part) and Last-Modified of what anonymous readers see now."""
-    db = get_db(request)
-    now = utcnow()
-    state = db.execute(select(SiteState.version, SiteState.changed_at)).first()
-    newest = db.scalar(
-        select(func.max(Post.published_at)).where(
-            Post.status == "published", Post.published_at <= now, Post.deleted_at.is_(None)
-        )
-    )
-    version, changed_at = (state.version, state.changed_at) if state else (0, now)
-    last_modified = max(changed_at, newest) if newest else changed_at
-    stamp = int(newest.timestamp()) if newest else 0
-    return f"{current_app().extensions['templates_version']}-{version}-{stamp}", last_modified
+    return current_app().extensions["content_state"].validators()
 
 
 def is_anonymous(request: Request) -> bool:
@@ -77,17 +205,21 @@ def is_anonymous(request: Request) -> bool:
 def reader_page(
     view: Callable[..., Any] | None = None, *, refresh_seconds: int | None = None
 ) -> Any:
-    """Make a view answer anonymous readers' revalidations with 304 before it runs.
+    """Make a view answer anonymous readers from validators and a page cache.
 
-    `refresh_seconds` mixes a time bucket into the ETag, for pages that also show
-    something that changes without a write readers could see (view counts).
+    A revalidation that matches is a 304 before the view runs; a page rendered since
+    the last change is served from this worker's cache. `refresh_seconds` mixes a time
+    bucket into the ETag, for pages that also show what changes without a write readers
+    could see (view counts). A view may set `response.on_cache_hit` to something to run
+    when its cached page is served (counting a view).
     """
 
     def decorate(func_: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func_)
         def wrapper(request: Request, **kwargs: Any) -> Any:
-            if not is_anonymous(request) or request.method not in ("GET", "HEAD"):
+            if request.method not in ("GET", "HEAD") or not is_anonymous(request):
                 return func_(request, **kwargs)
+            app = current_app()
             etag, last_modified = reader_validators(request)
             if refresh_seconds:
                 etag += f"-{int(utcnow().timestamp()) // refresh_seconds}"
@@ -95,10 +227,29 @@ def reader_page(
             if early is not None:
                 early.headers.set("Cache-Control", "public, no-cache")
                 return early
-            response = current_app().make_response(func_(request, **kwargs))
+            cache: PageCache = app.extensions["page_cache"]
+            key = request.environ.get("PATH_INFO", "") + "?" + request.query_string
+            entry = cache.get(key, etag)
+            if entry is not None:
+                if entry.on_hit is not None:
+                    entry.on_hit()
+                return Response(entry.body, entry.status, Headers(entry.headers))
+            response = app.make_response(func_(request, **kwargs))
             if response.status_code == 200:
                 with_validators(response, etag=etag, last_modified=last_modified)
                 response.headers.setdefault("Cache-Control", "public, no-cache")
+                if not response.vary_cookie and isinstance(response.body, str | bytes):
+                    body = response.get_data()
+                    cache.put(
+                        key,
+                        CachedPage(
+                            etag,
+                            200,
+                            response.headers.items(),
+                            body,
+                            getattr(response, "on_cache_hit", None),
+                        ),
+                    )
             return response
 
         return wrapper
@@ -106,6 +257,10 @@ def reader_page(
     return decorate(view) if view is not None else decorate
 
 
-def init_app(app: App, root: Path) -> None:
-    """Compute the templates' version once, at start-up."""
-    app.extensions["templates_version"] = templates_version([root / "templates", root / "static"])
+def init_app(app: App, root: Path, database: Database) -> None:
+    """Track changes, and set up the validators and the page cache of this process."""
+    track_changes(database.sessions)
+    version = templates_version([root / "templates", root / "static"])
+    app.extensions["templates_version"] = version
+    app.extensions["content_state"] = ContentState(database, version)
+    app.extensions["page_cache"] = PageCache()

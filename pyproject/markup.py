@@ -17,6 +17,7 @@ import argparse
 import html
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -31,7 +32,7 @@ from pygments.token import STANDARD_TYPES, Token
 
 # Bump whenever the same Markdown would come out as different HTML (a new extension, a changed
 # allowlist, another Pygments style class...): posts stored with an older number are re-rendered.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 
 PROSE_WORDS_PER_MINUTE = 230
 CODE_WORDS_PER_MINUTE = 100
@@ -68,6 +69,8 @@ _EXTENSION_CONFIGS = {
     },
 }
 
+# What this Markdown writes, plus a few inline elements authors type by hand. Changing the
+# allowlist changes stored HTML: bump RENDERER_VERSION with it.
 ALLOWED_TAGS = frozenset(
     {
         "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
@@ -153,15 +156,23 @@ def render_markdown(text: str) -> Rendered:
     """Give the sanitised HTML of a post's Markdown, with its table of contents and statistics.
 
     Pure: the same text always gives the same result, and the text itself is left alone.
+    Markdown nested too deeply for Python-Markdown (lists some 250 levels deep) comes out as
+    preformatted text rather than an error, so that saving never fails.
     """
     # A fresh Markdown per call: extensions such as footnotes keep per-document state on the
     # instance, and building one costs about a tenth of a millisecond.
     md = markdown.Markdown(
         extensions=_EXTENSIONS, extension_configs=_EXTENSION_CONFIGS, output_format="html"
     )
-    body = sanitize_html(md.convert(text))
+    try:
+        converted = md.convert(text)
+    except RecursionError:
+        # Python-Markdown parses nested blocks recursively; the author still sees every word.
+        converted = f"<pre><code>{html.escape(text, quote=False)}</code></pre>"
+        md.toc, md.toc_tokens = "", []
+    body = sanitize_html(converted)
     headings = tuple(_flatten_headings(md.toc_tokens))
-    toc_html = sanitize_html(md.toc) if len(headings) >= TOC_MIN_HEADINGS else ""
+    toc_html = sanitize_html(_toc_list(md.toc)) if len(headings) >= TOC_MIN_HEADINGS else ""
     scan = _scan_text(body)
     return Rendered(
         html=body,
@@ -323,7 +334,7 @@ class _ExternalLinkRel(Filter):
     It sets rather than adds, so that sanitising its own output again changes nothing.
     """
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict]:
         for token in super().__iter__():
             if token["type"] == "StartTag" and token["name"] == "a":
                 attributes = token.get("data") or {}
@@ -352,9 +363,9 @@ def _cleaner() -> Cleaner:
             strip_comments=True,
             filters=[_ExternalLinkRel],
         )
-        # bleach only keeps "&" escaped once in values it quotes with '"': a value holding a
-        # '"' would get '\'' quotes and one more "&amp;" on every pass. With '"' always,
-        # that '"' is written as "&quot;" instead.
+        # bleach undoes html5lib's escaping of "&" only in values between double quotes, and
+        # html5lib picks single quotes for a value holding a double quote: such a value would
+        # gain one more "&amp;" on every pass. Always double quotes write it as "&quot;".
         cleaner.serializer.quote_char = '"'
         cleaner.serializer.use_best_quote_char = False
     return cleaner
@@ -371,6 +382,19 @@ def _flatten_headings(tokens: list[dict]) -> list[Heading]:
         headings.append(Heading(token["level"], token["id"], html.unescape(token["name"])))
         headings.extend(_flatten_headings(token["children"]))
     return headings
+
+
+def _toc_list(toc: str) -> str:
+    """Give the toc extension's table of contents as its bare nested list.
+
+    Pages wrap it in their own ``<nav>``; the ``<div class="toc">`` around it is only wanted
+    where an author writes [TOC] in the body.
+    """
+    toc = toc.strip()
+    start, end = '<div class="toc">', "</div>"
+    if toc.startswith(start) and toc.endswith(end):
+        toc = toc[len(start) : -len(end)].strip()
+    return toc
 
 
 class _TextScan(HTMLParser):
@@ -427,6 +451,9 @@ class _TextScan(HTMLParser):
                 for _, role in self._open[index:]:
                     if role:
                         self._depth[role] -= 1
+                    if role == "paragraph" and not "".join(self.paragraph).strip():
+                        # A paragraph holding only an image is no summary: try the next one.
+                        self.paragraph = None
                 del self._open[index:]
                 return
 
@@ -442,10 +469,12 @@ class _TextScan(HTMLParser):
 
     @property
     def prose_words(self) -> int:
+        """Give the number of words outside code blocks."""
         return len(_WORD.findall("".join(self.prose)))
 
     @property
     def code_words(self) -> int:
+        """Give the number of words inside code blocks."""
         return len(_WORD.findall("".join(self.code)))
 
     def summary_text(self) -> str:

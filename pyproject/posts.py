@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from pyproject.auth import current_user, login_required
 from pyproject.caching import reader_page
 from pyproject.db import get_database, get_db
 from pyproject.errors import Forbidden, Gone, NotFound, Redirect
-from pyproject.lib import App, Request, current_app, render_template, url_for
+from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
 
 PER_PAGE = 10
@@ -134,10 +135,15 @@ def get_post_or_404(
     return post
 
 
+_COUNT_VIEW = text("UPDATE posts SET view_count = view_count + 1 WHERE id = :id")
+
+
 def count_view(post_id: int) -> None:
     """Add one to a post's view count, in SQL so concurrent views are never lost."""
-    with get_database(current_app()).write() as db:
-        db.execute(update(Post).where(Post.id == post_id).values(view_count=Post.view_count + 1))
+    with get_database(current_app()).engine.connect() as connection:
+        connection.execution_options(sqlite_immediate=True)
+        with connection.begin():
+            connection.execute(_COUNT_VIEW, {"id": post_id})
 
 
 _TAG_JUNK = re.compile(r"[^\w-]+")
@@ -170,13 +176,17 @@ def archive(request: Request) -> str:
 
 
 @reader_page
-def show_post(request: Request, slug: str) -> Any:
-    """One post."""
+def show_post(request: Request, slug: str) -> Response:
+    """One post. Readers' views are counted (the author's own are not)."""
     post = get_post_or_404(request, slug)
     user = current_user(request)
+    response = Response(
+        render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
+    )
     if post.is_published and (user is None or user.id != post.author_id):
         count_view(post.id)
-    return render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
+        response.on_cache_hit = functools.partial(count_view, post.id)
+    return response
 
 
 @login_required
