@@ -285,9 +285,14 @@ def login(request: Request) -> Any:
         return redirect(url_for("setup"))
     status = 200
     if request.method == "POST":
-        account = form.get("login").strip().lower()[:254]
+        typed = form.get("login").strip().lower()[:254]
         password = form.get("password")
         now = utcnow()
+        user = None
+        if typed:
+            user = db.scalar(select(User).where(or_(User.username == typed, User.email == typed)))
+        # One count per account, whether it is named by username or by email address.
+        account = f"user:{user.id}" if user is not None else typed
         wait = throttle_wait(db, account, request.remote_addr, now)
         if wait:
             minutes = max(1, (wait + 59) // 60)
@@ -296,16 +301,14 @@ def login(request: Request) -> Any:
                 f"Too many failed sign-ins. Try again in {minutes} minute"
                 f"{'s' if minutes != 1 else ''}.",
             )
+            form.values["password"] = ""
             response = Response(
                 render_template("auth/login.html", form=form, next_url=next_url), 429
             )
             response.headers.set("Retry-After", str(wait))
             return response
-        user = None
-        if account and len(password) <= PASSWORD_MAX:
-            user = db.scalar(
-                select(User).where(or_(User.username == account, User.email == account))
-            )
+        if len(password) > PASSWORD_MAX:
+            user = None
         ok = verify_password(user.password_hash if user else None, password[:PASSWORD_MAX])
         ok = ok and user is not None and user.is_active
         record_attempt(db, account, request.remote_addr, ok, now)
