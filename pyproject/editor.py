@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from pyproject.auth import current_user, login_required
 from pyproject.db import get_db
 from pyproject.diffing import word_diff
-from pyproject.errors import BadRequest
+from pyproject.errors import UnprocessableEntity
 from pyproject.forms import Form
 from pyproject.lib import (
     App,
@@ -453,8 +453,8 @@ def _autosave_fields(request: Request) -> dict[str, str]:
     return fields
 
 
-class AutosaveRefused(BadRequest):
-    code = 422
+class AutosaveRefused(UnprocessableEntity):
+    """An autosave whose fields are too long (answered as JSON, like every autosave)."""
 
 
 @login_required
