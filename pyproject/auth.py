@@ -28,7 +28,7 @@ from pyproject.lib import (
     url_for,
 )
 from pyproject.lib.http import is_safe_redirect
-from pyproject.models import LoginAttempt, User, utcnow
+from pyproject.models import LoginAttempt, SiteState, User, utcnow
 
 # OWASP's Argon2id recommendation (m=19 MiB, t=2, p=1); each hash takes ~20 ms here.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
@@ -255,6 +255,10 @@ NEW_USER_FIELDS = ("username", "email", "display_name", "password", "confirm")
 def setup(request: Request) -> Any:
     """First run: create the first account, as admin; afterwards this page does not exist."""
     db = get_db(request)
+    if request.method == "POST":
+        # Two first-run forms sent at once must not make two admins: hold the one-row
+        # site_state lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already queues them).
+        db.execute(select(SiteState.id).where(SiteState.id == 1).with_for_update())
     if has_users(db):
         raise NotFound()
     form = Form(request.form, NEW_USER_FIELDS)

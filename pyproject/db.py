@@ -100,14 +100,26 @@ def init_app(app: App, database: Database) -> None:
     """Attach the database to the app and close each request's session in teardown."""
     app.extensions["db"] = database
 
+    @app.after_request
+    def release_session(request: Request, response: Any) -> Any:
+        # Before the session store writes: on SQLite a POST's transaction holds the write
+        # lock, and the store's own connection would wait for it forever.
+        close_request_session(request)
+        return response
+
     @app.teardown_request
     def close_session(request: Request, error: BaseException | None) -> None:
-        session: Session | None = request.context.pop("db", None)
-        if session is not None:
-            try:
-                session.rollback()
-            finally:
-                session.close()
+        close_request_session(request)
+
+
+def close_request_session(request: Request) -> None:
+    """Roll back what the request did not commit and give its connection back."""
+    session: Session | None = request.context.pop("db", None)
+    if session is not None:
+        try:
+            session.rollback()
+        finally:
+            session.close()
 
 
 def get_database(app: App) -> Database:

@@ -41,7 +41,7 @@ def page_number(request: Request) -> int:
     raw = request.args.get("page")
     if raw is None:
         return 1
-    if not raw.isdigit() or raw.startswith("0") or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()) or raw.startswith("0") or len(raw) > 6:
         raise NotFound("There is no such page.")
     return int(raw)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,21 +16,45 @@ from pyproject.lib import App
 from pyproject.lib.testing import TestClient
 from pyproject.migrate import upgrade
 
-POSTGRES_URL = os.environ.get(
+# Where a PostgreSQL server is reachable (this machine has one with a database `test`),
+# each test run works in a database of its own, made from that one and dropped at the
+# end, so two runs at once (a developer's and CI's) never empty each other's tables.
+BASE_POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+_RUN_DATABASE = f"pyproject_test_{os.getpid()}"
+POSTGRES_URL = BASE_POSTGRES_URL.rsplit("/", 1)[0] + "/" + _RUN_DATABASE
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def postgres_unavailable_reason() -> str | None:
-    """Give why PostgreSQL cannot be used for tests, or None if it can."""
+    """Give why PostgreSQL cannot be used for tests, or None (making this run's database)."""
     try:
         import psycopg
 
-        url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(url, connect_timeout=2):
-            return None
+        with psycopg.connect(_plain(BASE_POSTGRES_URL), connect_timeout=2, autocommit=True) as c:
+            exists = c.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (_RUN_DATABASE,)
+            ).fetchone()
+            if not exists:
+                c.execute(f'CREATE DATABASE "{_RUN_DATABASE}"')
+                atexit.register(_drop_run_database)
+        return None
     except Exception as error:  # any failure means: skip, and say why
-        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {error}".splitlines()[0]
+        return f"PostgreSQL at {BASE_POSTGRES_URL} is not reachable: {error}".splitlines()[0]
+
+
+def _drop_run_database() -> None:
+    try:
+        import psycopg
+
+        with psycopg.connect(_plain(BASE_POSTGRES_URL), connect_timeout=2, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{_RUN_DATABASE}" WITH (FORCE)')
+    except Exception:  # best effort at exit
+        pass
 
 
 _PG_REASON: list[str | None] = []
@@ -42,11 +67,12 @@ def _postgres_reason() -> str | None:
 
 
 def reset_postgres() -> None:
-    """Drop every table in the test database's public schema (a clean start)."""
+    """Drop every table in this run's database (a clean start)."""
     import psycopg
 
-    url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(url, autocommit=True) as connection:
+    if _postgres_reason():
+        raise RuntimeError(_postgres_reason())
+    with psycopg.connect(_plain(POSTGRES_URL), autocommit=True) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
 

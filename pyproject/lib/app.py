@@ -100,7 +100,8 @@ class App:
         return func
 
     def after_request(self, func: Callable[[Request, Response], Response]):
-        """Run `func(request, response)` after each view; it gives the response to send."""
+        """Run `func(request, response)` on every response (error pages too); it gives the
+        response to send. They run before the session is saved and before teardown."""
         self.after_request_funcs.append(func)
         return func
 
@@ -144,6 +145,11 @@ class App:
                 error = exc
                 response = self.handle_exception(request, exc)
             try:
+                response = self.process_response(request, response)
+            except Exception as exc:  # an after-request hook failed: our bug, a 500
+                error = exc
+                response = unexpected_error_response(self, request, exc)
+            try:
                 status, headers, body = self.finalize(request, response)
             except Exception as exc:  # a header with CR/LF, a broken body: our bug, a 500
                 error = exc
@@ -167,7 +173,7 @@ class App:
         return body
 
     def full_dispatch(self, request: Request) -> Response:
-        """Give the response for a request: hooks, routing, CSRF, the view, after-hooks."""
+        """Give the response for a request: before-hooks, routing, CSRF, the view."""
         if not is_token(request.method):
             raise BadRequest("The request method is malformed.")
         request.host  # noqa: B018 - validates Host against ALLOWED_HOSTS (400 otherwise)
@@ -180,6 +186,10 @@ class App:
                 break
         if response is None:
             response = self.dispatch(request)
+        return response
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        """Run the after-request hooks, for error pages too, before the session is saved."""
         for func in reversed(self.after_request_funcs):
             response = func(request, response)
         return response

@@ -1,0 +1,754 @@
+"""Posts: who may do what, the editor's rules, slugs, tags, lists, views, preview and meta."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pytest
+from sqlalchemy import select
+
+from blog.conftest import (
+    AUTHOR,
+    BASE_URL,
+    VISITORS,
+    Cast,
+    csrf_token,
+    delete_post,
+    edit_post,
+    field_error,
+    form_of,
+    get_post,
+    make_blog_app,
+    make_cast,
+    set_post,
+    slug_of,
+    utc_ago,
+    write_post,
+)
+from pyproject.db import get_database
+from pyproject.lib import App
+from pyproject.lib.testing import TestClient, TestResponse
+from pyproject.models import Post
+
+# --- the shared world: alice's published post and her draft -----------------------------
+
+
+@dataclass
+class World:
+    cast: Cast
+    published: str
+    draft: str
+
+
+@pytest.fixture(scope="module")
+def world(shared_cast: Cast) -> World:
+    published = slug_of(
+        write_post(
+            shared_cast.author,
+            title="Alice in public",
+            body="Down the *rabbit hole*.\n\nAnd further down.",
+            tags="python, Café",
+        )
+    )
+    draft = slug_of(write_post(shared_cast.author, title="Alice's secret", status="draft"))
+    return World(shared_cast, published, draft)
+
+
+def is_login_redirect(response: TestResponse) -> bool:
+    return response.status_code == 303 and (response.location or "").startswith("/login?next=")
+
+
+LOGIN = "login"  # an expected answer: 303 to /login?next=...
+
+# Expected answer per visitor: anonymous, author (alice), other author (bob), admin.
+READS = [
+    ("GET", "/", (200, 200, 200, 200)),
+    ("HEAD", "/", (200, 200, 200, 200)),
+    ("GET", "/posts", (200, 200, 200, 200)),
+    ("GET", "/posts/{published}", (200, 200, 200, 200)),
+    ("GET", "/posts/{draft}", (404, 200, 404, 200)),
+    ("GET", "/posts/no-such-post", (404, 404, 404, 404)),
+    ("GET", "/posts/new", (LOGIN, 200, 200, 200)),
+    ("GET", "/posts/{published}/edit", (LOGIN, 200, 403, 200)),
+    ("GET", "/posts/{draft}/edit", (LOGIN, 200, 404, 200)),
+    ("GET", "/posts/no-such-post/edit", (LOGIN, 404, 404, 404)),
+    ("POST", "/posts/preview", (LOGIN, 200, 200, 200)),
+    ("GET", "/drafts", (LOGIN, 200, 200, 200)),
+    ("GET", "/tags", (200, 200, 200, 200)),
+    ("GET", "/tags/python", (200, 200, 200, 200)),
+    ("GET", "/tags/no-such-tag", (404, 404, 404, 404)),
+    ("GET", "/authors/alice", (200, 200, 200, 200)),
+    ("GET", "/authors/nobody", (404, 404, 404, 404)),
+    ("GET", "/account", (LOGIN, 200, 200, 200)),
+    ("GET", "/admin/users", (LOGIN, 403, 403, 200)),
+    ("GET", "/setup", (404, 404, 404, 404)),
+    ("GET", "/login", (200, 303, 303, 303)),
+    ("GET", "/logout", (405, 405, 405, 405)),
+    ("DELETE", "/posts/{published}", (405, 405, 405, 405)),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "visitor", "expected"),
+    [
+        pytest.param(method, path, visitor, expected, id=f"{method} {path} as {visitor}")
+        for method, path, answers in READS
+        for visitor, expected in zip(VISITORS, answers, strict=True)
+    ],
+)
+def test_who_may_read_what(
+    world: World, method: str, path: str, visitor: str, expected: int | str
+) -> None:
+    client = world.cast.client(visitor)
+    path = path.format(published=world.published, draft=world.draft)
+    if method == "POST":
+        data = {"csrf_token": csrf_token(client), "title": "T", "body": "**b**"}
+        response = client.post(path, data=data)
+    else:
+        response = client.open(method, path)
+    if expected == LOGIN:
+        assert is_login_redirect(response), (response.status_code, response.location)
+        assert response.location == "/login?next=" + quote(path, safe="")
+    else:
+        assert response.status_code == expected
+    if method == "HEAD":
+        assert response.data == b""
+
+
+# Expected answer per visitor to each change, on posts made fresh for each case.
+WRITES = [
+    ("create", (LOGIN, 303, 303, 303)),
+    ("edit published", (LOGIN, 303, 403, 303)),
+    ("edit draft", (LOGIN, 303, 404, 303)),
+    ("delete published", (LOGIN, 303, 403, 303)),
+    ("delete draft", (LOGIN, 303, 404, 303)),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "visitor", "expected"),
+    [
+        pytest.param(action, visitor, expected, id=f"{action} as {visitor}")
+        for action, answers in WRITES
+        for visitor, expected in zip(VISITORS, answers, strict=True)
+    ],
+)
+def test_who_may_change_what(
+    shared_cast: Cast, action: str, visitor: str, expected: int | str
+) -> None:
+    cast = shared_cast
+    client = cast.client(visitor)
+    verb, _, state = action.partition(" ")
+    title = f"{action} by {visitor}"
+    if verb == "create":
+        data = {"csrf_token": csrf_token(client), "title": title, "body": "B", "status": "draft"}
+        response = client.post("/posts", data=data)
+        with get_database(cast.app).read() as db:
+            created = db.scalar(select(Post).where(Post.title == title))
+        assert (created is not None) == (expected == 303)
+    else:
+        status = "published" if state == "published" else "draft"
+        slug = slug_of(write_post(cast.author, title=f"Target of {title}", status=status))
+        if verb == "edit":
+            data = form_of(cast.author.get(f"/posts/{slug}/edit"), "#post-form")
+            data.update(csrf_token=csrf_token(client), title=title)
+            response = client.post(f"/posts/{slug}/edit", data=data)
+            changed = get_post(cast.app, slug).title == title
+        else:
+            response = client.post(f"/posts/{slug}/delete", data={"csrf_token": csrf_token(client)})
+            changed = get_post(cast.app, slug).deleted_at is not None
+        assert changed == (expected == 303)
+    if expected == LOGIN:
+        assert is_login_redirect(response), (response.status_code, response.location)
+    else:
+        assert response.status_code == expected
+
+
+def test_every_change_needs_the_csrf_token(world: World) -> None:
+    author = world.cast.author
+    edit = form_of(author.get(f"/posts/{world.published}/edit"), "#post-form")
+    del edit["csrf_token"]
+    assert author.post(f"/posts/{world.published}/edit", data=edit).status_code == 403
+    assert author.post(f"/posts/{world.published}/delete", data={}).status_code == 403
+    assert author.post("/posts", data={"title": "x", "body": "y"}).status_code == 403
+    assert get_post(world.cast.app, world.published).title == "Alice in public"
+
+
+# --- the editor's rules ------------------------------------------------------------------
+
+TYPED = {
+    "title": "A title with “quotes” & <angles>",
+    "body": "First paragraph with **bold**.\n\nSecond paragraph.\n",
+    "summary": "My own summary",
+    "tags": "one, Two, drei",
+    "slug": "",
+    "status": "published",
+}
+
+BAD_INPUTS = [
+    ("title", "", "Title is required."),
+    ("title", "   ", "Title is required."),
+    ("title", "t" * 201, "Title is too long"),
+    ("title", "bell\x07title", "not allowed"),
+    ("body", "", "Body is required."),
+    ("body", "  \n\t \n", "Body is required."),
+    ("body", "b" * 200_001, "Body is too long"),
+    ("summary", "s" * 301, "Summary is too long"),
+    ("tags", ", ".join(f"tag{n}" for n in range(11)), "at most 10 tags"),
+    ("tags", "ok, " + "x" * 41, "at most 40 characters"),
+    ("tags", "fine, 🐍", "needs at least one letter or digit"),
+    ("slug", "Has Spaces", "lower-case letters"),
+    ("slug", "double--hyphen", "lower-case letters"),
+    ("slug", "-leading", "lower-case letters"),
+    ("slug", "s" * 201, "Slug is too long"),
+    ("slug", "new", "name of a page"),
+    ("status", "archived", "Choose draft or published."),
+    ("publish_at", "tomorrow", "Enter a date and time"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD_INPUTS)
+def test_a_form_with_errors_comes_back_as_typed(
+    shared_cast: Cast, field: str, value: str, message: str
+) -> None:
+    typed = {**TYPED, field: value}
+    before = count_posts(shared_cast.app)
+    response = write_post(shared_cast.author, **typed)
+    assert response.status_code == 422
+    error = field_error(response, field)
+    assert error is not None and message in error
+    if field == "status":  # radio buttons: the error sits in their fieldset
+        fieldset = response.html.select_one("#e-status").find_parent("fieldset")
+        assert fieldset.select('input[name="status"]')
+    else:
+        control = response.html.select_one(f"#f-{field}")
+        assert control is not None and "e-" + field in control.get("aria-describedby", "")
+    shown = response.form_values("#post-form")
+    for name in ("title", "body", "summary", "tags", "slug"):
+        assert shown[name] == typed[name], name
+    if field != "status":
+        assert shown["status"] == "published"
+    assert count_posts(shared_cast.app) == before
+
+
+def count_posts(app: App) -> int:
+    with get_database(app).read() as db:
+        return len(db.scalars(select(Post.id)).all())
+
+
+def test_a_form_with_errors_on_edit_comes_back_as_typed(world: World) -> None:
+    author = world.cast.author
+    values = form_of(author.get(f"/posts/{world.published}/edit"), "#post-form")
+    values.update(title="", body="New body\n\nkept", tags="kept, tags", summary="kept summary")
+    response = author.post(f"/posts/{world.published}/edit", data=values)
+    assert response.status_code == 422
+    assert field_error(response, "title") == "Title is required."
+    shown = response.form_values("#post-form")
+    for name in ("title", "body", "tags", "summary", "slug", "base_revision"):
+        assert shown[name] == values[name]
+    assert get_post(world.cast.app, world.published).title == "Alice in public"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"title": "t" * 200},
+        {"body": "word " * 40_000},
+        {"summary": "s" * 300},
+        {"tags": ", ".join(f"tag{n}" for n in range(10))},
+        {"tags": "a" * 40},
+        {"tags": "same, Same, SAME, same ," + ", ".join(f"t{n}" for n in range(9))},
+        {"slug": "s" * 200},
+    ],
+    ids=[
+        "title-200",
+        "body-200000",
+        "summary-300",
+        "ten-tags",
+        "tag-40",
+        "dupes-dont-count",
+        "slug",
+    ],
+)
+def test_the_limits_themselves_are_allowed(shared_cast: Cast, fields: dict[str, str]) -> None:
+    response = write_post(shared_cast.author, **{"title": "At the limit", **fields})
+    assert response.status_code == 303, response.html.select(".error")
+
+
+def test_summary_comes_from_the_first_paragraph_when_left_empty(shared_cast: Cast) -> None:
+    slug = slug_of(
+        write_post(
+            shared_cast.author,
+            title="Summaries",
+            body="The *first* paragraph says it.\n\nThe second does not.",
+        )
+    )
+    assert get_post(shared_cast.app, slug).summary == "The first paragraph says it."
+    custom = slug_of(write_post(shared_cast.author, title="Custom", summary="Mine."))
+    assert get_post(shared_cast.app, custom).summary == "Mine."
+
+
+def test_creating_a_post_says_so_and_shows_it(shared_cast: Cast) -> None:
+    response = write_post(shared_cast.author, title="Shown", status="draft")
+    page = shared_cast.author.get(response.location)
+    assert page.status_code == 200
+    assert "Draft saved." in page.text
+    assert page.html.h1.get_text(strip=True) == "Shown"
+
+
+def test_editing_changes_the_post_and_keeps_its_address(shared_cast: Cast) -> None:
+    slug = slug_of(write_post(shared_cast.author, title="Before the edit", tags="old"))
+    response = edit_post(shared_cast.author, slug, title="After the edit", tags="new tag")
+    assert response.status_code == 303 and response.location == f"/posts/{slug}"
+    page = shared_cast.anonymous.get(f"/posts/{slug}")
+    assert page.html.h1.get_text(strip=True) == "After the edit"
+    assert [a.get_text() for a in page.html.select("ul.tags a")] == ["new tag"]
+    response = edit_post(shared_cast.admin, slug, body="An admin fixed a typo.")
+    assert response.status_code == 303
+    assert "An admin fixed a typo." in shared_cast.anonymous.get(f"/posts/{slug}").text
+
+
+def test_a_draft_becomes_public_when_published(shared_cast: Cast) -> None:
+    slug = slug_of(write_post(shared_cast.author, title="Soon public", status="draft"))
+    assert shared_cast.anonymous.get(f"/posts/{slug}").status_code == 404
+    assert get_post(shared_cast.app, slug).published_at is None
+    assert edit_post(shared_cast.author, slug, status="published").status_code == 303
+    assert shared_cast.anonymous.get(f"/posts/{slug}").status_code == 200
+    assert get_post(shared_cast.app, slug).published_at is not None
+
+
+def test_what_authors_type_is_shown_as_text_never_as_markup(cast: Cast) -> None:
+    hostile = '<img src=x onerror="alert(1)"> & </title><script>alert(2)</script>'
+    slug = slug_of(write_post(cast.author, title=hostile, summary=hostile, tags="<b>bold</b>"))
+    for path in ("/", f"/posts/{slug}", "/tags", "/authors/alice"):
+        page = cast.anonymous.get(path)
+        assert page.html.select("img[onerror], b, main script") == [], path
+        assert "<script>alert(2)" not in page.text
+    page = cast.anonymous.get(f"/posts/{slug}")
+    assert page.html.h1.get_text() == hostile
+    assert meta(page, "property", "og:title") == hostile
+
+
+# --- slugs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("Café Déjà vu", "cafe-deja-vu"),
+        ("Straße & Œuvre", "strasse-and-oeuvre"),
+        ("  Hello,   World!  ", "hello-world"),
+        ("Ærøskøbing Łódź", "aeroskobing-lodz"),
+        ("日本語のタイトル", "post"),
+        ("New", "new-2"),
+    ],
+)
+def test_slugs_are_made_from_titles_in_ascii(cast: Cast, title: str, slug: str) -> None:
+    assert slug_of(write_post(cast.author, title=title)) == slug
+    assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
+
+
+def test_slugs_made_from_titles_are_unique(shared_cast: Cast) -> None:
+    slugs = [slug_of(write_post(shared_cast.author, title="Crème brûlée")) for _ in range(3)]
+    assert slugs == ["creme-brulee", "creme-brulee-2", "creme-brulee-3"]
+    other = slug_of(write_post(shared_cast.other, title="Crème brûlée", status="draft"))
+    assert other == "creme-brulee-4"
+
+
+def test_an_explicit_slug_is_used_lower_cased(shared_cast: Cast) -> None:
+    assert slug_of(write_post(shared_cast.author, title="Any", slug="My-Own-Slug")) == "my-own-slug"
+
+
+def test_a_taken_explicit_slug_is_a_form_error(world: World) -> None:
+    typed = {**TYPED, "slug": world.published}
+    response = write_post(world.cast.other, **typed)
+    assert response.status_code == 422
+    assert "Another post already uses this slug" in field_error(response, "slug")
+    shown = response.form_values("#post-form")
+    assert {name: shown[name] for name in ("title", "body", "summary", "tags", "slug")} == {
+        name: typed[name] for name in ("title", "body", "summary", "tags", "slug")
+    }
+    taken = edit_post(world.cast.author, world.draft, slug=world.published)
+    assert taken.status_code == 422 and field_error(taken, "slug")
+
+
+# --- drafts ------------------------------------------------------------------------------
+
+
+def titles_on(page: TestResponse, selector: str = "article.post-item h2 a") -> list[str]:
+    return [a.get_text(strip=True) for a in page.html.select(selector)]
+
+
+def test_drafts_appear_on_no_public_page(world: World) -> None:
+    reader = world.cast.anonymous
+    for path in ("/", "/posts", "/tags/python", "/authors/alice", "/tags"):
+        assert "Alice's secret" not in reader.get(path).text
+    assert "Alice in public" in reader.get("/").text
+
+
+def drafts_rows(client: TestClient) -> dict[str, str]:
+    page = client.get("/drafts")
+    return {
+        row.a.get_text(strip=True): row.get_text(" ", strip=True)
+        for row in page.html.select("tbody tr")
+    }
+
+
+def test_the_drafts_page_lists_own_posts_and_admins_see_all(cast: Cast) -> None:
+    write_post(cast.author, title="Alice's secret", status="draft")
+    write_post(cast.author, title="Alice in public")
+    write_post(cast.other, title="Bob's draft", status="draft")
+    own = drafts_rows(cast.author)
+    assert set(own) == {"Alice's secret", "Alice in public"}
+    assert "Draft" in own["Alice's secret"] and "Published" in own["Alice in public"]
+    assert set(drafts_rows(cast.other)) == {"Bob's draft"}
+    everyone = drafts_rows(cast.admin)
+    assert set(everyone) == {"Alice's secret", "Alice in public", "Bob's draft"}
+    assert AUTHOR.display_name in everyone["Alice's secret"]
+
+
+# --- lists and pagination ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cast]:
+    """A blog with eleven published posts by alice (all tagged "paged") and one draft."""
+    app = make_blog_app(tmp_path_factory.mktemp("paged"))
+    cast = make_cast(app)
+    for n in range(1, 12):
+        write_post(cast.author, title=f"Post number {n}", tags="paged")
+    write_post(cast.author, title="Unfinished", status="draft", tags="paged")
+    yield cast
+    get_database(app).dispose()
+
+
+LISTS = ["/", "/posts", "/tags/paged", "/authors/alice"]
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    ("page", "status"),
+    [
+        ("1", 200),
+        ("2", 200),
+        ("3", 404),
+        ("0", 404),
+        ("-1", 404),
+        ("abc", 404),
+        ("1.5", 404),
+        ("99999", 404),
+        ("99999999999999999999", 404),
+        ("01", 404),
+        ("", 404),
+        ("+2", 404),
+        ("%202", 404),
+        ("2&page=3", 200),
+        ("%C2%B2", 404),
+        ("%EF%BC%92", 404),
+    ],
+)
+def test_pagination_edges(paged: Cast, path: str, page: str, status: int) -> None:
+    assert paged.anonymous.get(f"{path}?page={page}").status_code == status
+
+
+def list_selector(path: str) -> str:
+    return "article.post-item h3 a" if path.startswith("/authors/") else "article.post-item h2 a"
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_lists_show_ten_newest_first_then_the_rest(paged: Cast, path: str) -> None:
+    first = paged.anonymous.get(path)
+    assert titles_on(first, list_selector(path)) == [f"Post number {n}" for n in range(11, 1, -1)]
+    older = first.html.select_one('a[rel="next"]')["href"]
+    assert first.html.select_one('a[rel="prev"]') is None
+    second = paged.anonymous.get(older)
+    assert unquote(older).endswith("page=2")
+    assert titles_on(second, list_selector(path)) == ["Post number 1"]
+    assert second.html.select_one('a[rel="next"]') is None
+    newer = second.html.select_one('a[rel="prev"]')["href"]
+    assert "page=" not in newer  # page 1 has one address
+    assert paged.anonymous.get(newer).status_code == 200
+
+
+def test_an_empty_blog_has_a_first_page_only(cast: Cast) -> None:
+    assert cast.anonymous.get("/").status_code == 200
+    assert "Nothing is published yet." in cast.anonymous.get("/posts").text
+    assert cast.anonymous.get("/?page=2").status_code == 404
+
+
+def test_list_items_show_title_author_date_summary_tags_and_reading_time(cast: Cast) -> None:
+    slug = slug_of(
+        write_post(
+            cast.author,
+            title="Everything shown",
+            body="A short first paragraph.\n\n" + "word " * 700,
+            tags="Show, tell",
+        )
+    )
+    set_post(cast.app, slug, published_at=utc_ago(days=3, hours=1))
+    for path in ("/", "/posts", "/tags/show"):
+        item = cast.anonymous.get(path).html.select_one("article.post-item")
+        assert item.select_one(".post-item-title a")["href"] == f"/posts/{slug}"
+        assert item.select_one(".post-item-title").get_text(strip=True) == "Everything shown"
+        author = item.select_one(".post-meta a")
+        assert author["href"] == "/authors/alice"
+        assert author.get_text(strip=True) == AUTHOR.display_name
+        time = item.select_one("time[datetime]")
+        assert time["datetime"].startswith(utc_ago(days=3, hours=1).date().isoformat())
+        assert time.get_text(strip=True) == "3 days ago"
+        minutes = get_post(cast.app, slug).reading_minutes
+        assert minutes >= 3
+        assert f"{minutes} min read" in item.select_one(".post-meta").get_text(" ", strip=True)
+        assert item.select_one(".summary").get_text(strip=True) == "A short first paragraph."
+        assert [a.get_text() for a in item.select("ul.tags a")] == ["Show", "tell"]
+
+
+# --- tags --------------------------------------------------------------------------------
+
+
+def test_tags_keep_their_unicode_names_and_are_deduplicated(cast: Cast) -> None:
+    slug = slug_of(
+        write_post(
+            cast.author,
+            title="Tagged",
+            tags="Python, python ,PYTHON, Café au lait, 日本語, Ελληνικά,  spaced   out ",
+        )
+    )
+    page = cast.anonymous.get(f"/posts/{slug}")
+    links = {a.get_text(): a["href"] for a in page.html.select("ul.tags a")}
+    assert set(links) == {"Python", "Café au lait", "日本語", "Ελληνικά", "spaced out"}
+    for name, href in links.items():
+        tag_page = cast.anonymous.get(href)
+        assert tag_page.status_code == 200, href
+        assert name in tag_page.html.h1.get_text()
+        assert titles_on(tag_page) == ["Tagged"]
+    index = cast.anonymous.get("/tags")
+    assert {a.get_text() for a in index.html.select("ul.tag-index a")} == set(links)
+    assert cast.anonymous.get("/tags/" + quote("日本語")).status_code == 200
+
+
+def test_the_tag_index_counts_published_posts_only(cast: Cast) -> None:
+    write_post(cast.author, title="One", tags="counted")
+    write_post(cast.other, title="Two", tags="Counted")
+    write_post(cast.author, title="Three", tags="counted, hidden", status="draft")
+    rows = {
+        li.a.get_text(): li.get_text(" ", strip=True)
+        for li in cast.anonymous.get("/tags").html.select("ul.tag-index li")
+    }
+    assert rows == {"counted": "counted 2 posts"}
+    assert titles_on(cast.anonymous.get("/tags/counted")) == ["Two", "One"]
+    assert cast.anonymous.get("/tags/COUNTED").status_code == 200
+
+
+# --- preview -----------------------------------------------------------------------------
+
+
+def preview_values(client: TestClient) -> dict[str, str]:
+    values = form_of(client.get("/posts/new"), "#post-form")
+    values.update(
+        title="Previewed title",
+        body="Some **bold** text.\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1))",
+        summary="Typed summary",
+        tags="alpha, beta",
+        slug="previewed-slug",
+        status="published",
+    )
+    return values
+
+
+def test_preview_for_script_is_a_sanitised_fragment(world: World) -> None:
+    author = world.cast.author
+    response = author.post(
+        "/posts/preview", data=preview_values(author), headers={"X-Requested-With": "fetch"}
+    )
+    assert response.status_code == 200
+    assert "<html" not in response.text.lower() and "<form" not in response.text
+    assert "<strong>bold</strong>" in response.text
+    assert "<script" not in response.text and "javascript:" not in response.text
+
+
+def test_preview_without_script_shows_the_whole_form_as_typed(world: World) -> None:
+    author = world.cast.author
+    values = preview_values(author)
+    before = count_posts(world.cast.app)
+    response = author.post("/posts/preview", data=values)
+    assert response.status_code == 200
+    preview = response.html.select_one("#preview")
+    assert preview is not None and not preview.has_attr("hidden")
+    assert preview.select_one("strong").get_text() == "bold"
+    assert preview.select_one("script") is None
+    shown = response.form_values("#post-form")
+    for name in ("title", "body", "summary", "tags", "slug", "status"):
+        assert shown[name] == values[name], name
+    assert count_posts(world.cast.app) == before
+
+
+def test_preview_while_editing_keeps_the_form_pointing_at_the_post(world: World) -> None:
+    author = world.cast.author
+    values = form_of(author.get(f"/posts/{world.published}/edit"), "#post-form")
+    values.update(body="Changed *in preview*")
+    response = author.post("/posts/preview", data=values)
+    assert response.status_code == 200
+    assert response.html.select_one("#post-form")["action"] == f"/posts/{world.published}/edit"
+    assert response.form_values("#post-form")["body"] == "Changed *in preview*"
+    assert "Changed" not in get_post(world.cast.app, world.published).body_md
+
+
+# --- deleting ----------------------------------------------------------------------------
+
+
+def test_deleting_takes_a_post_off_every_public_page(cast: Cast) -> None:
+    slug = slug_of(write_post(cast.author, title="Short-lived", tags="ephemeral"))
+    assert cast.anonymous.get("/tags/ephemeral").status_code == 200
+    response = delete_post(cast.author, slug)
+    assert response.status_code == 303
+    assert cast.anonymous.get(f"/posts/{slug}").status_code in (404, 410)
+    for path in ("/", "/posts", "/authors/alice", "/tags"):
+        assert "Short-lived" not in cast.anonymous.get(path).text
+    assert "Short-lived" not in drafts_rows(cast.author)
+
+
+def test_admins_may_delete_any_post(cast: Cast) -> None:
+    slug = slug_of(write_post(cast.other, title="Bob's post"))
+    assert delete_post(cast.admin, slug).status_code == 303
+    assert cast.anonymous.get(f"/posts/{slug}").status_code in (404, 410)
+
+
+# --- views and popularity ----------------------------------------------------------------
+
+
+def views(app: App, slug: str) -> int:
+    return get_post(app, slug).view_count
+
+
+def test_core_post_flow_on_every_database(any_db_cast: Cast) -> None:
+    cast = any_db_cast
+    slug = slug_of(write_post(cast.author, title="Hello, Wörld", tags="Python, Café"))
+    draft = slug_of(write_post(cast.author, title="Hello, Wörld", status="draft"))
+    assert (slug, draft) == ("hello-world", "hello-world-2")
+
+    assert titles_on(cast.anonymous.get("/")) == ["Hello, Wörld"]
+    for _ in range(3):
+        assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
+    assert views(cast.app, slug) == 3
+    assert cast.author.get(f"/posts/{slug}").status_code == 200  # her own view
+    assert views(cast.app, slug) == 3
+    cast.other.get(f"/posts/{slug}")
+    cast.admin.get(f"/posts/{slug}")
+    assert views(cast.app, slug) == 5
+
+    assert [cast.client(v).get(f"/posts/{draft}").status_code for v in VISITORS] == [
+        404,
+        200,
+        404,
+        200,
+    ]
+    assert views(cast.app, draft) == 0
+
+    assert titles_on(cast.anonymous.get("/tags/python")) == ["Hello, Wörld"]
+    assert titles_on(cast.anonymous.get("/authors/alice"), list_selector("/authors/")) == [
+        "Hello, Wörld"
+    ]
+    assert edit_post(cast.author, slug, title="Hello again").status_code == 303
+    assert cast.anonymous.get(f"/posts/{slug}").html.h1.get_text(strip=True) == "Hello again"
+    assert delete_post(cast.author, slug).status_code == 303
+    assert cast.anonymous.get(f"/posts/{slug}").status_code in (404, 410)
+    assert titles_on(cast.anonymous.get("/")) == []
+
+
+def popular_titles(client: TestClient) -> list[str]:
+    return [a.get_text(strip=True) for a in client.get("/").html.select("ol.popular li a")]
+
+
+def test_popular_this_week_is_the_five_most_read_of_the_last_seven_days(cast: Cast) -> None:
+    readings = {"Ten": 10, "Fifty": 50, "Thirty": 30, "Zero": 0, "Five": 5, "Forty": 40}
+    for title, count in readings.items():
+        slug = slug_of(write_post(cast.author, title=title))
+        set_post(cast.app, slug, view_count=count, published_at=utc_ago(days=6, hours=20))
+    old = slug_of(write_post(cast.author, title="Old favourite"))
+    set_post(cast.app, old, view_count=1000, published_at=utc_ago(days=7, minutes=5))
+    hidden = slug_of(write_post(cast.author, title="Draft favourite", status="draft"))
+    set_post(cast.app, hidden, view_count=5000)
+    assert popular_titles(cast.anonymous) == ["Fifty", "Forty", "Thirty", "Ten", "Five"]
+    sidebar = cast.anonymous.get("/").html.select_one("ol.popular").get_text(" ", strip=True)
+    assert "50 reads" in sidebar
+
+
+def test_reading_a_post_moves_it_up_the_popular_list(cast: Cast) -> None:
+    first = slug_of(write_post(cast.author, title="First"))
+    second = slug_of(write_post(cast.author, title="Second"))
+    set_post(cast.app, first, view_count=2)
+    set_post(cast.app, second, view_count=1)
+    assert popular_titles(cast.author) == ["First", "Second"]
+    reader = cast.app.test_client()
+    for _ in range(2):
+        reader.get(f"/posts/{second}")
+    assert popular_titles(cast.author) == ["Second", "First"]
+
+
+# --- page meta ---------------------------------------------------------------------------
+
+
+def meta(page: TestResponse, attribute: str, name: str) -> str | None:
+    tag = page.html.select_one(f'meta[{attribute}="{name}"]')
+    return tag["content"] if tag is not None else None
+
+
+PUBLIC_PAGES = [
+    "/",
+    "/?page=1",
+    "/posts",
+    "/posts/{published}",
+    "/tags",
+    "/tags/python",
+    "/authors/alice",
+]
+PRIVATE_PAGES = ["/posts/new", "/drafts", "/account", "/posts/{draft}", "/posts/{published}/edit"]
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES + PRIVATE_PAGES + ["/posts/no-such-post"])
+def test_every_page_has_a_title_and_a_description(world: World, path: str) -> None:
+    page = world.cast.author.get(path.format(published=world.published, draft=world.draft))
+    assert page.html.title.get_text(strip=True)
+    assert meta(page, "name", "description")
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_public_pages_have_a_canonical_url_from_base_url(world: World, path: str) -> None:
+    path = path.format(published=world.published, draft=world.draft)
+    page = world.cast.anonymous.get(path)
+    canonical = page.html.select_one('link[rel="canonical"]')["href"]
+    assert canonical == BASE_URL + path.removesuffix("?page=1")
+
+
+def test_a_later_page_s_canonical_url_names_the_page(paged: Cast) -> None:
+    page = paged.anonymous.get("/posts?page=2")
+    assert page.html.select_one('link[rel="canonical"]')["href"] == BASE_URL + "/posts?page=2"
+
+
+def test_posts_have_open_graph_and_twitter_card_tags(world: World) -> None:
+    page = world.cast.anonymous.get(f"/posts/{world.published}")
+    url = f"{BASE_URL}/posts/{world.published}"
+    assert page.html.title.get_text() == "Alice in public · PyProject"
+    assert meta(page, "name", "description") == "Down the rabbit hole."
+    assert meta(page, "property", "og:type") == "article"
+    assert meta(page, "property", "og:title") == "Alice in public"
+    assert meta(page, "property", "og:description") == "Down the rabbit hole."
+    assert meta(page, "property", "og:url") == url
+    assert meta(page, "name", "twitter:card") == "summary"
+    assert meta(page, "name", "twitter:title") == "Alice in public"
+    assert meta(page, "name", "twitter:description") == "Down the rabbit hole."
+    assert {t["content"] for t in page.html.select('meta[property="article:tag"]')} == {
+        "python",
+        "Café",
+    }
+
+
+def test_base_url_is_where_canonical_urls_point(make_app, tmp_path: Path) -> None:
+    app = make_app(BASE_URL="https://blog.example/")
+    client = app.test_client(base_url="https://blog.example")
+    page = client.get("/posts")
+    assert page.html.select_one('link[rel="canonical"]')["href"] == "https://blog.example/posts"
