@@ -21,6 +21,9 @@ limit_request_field_size = 8190
 # pretend to be HTTPS. Behind a reverse proxy, set FORWARDED_ALLOW_IPS to its address.
 forwarded_allow_ips = ""
 proxy_allow_ips = ""
+# gunicorn's control socket lives in one place per user, and every new instance takes it
+# over from the last: several sites (or test servers) on one machine would fight for it.
+control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = str(_settings["LOG_LEVEL"]).lower()

@@ -45,6 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         str(ROOT / "static"),
         extra_headers=security_headers(),
         check_changes=bool(config["DEBUG"]),
+        allowed_hosts=config["ALLOWED_HOSTS"],
     )
     app.wsgi_app = app.static_files
 

@@ -226,6 +226,7 @@ def reader_page(
             early = not_modified(request.environ, etag=etag, last_modified=last_modified)
             if early is not None:
                 early.headers.set("Cache-Control", "public, no-cache")
+                early.vary_cookie = True
                 return early
             cache: PageCache = app.extensions["page_cache"]
             key = request.environ.get("PATH_INFO", "") + "?" + request.query_string
@@ -233,12 +234,18 @@ def reader_page(
             if entry is not None:
                 if entry.on_hit is not None:
                     entry.on_hit()
-                return Response(entry.body, entry.status, Headers(entry.headers))
+                cached = Response(entry.body, entry.status, Headers(entry.headers))
+                cached.vary_cookie = True
+                return cached
             response = app.make_response(func_(request, **kwargs))
+            # Signed-in readers see other pages at the same URLs: caches must tell apart.
+            response.vary_cookie = True
             if response.status_code == 200:
                 with_validators(response, etag=etag, last_modified=last_modified)
                 response.headers.setdefault("Cache-Control", "public, no-cache")
-                if not response.vary_cookie and isinstance(response.body, str | bytes):
+                session = request.session
+                untouched = session is None or not session.modified
+                if untouched and isinstance(response.body, str | bytes):
                     body = response.get_data()
                     cache.put(
                         key,

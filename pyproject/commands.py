@@ -21,7 +21,8 @@ from pyproject.models import Post, User
 def register(app: App) -> None:
     """Make the database migration part of `python main.py prepare` (and `make run`)."""
     if _apply_migrations not in PREPARE_STEPS:
-        PREPARE_STEPS.append(_apply_migrations)
+        # First: every other step (purging the trash) needs the tables.
+        PREPARE_STEPS.insert(0, _apply_migrations)
 
 
 def _apply_migrations(app: App) -> None:

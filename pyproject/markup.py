@@ -165,7 +165,7 @@ def render_markdown(text: str) -> Rendered:
         extensions=_EXTENSIONS, extension_configs=_EXTENSION_CONFIGS, output_format="html"
     )
     try:
-        converted = md.convert(text)
+        converted = md.convert(_defuse_brackets(text))
     except RecursionError:
         # Python-Markdown parses nested blocks recursively; the author still sees every word.
         converted = f"<pre><code>{html.escape(text, quote=False)}</code></pre>"
@@ -183,6 +183,47 @@ def render_markdown(text: str) -> Rendered:
         summary=_truncate(scan.summary_text(), SUMMARY_LIMIT),
         version=RENDERER_VERSION,
     )
+
+
+# Python-Markdown's link parsing is quadratic in the number of "[" in one block (20,000
+# take 46 s): a block with more than this many has its brackets escaped, so it reads the
+# same but links in it are not made. No real paragraph comes near it.
+BRACKETS_PER_BLOCK = 400
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_UNESCAPED_BRACKET = re.compile(r"(?<!\\)\[")
+
+
+def _defuse_brackets(text: str) -> str:
+    if text.count("[") <= BRACKETS_PER_BLOCK:
+        return text
+    out: list[str] = []
+    block: list[str] = []
+    fence: str | None = None
+
+    def flush() -> None:
+        chunk = "".join(block)
+        if chunk.count("[") > BRACKETS_PER_BLOCK:
+            chunk = _UNESCAPED_BRACKET.sub(r"\\[", chunk)
+        out.append(chunk)
+        block.clear()
+
+    for line in text.splitlines(keepends=True):
+        opening = _FENCE.match(line)
+        if fence is None and opening:
+            flush()
+            fence = opening.group(1)[0] * 3
+            out.append(line)
+        elif fence is not None:
+            out.append(line)
+            if line.lstrip().startswith(fence):
+                fence = None
+        elif not line.strip():
+            block.append(line)
+            flush()
+        else:
+            block.append(line)
+    flush()
+    return "".join(out)
 
 
 def sanitize_html(fragment: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pyproject.errors import BadRequest
 from pyproject.lib import App, Request
 from pyproject.lib.http import http_date
 from pyproject.models import utcnow
@@ -69,10 +70,17 @@ def register(app: App) -> None:
 
     @app.context_processor
     def site_context(request: Request | None) -> dict[str, Any]:
-        canonical = ""
-        if request is not None:
-            canonical = app.config["BASE_URL"] + quote(request.path, safe="/:@!$&'()*+,;=-._~")
+        return {"canonical_url": canonical_url(request), "site_name": app.config["SITE_NAME"]}
+
+    def canonical_url(request: Request | None) -> str:
+        if request is None:
+            return ""
+        try:
+            path = request.path
             page = request.args.get("page") if request.query_string else None
-            if page and page.isdigit() and page != "1":
-                canonical += f"?page={page}"
-        return {"canonical_url": canonical, "site_name": app.config["SITE_NAME"]}
+        except BadRequest:  # an error page for an address that is not even UTF-8
+            return ""
+        canonical = app.config["BASE_URL"] + quote(path, safe="/:@!$&'()*+,;=-._~")
+        if page and page.isascii() and page.isdigit() and page != "1":
+            canonical += f"?page={page}"
+        return canonical

@@ -745,3 +745,19 @@ def test_css_command_writes_the_stylesheet(tmp_path: Path) -> None:
     target = tmp_path / "css" / "pygments.css"
     assert markup.main(["--css", str(target)]) == 0
     assert target.read_text(encoding="utf-8") == markup.pygments_css()
+
+
+def test_a_block_with_thousands_of_brackets_renders_as_text_without_links() -> None:
+    # Python-Markdown's link parsing is quadratic in brackets per block: 20,000 took 46 s.
+    text = "[" * 20_000 + " [a link](https://example.com)\n\nA normal [link](https://example.org)."
+    rendered = render_markdown(text)
+    first, second = rendered.html.split("</p>", 1)
+    assert first.count("[") == 20_001
+    assert "<a " not in first
+    assert 'href="https://example.org"' in second
+
+
+def test_brackets_inside_fenced_code_are_left_alone_when_defused() -> None:
+    text = "```\n" + "[" * 1000 + "\n```\n\n" + "[" * 500
+    rendered = render_markdown(text)
+    assert "\\[" not in rendered.html

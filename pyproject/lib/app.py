@@ -10,7 +10,7 @@ from typing import Any
 
 from pyproject.errors import BadRequest, HTTPException
 from pyproject.errors.render import error_response, plain_500, unexpected_error_response
-from pyproject.lib.http import is_token
+from pyproject.lib.http import check_header, is_token
 from pyproject.lib.request import Request
 from pyproject.lib.response import Response, finalize, json_response
 from pyproject.lib.routing import Router, RoutingError, Rule
@@ -49,6 +49,8 @@ class App:
             config.get("CONTENT_SECURITY_POLICY") or DEFAULT_CSP,
             hsts=str(config.get("BASE_URL", "")).startswith("https://"),
         )
+        for name, value in self._security_headers:
+            check_header(name, value)
         self.jinja_env = make_environment(
             template_folder,
             debug=bool(config.get("DEBUG")),
@@ -261,9 +263,11 @@ class App:
         session = getattr(request, "session", None)
         if save_session and session is not None:
             self.session_interface.save(request.environ, session, response)
-        for name, value in self._security_headers:
-            response.headers.setdefault(name, value)
-        return finalize(response, request.environ)
+        status, headers, body = finalize(response, request.environ)
+        # Added after the check in finalize(): they are constants, checked once at start-up.
+        present = {name.lower() for name, _ in headers}
+        headers.extend(h for h in self._security_headers if h[0].lower() not in present)
+        return status, headers, body
 
     def teardown(self, request: Request, error: BaseException | None) -> None:
         for func in reversed(self.teardown_funcs):

@@ -8,6 +8,29 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 
+class cached_property:  # named like the functools one it stands in for
+    """A property computed once per instance and kept in its __dict__.
+
+    functools.cached_property on Python 3.11 takes a lock on every first access, which a
+    Request (one thread, a handful of properties) pays for on every request.
+    """
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.name] = value
+        return value
+
+
 class MultiDict:
     """A mapping where a key may hold several values; `d[key]` and `get` give the first."""
 

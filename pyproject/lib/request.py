@@ -8,15 +8,15 @@ body over `max_content_length` is refused with 413 before it is read.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
 import multipart
 
 from pyproject.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
-from pyproject.lib.datastructures import EnvironHeaders, FileStorage, MultiDict
+from pyproject.lib.datastructures import EnvironHeaders, FileStorage, MultiDict, cached_property
 from pyproject.lib.http import parse_cookie, parse_options_header, prefers_json
 
 _CHUNK = 64 * 1024
@@ -142,6 +142,8 @@ class Request:
         trusts a Host header the site does not own.
         """
         raw = self.environ.get("HTTP_HOST")
+        if raw is None and self.environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+            raise BadRequest("An HTTP/1.1 request needs a Host header.")
         if raw is None:
             raw = self.environ.get("SERVER_NAME", "")
             port = self.environ.get("SERVER_PORT", "")
@@ -358,28 +360,18 @@ class Request:
         self._spooled.clear()
 
 
+_HOST_NAME = re.compile(r"([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?\Z")
+_HOST_IPV6 = re.compile(r"(\[[0-9a-fA-F:.]+\])(?::([0-9]{1,5}))?\Z")
+
+
 def split_host(host: str) -> str | None:
     """Give the host name of a Host value (port dropped), or None if the value is malformed."""
     if not host or len(host) > 255:
         return None
-    if host.startswith("["):
-        end = host.find("]")
-        if end == -1:
-            return None
-        name, rest = host[: end + 1], host[end + 1 :]
-        inner = name[1:-1]
-        if not inner or any(c not in "0123456789abcdef:." for c in inner):
-            return None
-    else:
-        name, sep, port = host.partition(":")
-        rest = sep + port
-        if not name or any(not (c.isascii() and (c.isalnum() or c in "-.")) for c in name):
-            return None
-    if rest:
-        port = rest[1:]
-        if not rest.startswith(":") or not port.isdigit() or len(port) > 5:
-            return None
-    return name
+    found = (_HOST_IPV6 if host.startswith("[") else _HOST_NAME).match(host)
+    if found is None or (found.group(2) is not None and int(found.group(2)) > 65535):
+        return None
+    return found.group(1).lower()
 
 
 def host_allowed(name: str, allowed: tuple[str, ...] | list[str]) -> bool:

@@ -147,6 +147,10 @@ class Router:
 
     def match(self, path: str, method: str, query_string: str = "") -> tuple[Rule, dict[str, Any]]:
         """Give the rule and arguments for a request, or raise 404, 405 or a 308 redirect."""
+        for rule in self._static.get(path, ()):
+            # The common case, without trying every dynamic rule's pattern.
+            if method in rule.methods:
+                return rule, {}
         candidates = self._candidates(path)
         if not candidates:
             if not path.endswith("/") and self._candidates(path + "/"):

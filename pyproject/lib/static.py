@@ -19,6 +19,7 @@ from pyproject.lib.http import (
     safe_join,
     status_line,
 )
+from pyproject.lib.request import host_allowed, split_host
 
 _EXTRA_TYPES = {
     ".css": "text/css",
@@ -50,6 +51,7 @@ class StaticFiles:
         max_age: int = 3600,
         extra_headers: list[tuple[str, str]] | None = None,
         check_changes: bool = False,
+        allowed_hosts: tuple[str, ...] | None = None,
     ) -> None:
         self.app = app
         self.directory = os.path.realpath(directory)
@@ -57,6 +59,7 @@ class StaticFiles:
         self.max_age = max_age
         self.extra_headers = list(extra_headers or ())
         self.check_changes = check_changes
+        self.allowed_hosts = allowed_hosts
         self._fingerprints: dict[str, tuple[int, int, str]] = {}
         self._url_cache: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -65,6 +68,10 @@ class StaticFiles:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(self.prefix):
             return self.app(environ, start_response)
+        if self.allowed_hosts is not None:
+            name = split_host(environ.get("HTTP_HOST", "").strip())
+            if name is None or not host_allowed(name, self.allowed_hosts):
+                return self._plain(start_response, 400, "Bad Request")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return self._plain(start_response, 405, "Method Not Allowed", [("Allow", "GET, HEAD")])

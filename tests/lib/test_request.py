@@ -674,11 +674,18 @@ def test_wildcard_allows_any_well_formed_host():
         _ = AnyHostRequest(make_environ(HTTP_HOST="a@b")).host
 
 
-def test_without_host_header_the_server_name_and_port_are_checked():
-    environ = make_environ(SERVER_NAME="localhost", SERVER_PORT="8000")
+def test_http_1_1_without_host_header_is_a_bad_request():
+    environ = make_environ()
+    del environ["HTTP_HOST"]
+    with pytest.raises(BadRequest):
+        _ = Request(environ).host
+
+
+def test_http_1_0_without_host_header_the_server_name_and_port_are_checked():
+    environ = make_environ(SERVER_NAME="localhost", SERVER_PORT="8000", SERVER_PROTOCOL="HTTP/1.0")
     del environ["HTTP_HOST"]
     assert Request(environ).host == "localhost:8000"
-    environ = make_environ(SERVER_NAME="evil.example", SERVER_PORT="80")
+    environ = make_environ(SERVER_NAME="evil.example", SERVER_PORT="80", SERVER_PROTOCOL="HTTP/1.0")
     del environ["HTTP_HOST"]
     with pytest.raises(BadRequest):
         _ = Request(environ).host
