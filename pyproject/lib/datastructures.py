@@ -126,9 +126,18 @@ class Headers:
         self._list.append((key, str(value)))
 
     def set(self, key: str, value: str) -> None:
-        """Replace every header of that name with one line."""
-        self.remove(key)
-        self._list.append((key, str(value)))
+        """Replace every header of that name with one line (where the first one stood)."""
+        lower = key.lower()
+        items = self._list
+        for index, (name, _) in enumerate(items):
+            if name.lower() == lower:
+                items[index] = (key, str(value))
+                if any(n.lower() == lower for n, _ in items[index + 1 :]):
+                    self._list = items[: index + 1] + [
+                        (n, v) for n, v in items[index + 1 :] if n.lower() != lower
+                    ]
+                return
+        items.append((key, str(value)))
 
     def setdefault(self, key: str, value: str) -> str:
         """Set a header unless it is there; give its value."""
@@ -141,7 +150,8 @@ class Headers:
     def remove(self, key: str) -> None:
         """Drop every header of that name."""
         lower = key.lower()
-        self._list = [(k, v) for k, v in self._list if k.lower() != lower]
+        if any(k.lower() == lower for k, _ in self._list):
+            self._list = [(k, v) for k, v in self._list if k.lower() != lower]
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """Give the first value of a header, or `default`."""

@@ -18,12 +18,17 @@ from urllib.parse import quote, unquote
 STATUS_PHRASES: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
 
 
+_STATUS_LINES: dict[int, str] = {
+    code: f"{code} {phrase}" for code, phrase in STATUS_PHRASES.items()
+}
+
+
 def status_line(code: int) -> str:
     """Give the WSGI status string ("404 Not Found") for a status code."""
-    phrase = STATUS_PHRASES.get(code)
-    if phrase is None:
+    line = _STATUS_LINES.get(code)
+    if line is None:
         raise ValueError(f"unknown HTTP status code {code}")
-    return f"{code} {phrase}"
+    return line
 
 
 # --- dates -----------------------------------------------------------------------------
@@ -120,10 +125,16 @@ def is_token(value: str) -> bool:
     return bool(_TOKEN_RE.match(value))
 
 
+_GOOD_NAMES: set[str] = set()
+
+
 def check_header(name: str, value: str) -> None:
     """Raise ValueError if a header name is not a token or its value holds CR, LF or NUL."""
-    if not is_token(name):
-        raise ValueError(f"invalid header name {name!r}")
+    if name not in _GOOD_NAMES:
+        if not is_token(name):
+            raise ValueError(f"invalid header name {name!r}")
+        if len(_GOOD_NAMES) < 512:  # names are few; a bounded memo of the valid ones
+            _GOOD_NAMES.add(name)
     if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"header {name} holds a CR, LF or NUL character")
 

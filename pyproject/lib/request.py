@@ -150,11 +150,20 @@ class Request:
             if port and port not in ("80", "443"):
                 raw = f"{raw}:{port}"
         host = raw.strip().lower()
-        name = split_host(host)
-        if name is None:
-            raise BadRequest("The Host header is missing or malformed.")
-        if not host_allowed(name, self.allowed_hosts):
-            raise BadRequest("This site does not answer to that host name.")
+        allowed = tuple(self.allowed_hosts)
+        known = _HOST_VERDICTS.get((host, allowed))
+        if known is None:
+            name = split_host(host)
+            if name is None:
+                known = "The Host header is missing or malformed."
+            elif not host_allowed(name, allowed):
+                known = "This site does not answer to that host name."
+            else:
+                known = ""
+            if len(_HOST_VERDICTS) < 1024:  # a bounded memo: hostile hosts cannot grow it
+                _HOST_VERDICTS[(host, allowed)] = known
+        if known:
+            raise BadRequest(known)
         return host
 
     @cached_property
@@ -360,6 +369,8 @@ class Request:
         self._spooled.clear()
 
 
+# (Host value, allowed hosts) -> "" when allowed, else why not.
+_HOST_VERDICTS: dict[tuple[str, tuple[str, ...]], str] = {}
 _HOST_NAME = re.compile(r"([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?\Z")
 _HOST_IPV6 = re.compile(r"(\[[0-9a-fA-F:.]+\])(?::([0-9]{1,5}))?\Z")
 

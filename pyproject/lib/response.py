@@ -42,11 +42,18 @@ class Response:
         if status not in STATUS_PHRASES:
             raise ValueError(f"unknown HTTP status code {status}")
         self.status_code = status
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        if content_type is None and "Content-Type" not in self.headers:
-            content_type = mimetype or self.default_mimetype
-        if content_type is not None:
-            self.headers.set("Content-Type", content_type)
+        if headers is None:
+            # The common case: no headers yet, so no lookups either.
+            self.headers = Headers()
+            self.headers._list.append(
+                ("Content-Type", content_type or mimetype or self.default_mimetype)
+            )
+        else:
+            self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+            if content_type is None and "Content-Type" not in self.headers:
+                content_type = mimetype or self.default_mimetype
+            if content_type is not None:
+                self.headers.set("Content-Type", content_type)
         self.body = body if body is not None else b""
         # Whether the response depends on the session (set by the session layer).
         self.vary_cookie = False
