@@ -246,7 +246,8 @@ def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) ->
     set_tags(db, post, data.tags)
     if data.publish_at is not None:
         post.published_at = data.publish_at
-    elif data.status == "published" and post.published_at is None:
+    elif data.status == "published" and (post.published_at is None or post.published_at > now):
+        # Published with no time given: now (also when it was scheduled for later).
         post.published_at = now
     post.status = data.status
     post.updated_at = now
@@ -331,8 +332,12 @@ def save_post(request: Request, post: Post | None) -> Any:
     db = get_db(request)
     user = current_user(request)
     if post is not None:
+        # Hold the post's row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+        # serialises writers), then compare with the revision as it is now, not as loaded.
+        db.execute(select(Post.id).where(Post.id == post.id).with_for_update())
+        db.refresh(post)
         base = form.get("base_revision")
-        if not base.isdigit() or int(base) != post.revision:
+        if not (base.isascii() and base.isdigit()) or int(base) != post.revision:
             return conflict_page(request, post, form)
     if data.slug and form.ok:
         problem = slug_problem(db, data.slug, post.id if post else None)
@@ -368,8 +373,11 @@ def save_post(request: Request, post: Post | None) -> Any:
         return conflict_page(request, db.get(Post, post.id), form)
     except IntegrityError:
         db.rollback()
+        current = None if creating else db.get(Post, post.id)
+        if current is not None and str(current.revision) != form.get("base_revision"):
+            return conflict_page(request, current, form)
         form.error("slug", "Another post took this slug a moment ago. Choose another one.")
-        return editor_page(request, form, None if creating else db.get(Post, post.id), 422)
+        return editor_page(request, form, current, 422)
     if post.is_scheduled:
         local = post.published_at.astimezone(site_zone()).strftime("%-d %B %Y at %H:%M")
         flash(f"Scheduled: it will be published on {local}.", "success")

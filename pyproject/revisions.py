@@ -40,9 +40,15 @@ def show_revision(request: Request, slug: str, number: int) -> str:
     """A revision as a word-level diff against the one before it."""
     post = get_post_or_404(request, slug, check_author=True)
     revision = get_revision_or_404(request, post, number)
+    # Against the saved text it replaced (autosaves were never the post's text), the
+    # same text its "words changed" count was taken against.
     previous = get_db(request).scalar(
         select(Revision)
-        .where(Revision.post_id == post.id, Revision.number < number)
+        .where(
+            Revision.post_id == post.id,
+            Revision.number < number,
+            Revision.kind != "autosave",
+        )
         .order_by(Revision.number.desc())
         .limit(1)
     )

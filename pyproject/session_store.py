@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,8 @@ class DatabaseSessionStore:
             row = db.execute(
                 select(SessionRecord.data, SessionRecord.expires_at).where(SessionRecord.key == key)
             ).first()
-        if row is None or row.expires_at <= utcnow():
+        # Expiry is wall-clock time, like the expires_at the interface computes.
+        if row is None or row.expires_at.timestamp() <= time.time():
             return None
         try:
             data = json.loads(row.data)
