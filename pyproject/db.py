@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,6 +120,21 @@ def close_request_session(request: Request) -> None:
             session.rollback()
         finally:
             session.close()
+
+
+# Any constant: the key of the PostgreSQL advisory lock that post writes queue on.
+_POST_WRITES_LOCK = 7_312_004
+
+
+def lock_post_writes(session: Session) -> None:
+    """Queue this transaction behind any other that writes posts, until it ends.
+
+    SQLite's BEGIN IMMEDIATE already does this for every write; on PostgreSQL it keeps two
+    saves from choosing the same new slug or creating the same new tag at once. Writing
+    posts is rare enough that one at a time costs nothing a reader would notice.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POST_WRITES_LOCK})
 
 
 def get_database(app: App) -> Database:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from pyproject.auth import current_user, login_required
-from pyproject.db import get_db
+from pyproject.db import get_db, lock_post_writes
 from pyproject.diffing import word_diff
 from pyproject.errors import UnprocessableEntity
 from pyproject.forms import Form
@@ -331,6 +331,7 @@ def save_post(request: Request, post: Post | None) -> Any:
     data = validate_post(form)
     db = get_db(request)
     user = current_user(request)
+    lock_post_writes(db)
     if post is not None:
         # Hold the post's row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
         # serialises writers), then compare with the revision as it is now, not as loaded.
@@ -504,6 +505,7 @@ def autosave_new(request: Request) -> Response:
     fields = _autosave_fields(request)
     db = get_db(request)
     user = current_user(request)
+    lock_post_writes(db)
     title = fields["title"].strip() or "Untitled draft"
     rendered = render_markdown(fields["body"])
     post = Post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from pyproject.auth import current_user, login_required
-from pyproject.db import get_db
+from pyproject.db import get_db, lock_post_writes
 from pyproject.diffing import word_diff
 from pyproject.editor import add_revision, parse_tags, render_onto, set_tags
 from pyproject.errors import NotFound
@@ -71,6 +71,8 @@ def restore_revision(request: Request, slug: str, number: int) -> Response:
     post = get_post_or_404(request, slug, check_author=True)
     revision = get_revision_or_404(request, post, number)
     db = get_db(request)
+    lock_post_writes(db)
+    db.refresh(post)
     previous_body = post.body_md
     post.title = revision.title
     render_onto(post, revision.body_md, render_markdown(revision.body_md), revision.summary)
