@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from pyproject.caching import reader_page
 from pyproject.db import get_db
-from pyproject.errors import NotFound
+from pyproject.errors import NotFound, Redirect
 from pyproject.lib import App, Request, Response, render_template, url_for
 from pyproject.models import Post, Tag, User, post_tags, utcnow
 from pyproject.posts import post_list_query, published, tag_slug, visible
@@ -21,20 +22,30 @@ ATOM = "application/atom+xml"
 RSS = "application/rss+xml"
 
 
+# Characters XML 1.0 does not allow; a post may hold them (the editor keeps what is typed),
+# so they are left out of XML answers rather than breaking the whole feed.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def feed_response(template: str, mimetype: str, **context: Any) -> Response:
-    return Response(render_template(template, **context), mimetype=mimetype)
+    return Response(_NOT_XML.sub("", render_template(template, **context)), mimetype=mimetype)
+
+
+def changed_at(post: Post) -> Any:
+    """Give when readers last saw a post change: saved, or published (if later)."""
+    return max(post.updated_at, post.published_at) if post.published_at else post.updated_at
 
 
 def _feed(request: Request, fmt: str, query: Select, title: str, page_url: str) -> Response:
     posts = list(get_db(request).scalars(published(query, utcnow()).limit(FEED_SIZE)).unique())
-    updated = max((p.updated_at for p in posts), default=utcnow())
+    updated = max((changed_at(p) for p in posts), default=utcnow())
     return feed_response(
         f"feeds/{fmt}.xml",
         ATOM if fmt == "atom" else RSS,
         posts=posts,
         feed_title=title,
         page_url=page_url,
-        self_url=str(request.environ.get("PATH_INFO", "")),
+        self_url=url_for(request.endpoint, _external=True, **request.view_args),
         updated=updated,
     )
 
@@ -54,6 +65,8 @@ def tag_atom(request: Request, tag: str) -> Response:
     found = get_db(request).scalar(select(Tag).where(Tag.slug == tag_slug(tag)))
     if found is None:
         raise NotFound("There is no such tag.")
+    if tag != found.slug:
+        raise Redirect(url_for("tag_atom", tag=found.slug), 301)
     query = post_list_query().where(
         Post.id.in_(select(post_tags.c.post_id).where(post_tags.c.tag_id == found.id))
     )
@@ -66,6 +79,8 @@ def author_atom(request: Request, username: str) -> Response:
     author = get_db(request).scalar(select(User).where(User.username == username.lower()))
     if author is None:
         raise NotFound("There is no such author.")
+    if username != author.username:
+        raise Redirect(url_for("author_atom", username=author.username), 301)
     query = post_list_query().where(Post.author_id == author.id)
     page = url_for("show_author", username=author.username, _external=True)
     return _feed(request, "atom", query, f"Posts by {author.name}", page)
@@ -78,12 +93,14 @@ def sitemap_entries(db: Session) -> list[tuple[str, Any]]:
     """Give (absolute URL, last modified or None) for every page a search engine should see."""
     now = utcnow()
     entries: list[tuple[str, Any]] = [(url_for("home", _external=True), None)]
+    # Readers saw a post change when it was saved or, if later, when it was published.
+    changed = case((Post.published_at > Post.updated_at, Post.published_at), else_=Post.updated_at)
     for slug, updated in db.execute(
-        select(Post.slug, Post.updated_at).where(*visible(now)).order_by(Post.id)
+        select(Post.slug, changed).where(*visible(now)).order_by(Post.id)
     ):
         entries.append((url_for("show_post", slug=slug, _external=True), updated))
     tag_rows = db.execute(
-        select(Tag.slug, func.max(Post.updated_at))
+        select(Tag.slug, func.max(changed))
         .join(post_tags, post_tags.c.tag_id == Tag.id)
         .join(Post, Post.id == post_tags.c.post_id)
         .where(*visible(now))
@@ -93,7 +110,7 @@ def sitemap_entries(db: Session) -> list[tuple[str, Any]]:
     for slug, updated in tag_rows:
         entries.append((url_for("show_tag", tag=slug, _external=True), updated))
     author_rows = db.execute(
-        select(User.username, func.max(Post.updated_at))
+        select(User.username, func.max(changed))
         .join(Post, Post.author_id == User.id)
         .where(*visible(now))
         .group_by(User.id, User.username)
@@ -158,6 +175,7 @@ def robots(request: Request) -> Response:
 
 
 def register(app: App) -> None:
+    app.jinja_env.filters["changed_at"] = changed_at
     app.add_route("/feed.atom", site_atom)
     app.add_route("/feed.rss", site_rss)
     app.add_route("/tags/<tag>/feed.atom", tag_atom)

@@ -37,13 +37,25 @@ def published(query: Select, now: datetime) -> Select:
 
 
 def page_number(request: Request) -> int:
-    """Give ?page=N as a positive int; anything else is a 404 (one URL per page)."""
+    """Give ?page=N as a positive int; anything else is a 404 (one URL per page).
+
+    The number is kept on the request: a page of a list names itself, page included,
+    as its canonical URL.
+    """
     raw = request.args.get("page")
     if raw is None:
-        return 1
-    if not (raw.isascii() and raw.isdigit()) or raw.startswith("0") or len(raw) > 6:
+        number = 1
+    elif not (raw.isascii() and raw.isdigit()) or raw.startswith("0") or len(raw) > 6:
         raise NotFound("There is no such page.")
-    return int(raw)
+    else:
+        number = int(raw)
+    request.context["page_number"] = number
+    return number
+
+
+def with_query(request: Request, location: str) -> str:
+    """Give a location with the request's query string kept."""
+    return f"{location}?{request.query_string}" if request.query_string else location
 
 
 @dataclass
@@ -110,9 +122,7 @@ def get_post_or_404(
                 raise Gone("This post was removed by its author.")
             if current is not None and (current.is_published or can_edit(user, current)):
                 args = {**request.view_args, "slug": current.slug}
-                location = url_for(request.endpoint, **args)
-                if request.query_string:
-                    location += "?" + request.query_string
+                location = with_query(request, url_for(request.endpoint, **args))
                 raise Redirect(location, 301 if request.method in ("GET", "HEAD") else 308)
         if db.scalar(select(GoneSlug.slug).where(GoneSlug.slug == slug)) is not None:
             raise Gone("This post was removed by its author.")
@@ -229,6 +239,8 @@ def show_tag(request: Request, tag: str) -> str:
     found = db.scalar(select(Tag).where(Tag.slug == tag_slug(tag)))
     if found is None:
         raise NotFound("There is no such tag.")
+    if tag != found.slug:
+        raise Redirect(with_query(request, url_for("show_tag", tag=found.slug)), 301)
     query = published(post_list_query(), utcnow()).where(
         Post.id.in_(select(post_tags.c.post_id).where(post_tags.c.tag_id == found.id))
     )
@@ -243,6 +255,8 @@ def show_author(request: Request, username: str) -> str:
     author = db.scalar(select(User).where(User.username == username.lower()))
     if author is None:
         raise NotFound("There is no such author.")
+    if username != author.username:
+        raise Redirect(with_query(request, url_for("show_author", username=author.username)), 301)
     query = published(post_list_query(), utcnow()).where(Post.author_id == author.id)
     page = paginate(db, query, page_number(request))
     return render_template("authors/show.html", author=author, page=page)

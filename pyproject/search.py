@@ -93,20 +93,43 @@ def _run(db: Session, sql: str, params: dict[str, object]) -> list[tuple[int, st
 _VISIBLE = "posts.status = 'published' AND posts.deleted_at IS NULL AND posts.published_at <= :now"
 
 
+# Column weights, in the index's order (title, summary, body, tags): a word in the title
+# counts as much as a hundred in the body, so a title match stays on top.
+_BM25 = "bm25(posts_fts, 100.0, 1.0, 1.0, 10.0)"
+# Candidates ranked inside the index before the visibility check (almost every indexed
+# post is visible): ranking is cheap there; joining every match to posts is not.
+_CANDIDATE_MARGIN = 100
+_SNIPPETS = text(
+    "SELECT rowid, snippet(posts_fts, -1, :start, :stop, '…', 16) FROM posts_fts "
+    "WHERE posts_fts MATCH :match AND rowid IN :ids"
+).bindparams(bindparam("ids", expanding=True), start=START, stop=STOP)
+
+
 def _sqlite_search(
     db: Session, query: str, words: list[str], limit: int, offset: int
 ) -> list[tuple[int, str]]:
     # Each word quoted as an FTS5 string: operators, quotes and colons lose their meaning.
-    quoted = [f'"{w}"' for w in words]
+    match = " ".join(f'"{w}"' for w in words)
     sql = f"""
-        SELECT posts_fts.rowid AS id,
-               snippet(posts_fts, -1, '{START}', '{STOP}', '…', 16) AS snippet
-        FROM posts_fts JOIN posts ON posts.id = posts_fts.rowid
-        WHERE posts_fts MATCH :match AND {_VISIBLE}
-        ORDER BY bm25(posts_fts, 10.0, 3.0, 1.0, 5.0), posts.published_at DESC
+        WITH ranked AS (
+            SELECT rowid AS id, {_BM25} AS score FROM posts_fts
+            WHERE posts_fts MATCH :match ORDER BY score LIMIT :cap
+        )
+        SELECT ranked.id AS id, '' AS snippet FROM ranked JOIN posts ON posts.id = ranked.id
+        WHERE {_VISIBLE}
+        ORDER BY ranked.score, posts.published_at DESC
         LIMIT :limit OFFSET :offset
     """  # noqa: S608 - interpolated pieces are our own constants
-    return _run(db, sql, {"match": " ".join(quoted), "limit": limit, "offset": offset})
+    cap = offset + limit + _CANDIDATE_MARGIN
+    params = {"match": match, "limit": limit, "offset": offset}
+    rows = _run(db, sql, {**params, "cap": cap})
+    if len(rows) < limit:
+        # Too few candidates were visible (many drafts match): rank them all.
+        rows = _run(db, sql, {**params, "cap": -1})
+    if not rows:
+        return []
+    snippets = dict(db.execute(_SNIPPETS, {"match": match, "ids": [pid for pid, _ in rows]}).all())
+    return [(pid, snippets.get(pid, "")) for pid, _ in rows]
 
 
 def _postgres_search(
@@ -118,7 +141,8 @@ def _postgres_search(
                            'StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12') AS snippet
         FROM posts, websearch_to_tsquery('english', :q) AS q
         WHERE posts.search_vector @@ q AND {_VISIBLE}
-        ORDER BY ts_rank_cd(posts.search_vector, q) DESC, posts.published_at DESC
+        ORDER BY ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q) DESC,
+                 posts.published_at DESC
         LIMIT :limit OFFSET :offset
     """  # noqa: S608 - interpolated pieces are our own constants
     # websearch_to_tsquery accepts any text; a query of operators alone becomes its words.

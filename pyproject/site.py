@@ -77,10 +77,8 @@ def register(app: App) -> None:
             return ""
         try:
             path = request.path
-            page = request.args.get("page") if request.query_string else None
         except BadRequest:  # an error page for an address that is not even UTF-8
             return ""
         canonical = app.config["BASE_URL"] + quote(path, safe="/:@!$&'()*+,;=-._~")
-        if page and page.isascii() and page.isdigit() and page != "1":
-            canonical += f"?page={page}"
-        return canonical
+        page = request.context.get("page_number", 1)  # set by lists that have pages
+        return f"{canonical}?page={page}" if page > 1 else canonical
