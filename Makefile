@@ -23,7 +23,7 @@ test: $(VENV)/.dev ## set up, then run every test
 lint: $(VENV)/.dev ## ruff (lint and format check) and bandit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -q -c pyproject.toml -r pyproject main.py
+	$(BIN)/bandit -q -ll -c pyproject.toml -r pyproject main.py
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
@@ -52,3 +52,11 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# Lighthouse on a fresh, seeded gunicorn (bench/audit.py): needs Node.js, npm and Chromium.
+.PHONY: audit
+audit: $(VENV)/.dev node_modules/.package-lock.json ## Lighthouse scores of the home page and a post
+	$(PY) bench/audit.py
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund

@@ -528,6 +528,7 @@ def autosave_new(request: Request) -> Response:
     return json_response(
         {
             "ok": True,
+            "id": post.id,
             "slug": post.slug,
             "revision": post.revision,
             "edit_url": url_for("edit_post", slug=post.slug),

@@ -91,7 +91,10 @@ def post_list_query() -> Select:
 def popular_posts(db: Session, now: datetime) -> list[Post]:
     """Give the most-read posts published in the last week."""
     query = published(
-        select(Post).where(Post.published_at >= now - timedelta(days=POPULAR_DAYS)), now
+        select(Post).where(
+            Post.published_at >= now - timedelta(days=POPULAR_DAYS), Post.view_count > 0
+        ),
+        now,
     )
     return list(
         db.scalars(query.order_by(Post.view_count.desc(), Post.id.desc()).limit(POPULAR_COUNT))

@@ -64,7 +64,8 @@ def highlight(snippet: str) -> Markup:
     """Give a snippet escaped, with the database's match markers turned into <mark>."""
     html = escape(snippet.replace(START, "\x00s").replace(STOP, "\x00e"))
     html = html.replace("\x00s", "<mark>").replace("\x00e", "</mark>")
-    return Markup(html)  # noqa: S704 - escaped above; only our own <mark> tags are added
+    # Escaped above; the only markup is our own <mark> tags.
+    return Markup(html)  # noqa: S704  # nosec B704
 
 
 def search(db: Session, query: str, number: int = 1, per_page: int = PER_PAGE) -> SearchPage:
@@ -93,9 +94,8 @@ def _run(db: Session, sql: str, params: dict[str, object]) -> list[tuple[int, st
 _VISIBLE = "posts.status = 'published' AND posts.deleted_at IS NULL AND posts.published_at <= :now"
 
 
-# Column weights, in the index's order (title, summary, body, tags): a word in the title
-# counts as much as a hundred in the body, so a title match stays on top.
-_BM25 = "bm25(posts_fts, 100.0, 1.0, 1.0, 10.0)"
+# bm25's column weights, in the index's order (title, summary, body, tags): a word in the
+# title counts as much as a hundred in the body, so a title match stays on top.
 # Candidates ranked inside the index before the visibility check (almost every indexed
 # post is visible): ranking is cheap there; joining every match to posts is not.
 _CANDIDATE_MARGIN = 100
@@ -110,16 +110,17 @@ def _sqlite_search(
 ) -> list[tuple[int, str]]:
     # Each word quoted as an FTS5 string: operators, quotes and colons lose their meaning.
     match = " ".join(f'"{w}"' for w in words)
-    sql = f"""
+    sql = """
         WITH ranked AS (
-            SELECT rowid AS id, {_BM25} AS score FROM posts_fts
-            WHERE posts_fts MATCH :match ORDER BY score LIMIT :cap
+            SELECT rowid AS id, bm25(posts_fts, 100.0, 1.0, 1.0, 10.0) AS score
+            FROM posts_fts WHERE posts_fts MATCH :match ORDER BY score LIMIT :cap
         )
         SELECT ranked.id AS id, '' AS snippet FROM ranked JOIN posts ON posts.id = ranked.id
-        WHERE {_VISIBLE}
+        WHERE posts.status = 'published' AND posts.deleted_at IS NULL
+          AND posts.published_at <= :now
         ORDER BY ranked.score, posts.published_at DESC
         LIMIT :limit OFFSET :offset
-    """  # noqa: S608 - interpolated pieces are our own constants
+    """
     cap = offset + limit + _CANDIDATE_MARGIN
     params = {"match": match, "limit": limit, "offset": offset}
     rows = _run(db, sql, {**params, "cap": cap})
@@ -135,19 +136,23 @@ def _sqlite_search(
 def _postgres_search(
     db: Session, query: str, words: list[str], limit: int, offset: int
 ) -> list[tuple[int, str]]:
-    sql = f"""
+    sql = """
         SELECT posts.id AS id,
                ts_headline('english', posts.summary || ' ' || left(posts.body_md, 20000), q,
-                           'StartSel={START}, StopSel={STOP}, MaxWords=30, MinWords=12') AS snippet
+                           'StartSel=' || :start || ', StopSel=' || :stop
+                           || ', MaxWords=30, MinWords=12') AS snippet
         FROM posts, websearch_to_tsquery('english', :q) AS q
-        WHERE posts.search_vector @@ q AND {_VISIBLE}
+        WHERE posts.search_vector @@ q
+          AND posts.status = 'published' AND posts.deleted_at IS NULL
+          AND posts.published_at <= :now
         ORDER BY ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q) DESC,
                  posts.published_at DESC
         LIMIT :limit OFFSET :offset
-    """  # noqa: S608 - interpolated pieces are our own constants
+    """
     # websearch_to_tsquery accepts any text; a query of operators alone becomes its words.
     q = query if any(c.isalnum() for c in query) else " ".join(words)
-    return _run(db, sql, {"q": q, "limit": limit, "offset": offset})
+    params = {"q": q, "limit": limit, "offset": offset, "start": START, "stop": STOP}
+    return _run(db, sql, params)
 
 
 @reader_page

@@ -138,7 +138,7 @@
         form.setAttribute("data-autosave-url", body.autosave_url);
         form.elements.editing.value = body.slug;
         form.elements.base_revision.value = body.revision;
-        var newKey = "pyproject-draft-" + body.slug;
+        var newKey = "pyproject-draft-" + body.id;
         dropLocal(); key = newKey; storeLocal();
         form.setAttribute("data-local-key", key);
         if (window.history && history.replaceState) { history.replaceState(null, "", body.edit_url); }
