@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.db import get_db
 from pyproject.errors import Forbidden, NotFound
-from pyproject.forms import Form
+from pyproject.forms import Form, without_control_characters
 from pyproject.lib import (
     App,
     Request,
@@ -98,6 +98,7 @@ def sign_in(request: Request, user: User) -> None:
     """Start a signed-in session under a new id (the pre-login id becomes worthless)."""
     session = request.session
     session.rotate()
+    session.pop("_csrf", None)  # a token seen before signing in is worth nothing after
     session["user_id"] = user.id
     request.context["user"] = user
 
@@ -147,8 +148,8 @@ def _wait_after(failures: int, free: int) -> int:
     return min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2 ** (failures - free))
 
 
-def throttle_wait(db: Session, account: str, address: str, now: datetime) -> int:
-    """Give how many seconds this account or address must wait before trying again."""
+def throttle_wait(db: Session, account: str, address: str | None, now: datetime) -> int:
+    """Give how many seconds this account (or address, if given) must wait to try again."""
     since = now - THROTTLE_WINDOW
     last_success = db.scalar(
         select(func.max(LoginAttempt.attempted_at)).where(
@@ -157,10 +158,10 @@ def throttle_wait(db: Session, account: str, address: str, now: datetime) -> int
     )
     account_since = max(since, last_success) if last_success else since
     waits = []
-    for column, value, start, free in (
-        (LoginAttempt.account, account, account_since, ACCOUNT_FREE_FAILURES),
-        (LoginAttempt.remote_addr, address, since, ADDRESS_FREE_FAILURES),
-    ):
+    checks = [(LoginAttempt.account, account, account_since, ACCOUNT_FREE_FAILURES)]
+    if address is not None:
+        checks.append((LoginAttempt.remote_addr, address, since, ADDRESS_FREE_FAILURES))
+    for column, value, start, free in checks:
         count, latest = db.execute(
             select(func.count(), func.max(LoginAttempt.attempted_at)).where(
                 column == value,
@@ -289,7 +290,8 @@ def login(request: Request) -> Any:
         return redirect(url_for("setup"))
     status = 200
     if request.method == "POST":
-        typed = form.get("login").strip().lower()[:254]
+        # Control characters name no account (and PostgreSQL refuses NUL in text).
+        typed = without_control_characters(form.get("login")).strip().lower()[:254]
         password = form.get("password")
         now = utcnow()
         user = None
@@ -370,14 +372,25 @@ def change_password(request: Request) -> Any:
     """Change the password (the current one is required); other sessions are ended."""
     user = current_user(request)
     form = Form(request.form, PASSWORD_FIELDS)
-    if not verify_password(user.password_hash, form.get("current_password")[:PASSWORD_MAX]):
+    db = get_db(request)
+    # Guesses at the current password count as failed sign-ins to the same account, so a
+    # stolen session cannot be used to find the password and take the account over.
+    account, now = f"user:{user.id}", utcnow()
+    wait = throttle_wait(db, account, None, now)
+    if wait:
+        form.error("current_password", f"Too many wrong passwords. Try again in {wait} seconds.")
+    elif not verify_password(user.password_hash, form.get("current_password")[:PASSWORD_MAX]):
         form.error("current_password", "That is not your current password.")
+        record_attempt(db, account, request.remote_addr, False, now)
+        db.commit()
     password = check_new_password(form)
     if not form.ok:
         form.values.update({name: "" for name in PASSWORD_FIELDS})
         profile = Form({"display_name": user.display_name, "bio": user.bio}, PROFILE_FIELDS)
-        return render_template("auth/account.html", form=profile, password_form=form), 422
-    db = get_db(request)
+        page = render_template("auth/account.html", form=profile, password_form=form)
+        if wait:
+            return Response(page, 429, {"Retry-After": str(wait)})
+        return page, 422
     db.add(user)
     user.password_hash = hash_password(password)
     db.commit()

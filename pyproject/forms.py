@@ -61,6 +61,11 @@ class Form:
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+def without_control_characters(value: str) -> str:
+    """Give text with control characters (other than tab, CR and LF) taken out."""
+    return _CONTROL.sub("", value)
+
+
 def has_control_characters(value: str) -> bool:
     """Give whether text holds control characters other than tab, CR and LF (NUL, etc.)."""
     return _CONTROL.search(value) is not None

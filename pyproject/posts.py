@@ -18,6 +18,7 @@ from pyproject.db import get_database, get_db
 from pyproject.errors import Forbidden, Gone, NotFound, Redirect
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
+from pyproject.slugs import is_valid_slug
 
 PER_PAGE = 10
 POPULAR_DAYS, POPULAR_COUNT = 7, 5
@@ -114,6 +115,8 @@ def get_post_or_404(
     a post in the trash or purged from it is 410 Gone; a draft is 404 to all but its
     author and admins (and to everyone with `readers_only`, as in the public API).
     """
+    if not is_valid_slug(slug):  # (from a form field): no post has such a slug
+        raise NotFound("There is no post at this address.")
     db = get_db(request)
     post = db.scalar(select(Post).options(selectinload(Post.tags)).where(Post.slug == slug))
     user = None if readers_only else current_user(request)

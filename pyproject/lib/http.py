@@ -55,7 +55,10 @@ def parse_http_date(value: str | None) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "31 Dec 9999 23:59:59 -2359" is past what datetime holds in UTC
+        return None
 
 
 # --- ETags -----------------------------------------------------------------------------

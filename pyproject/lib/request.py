@@ -46,8 +46,8 @@ class Request:
 
     @cached_property
     def method(self) -> str:
-        """Give the upper-case request method."""
-        return self.environ.get("REQUEST_METHOD", "GET").upper()
+        """Give the request method as sent (methods are case-sensitive: `post` is not POST)."""
+        return self.environ.get("REQUEST_METHOD", "GET")
 
     @cached_property
     def path(self) -> str:

@@ -27,11 +27,15 @@ def _int_to_url(value: Any) -> str:
 
 
 CONVERTERS: dict[str, Converter] = {
-    "str": Converter(r"[^/]+"),
+    # No control characters in a segment: no page's name holds one (and PostgreSQL
+    # refuses NUL in text outright).
+    "str": Converter(r"[^/\x00-\x1f\x7f]+"),
     # No leading zeros and a bounded length: one URL per number, and no huge ints.
     "int": Converter(r"(?:0|[1-9][0-9]{0,17})", int, _int_to_url),
     "slug": Converter(r"[a-z0-9]+(?:[-_][a-z0-9]+)*"),
-    "path": Converter(r"[^/].*?", str, lambda value: quote(str(value), safe="/")),
+    "path": Converter(
+        r"[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*?", str, lambda v: quote(str(v), safe="/")
+    ),
 }
 
 _PLACEHOLDER = re.compile(r"<(?:(?P<kind>[a-z]+):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>")

@@ -16,7 +16,6 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-from conftest import build_app
 from sqlalchemy import select
 
 from blog.conftest import (
@@ -34,6 +33,7 @@ from pyproject.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 from pyproject.models import Post, set_clock, utcnow
+from tests.conftest import build_app
 
 
 @dataclass

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import POSTGRES_URL, build_app, postgres_unavailable_reason
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -47,6 +46,7 @@ from pyproject.models import Post, User, set_clock, utcnow
 from pyproject.posts import tag_slug
 from pyproject.search import QUERY_MAX, search
 from pyproject.slugs import slugify
+from tests.conftest import POSTGRES_URL, build_app, postgres_unavailable_reason
 
 FILLER = (
     "Gardens need water, patience and a little sunlight every single day. "

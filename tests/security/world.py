@@ -1,0 +1,175 @@
+"""A small blog built through the real forms, with one object for each state-changing route.
+
+Every POST route has its own target here (a post to edit, one to delete, one in the trash
+to restore, another to purge, a user to deactivate, one to activate...), so a request that
+succeeds on one route changes nothing another route's test looks at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from blog.conftest import (
+    create_author,
+    csrf_token,
+    delete_post,
+    edit_post,
+    login,
+    signup_admin,
+    slug_of,
+    write_post,
+)
+from sqlalchemy import select
+
+from pyproject.db import get_database
+from pyproject.lib import App
+from pyproject.lib.testing import TestClient
+from pyproject.models import Post, User
+
+PASSWORD = "author passphrase 1"
+NEW_PASSWORD = "a new passphrase 2"
+AUTHORS = ("bob", "carol", "dave", "erin")
+
+
+@dataclass
+class World:
+    """The app, its signed-in clients and the targets of every POST route."""
+
+    app: App
+    clients: dict[str, TestClient]
+    user_ids: dict[str, int]
+    slugs: dict[str, str]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, who: str) -> str:
+        """Give the CSRF token of a client's session."""
+        if who not in self.tokens:
+            self.tokens[who] = csrf_token(self.clients[who])
+        return self.tokens[who]
+
+    def revision(self, slug: str) -> int:
+        with get_database(self.app).read() as db:
+            return db.scalar(select(Post.revision).where(Post.slug == slug))
+
+
+def build_world(app: App) -> World:
+    """Set up the blog: an admin, four authors (carol deactivated), posts for each route."""
+    admin = app.test_client()
+    assert signup_admin(admin).status_code == 303
+    for name in AUTHORS:
+        assert create_author(admin, name, password=PASSWORD).status_code == 303
+    with get_database(app).read() as db:
+        user_ids = {name: id_ for name, id_ in db.execute(select(User.username, User.id))}
+    token = csrf_token(admin, "/admin/users")
+    response = admin.post(
+        f"/admin/users/{user_ids['carol']}/deactivate", data={"csrf_token": token}
+    )
+    assert response.status_code == 303
+    erin = app.test_client()
+    assert login(erin, "erin", PASSWORD).status_code == 303
+    slugs = {}
+    for key, title in (
+        ("edit", "Edited here"),
+        ("autosave", "Autosaved here"),
+        ("delete", "Deleted here"),
+        ("history", "History here"),
+        ("restore", "Restored here"),
+        ("purge", "Purged here"),
+    ):
+        slugs[key] = slug_of(write_post(admin, title=title, body=f"The first text of {key}."))
+    assert edit_post(admin, slugs["history"], body="The second text.").status_code == 303
+    for key in ("restore", "purge"):
+        assert delete_post(admin, slugs[key]).status_code == 303
+    anonymous = app.test_client()
+    clients = {"admin": admin, "erin": erin, "anonymous": anonymous}
+    for client in clients.values():
+        client.get("/login" if client is anonymous else "/")  # a token; flashes read
+    return World(app, clients, user_ids, slugs)
+
+
+# Each POST route: who sends it and a request that would succeed with a valid token.
+def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Give, for every POST rule, (client, path, form data without the token)."""
+    ids, slugs = world.user_ids, world.slugs
+    new_user = {
+        "username": "newbie",
+        "email": "newbie@example.com",
+        "display_name": "",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+    }
+    edit = {
+        "title": "Edited by the attack",
+        "body": "Changed.",
+        "summary": "",
+        "tags": "",
+        "slug": slugs["edit"],
+        "status": "published",
+        "publish_at": "",
+        "base_revision": str(world.revision(slugs["edit"])),
+    }
+    return {
+        "/setup": ("anonymous", "/setup", {**new_user, "username": "usurper"}),
+        "/login": ("anonymous", "/login", {"login": "dave", "password": PASSWORD, "next": ""}),
+        "/logout": ("admin", "/logout", {}),
+        "/account": ("erin", "/account", {"display_name": "Erin Changed", "bio": "Changed."}),
+        "/account/password": (
+            "erin",
+            "/account/password",
+            {"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        ),
+        "/admin/users": ("admin", "/admin/users", {**new_user, "role": "admin"}),
+        "/admin/users/<int:user_id>/deactivate": (
+            "admin",
+            f"/admin/users/{ids['bob']}/deactivate",
+            {},
+        ),
+        "/admin/users/<int:user_id>/activate": (
+            "admin",
+            f"/admin/users/{ids['carol']}/activate",
+            {},
+        ),
+        "/posts": (
+            "admin",
+            "/posts",
+            {"title": "Written by the attack", "body": "Text.", "status": "published"},
+        ),
+        "/posts/preview": ("admin", "/posts/preview", {"title": "P", "body": "**b**"}),
+        "/posts/autosave": ("admin", "/posts/autosave", {"title": "Autosaved", "body": "Text."}),
+        "/posts/<slug:slug>/edit": ("admin", f"/posts/{slugs['edit']}/edit", edit),
+        "/posts/<slug:slug>/autosave": (
+            "admin",
+            f"/posts/{slugs['autosave']}/autosave",
+            {"title": "Autosaved", "body": "Autosaved text."},
+        ),
+        "/posts/<slug:slug>/delete": ("admin", f"/posts/{slugs['delete']}/delete", {}),
+        "/posts/<slug:slug>/revisions/<int:number>/restore": (
+            "admin",
+            f"/posts/{slugs['history']}/revisions/1/restore",
+            {},
+        ),
+        "/posts/<slug:slug>/restore": ("admin", f"/posts/{slugs['restore']}/restore", {}),
+        "/posts/<slug:slug>/purge": ("admin", f"/posts/{slugs['purge']}/purge", {}),
+    }
+
+
+POST_RULES = (
+    "/setup",
+    "/login",
+    "/logout",
+    "/account",
+    "/account/password",
+    "/admin/users",
+    "/admin/users/<int:user_id>/deactivate",
+    "/admin/users/<int:user_id>/activate",
+    "/posts",
+    "/posts/preview",
+    "/posts/autosave",
+    "/posts/<slug:slug>/edit",
+    "/posts/<slug:slug>/autosave",
+    "/posts/<slug:slug>/delete",
+    "/posts/<slug:slug>/revisions/<int:number>/restore",
+    "/posts/<slug:slug>/restore",
+    "/posts/<slug:slug>/purge",
+)
