@@ -134,3 +134,52 @@ def make_app(tmp_path: Path) -> Callable[..., App]:
 @pytest.fixture
 def client(app: App) -> TestClient:
     return app.test_client()
+
+
+# --- one Chromium for the whole run (the browser and the security suites share it) ---------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium, headless; no background traffic to hosts this machine cannot reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium_unavailable_reason() -> str | None:
+    """Give why browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as error:
+        return f"playwright cannot be imported ({error}): pip install -r requirements-dev.txt"
+    if not CHROMIUM.exists():
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    """Playwright's driver, started once: its sync API allows one per process at a time."""
+    reason = chromium_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    """Debian's Chromium, headless, shared by the run (contexts keep tests apart)."""
+    try:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+    except Exception as error:  # a Chromium that does not start is a missing Chromium
+        pytest.skip(f"Chromium at {CHROMIUM} did not start: {str(error).splitlines()[0]}")
+    yield chromium
+    chromium.close()

@@ -540,7 +540,9 @@ def test_the_tag_index_counts_published_posts_only(cast: Cast) -> None:
     }
     assert rows == {"counted": "counted 2 posts"}
     assert titles_on(cast.anonymous.get("/tags/counted")) == ["Two", "One"]
-    assert cast.anonymous.get("/tags/COUNTED").status_code == 200
+    other_spelling = cast.anonymous.get("/tags/COUNTED")
+    assert other_spelling.status_code == 301
+    assert other_spelling.location == "/tags/counted"
 
 
 # --- preview -----------------------------------------------------------------------------

@@ -22,8 +22,6 @@ import pytest
 
 from tests.browser.support import (
     AXE_SOURCE,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     SCREENSHOTS,
     Blog,
@@ -34,45 +32,11 @@ from tests.browser.support import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Playwright
+    from playwright.sync_api import Browser
 
     from tests.e2e.conftest import ServerHandle
 
 _SCREENS: list[Screens] = []
-
-
-def _unavailable_reason() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as error:
-        return f"playwright cannot be imported ({error}): pip install -r requirements-dev.txt"
-    if not CHROMIUM.exists():
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    reason = _unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Give Debian's Chromium, headless, shared by the session (contexts keep tests apart)."""
-    try:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-    except Exception as error:  # a Chromium that does not start is a missing Chromium
-        pytest.skip(f"Chromium at {CHROMIUM} did not start: {str(error).splitlines()[0]}")
-    yield chromium
-    chromium.close()
 
 
 @pytest.fixture

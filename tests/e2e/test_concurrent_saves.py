@@ -22,7 +22,7 @@ from bs4 import BeautifulSoup
 from tests.conftest import POSTGRES_URL, postgres_unavailable_reason, reset_postgres
 
 if TYPE_CHECKING:
-    from conftest import ServerHandle
+    from tests.conftest import ServerHandle
 
 CLIENTS = 8
 # Each round on PostgreSQL shows the bug below about half the time: ten all but guarantee it.

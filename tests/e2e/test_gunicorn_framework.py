@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import LogWatch, ServerHandle
+    from tests.conftest import LogWatch, ServerHandle
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -709,10 +709,10 @@ def test_request_log_line_cannot_be_split_or_forged(make_app, logs, path):
 def test_error_log_message_cannot_be_forged_by_the_path(make_app, logs):
     app = make_app()
 
-    def anything(request, rest):
+    # No route matches a segment with control characters, so fail before routing.
+    @app.before_request
+    def anything(request):
         raise LeakyError("boom")
-
-    app.add_route("/<rest>", anything)
 
     app.test_client(validate=True).get("/a%0d%0aERROR forged line")
 

@@ -10,9 +10,7 @@ init script that records calls (in case dialogs are suppressed).
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,32 +70,6 @@ class HostileSite:
     slugs: list[str]
     queries: list[str]
     session: str
-
-
-def _unavailable() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "Playwright for Python is not installed (pip install -r requirements-dev.txt)"
-    if not CHROMIUM.exists():
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    reason = _unavailable()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        try:
-            chromium = driver.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-        except Exception as error:  # a Chromium that does not start is a missing one
-            pytest.skip(f"Chromium at {CHROMIUM} did not start: {str(error).splitlines()[0]}")
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

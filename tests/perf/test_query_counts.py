@@ -1,0 +1,203 @@
+"""Reader pages issue a fixed number of SQL statements, however many posts they show.
+
+Every statement is counted: those of the app's engine (SQLAlchemy's before_cursor_execute:
+the pages' queries, the session store) and those of the raw sqlite3 connection on which
+ContentState asks for the validators (its trace callback). Each page is rendered with 5
+and with 25 posts on it, for a signed-in author (whose pages never come from the page
+cache) and for an anonymous reader's first render (the page cache emptied); the count
+with 25 may not be higher than with 5. Every post on a list is by a different author and
+has a tag of its own, so a relationship loaded per post shows as a growing count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from pyproject import create_app, feeds, posts, search
+from pyproject.auth import hash_password
+from pyproject.caching import PageCache
+from pyproject.db import get_database
+from pyproject.lib import App
+from pyproject.lib.testing import TestClient, TestResponse
+from pyproject.markup import render_markdown
+from pyproject.migrate import upgrade
+from pyproject.models import Post, Tag, User, utcnow
+
+PASSWORD = "reader passphrase 1"
+WORD = "zebrafish"  # in every listed post, so search finds them all
+LISTED = 30  # posts by 30 authors, tagged "shared": more than the largest page
+OWN = 30  # older posts by the signed-in author, for the author page
+PAGE_SIZES = (5, 25)
+
+# Page kind -> (URL, what marks one post on it).
+PAGES: dict[str, tuple[str, str]] = {
+    "home": ("/", '<article class="post-item">'),
+    "archive": ("/posts", '<article class="post-item">'),
+    "tag": ("/tags/shared", '<article class="post-item">'),
+    "author": ("/authors/alice", '<article class="post-item">'),
+    "search": (f"/search?q={WORD}", '<article class="post-item search-hit">'),
+    "feed": ("/feed.atom", "<entry>"),
+}
+
+
+def add_blog(app: App) -> None:
+    """Give the blog 30 authors with a post each (newest) and alice with 30 older posts."""
+    password_hash = hash_password(PASSWORD)  # once: Argon2 is slow on purpose
+    now = utcnow()
+    with get_database(app).write() as db:
+        shared = Tag(name="Shared", slug="shared")
+        alice = User(
+            username="alice",
+            email="alice@example.com",
+            display_name="Alice",
+            password_hash=password_hash,
+            role="author",
+        )
+        db.add_all([shared, alice])
+        for number in range(LISTED + OWN):
+            listed = number < LISTED
+            if listed:
+                author = User(
+                    username=f"writer{number}",
+                    email=f"writer{number}@example.com",
+                    display_name=f"Writer {number}",
+                    password_hash=password_hash,
+                    role="author",
+                )
+                tags = [shared, Tag(name=f"Topic {number}", slug=f"topic-{number}")]
+                body = f"Notes on the {WORD}, part {number}.\n\nMore about it."
+            else:
+                author, tags, body = alice, [], f"Alice's notes, part {number}."
+            rendered = render_markdown(body)
+            published = now - timedelta(hours=number + 1)  # all of them this week: popular
+            db.add(
+                Post(
+                    author=author,
+                    title=f"Post {number}",
+                    slug=f"post-{number}",
+                    body_md=body,
+                    body_html=rendered.html,
+                    toc_html=rendered.toc_html,
+                    summary=rendered.summary,
+                    word_count=rendered.word_count,
+                    reading_minutes=rendered.reading_minutes,
+                    render_version=rendered.version,
+                    status="published",
+                    view_count=number,
+                    created_at=published,
+                    updated_at=published,
+                    published_at=published,
+                    revision=1,
+                    tags=tags,
+                    tag_names=" ".join(tag.name for tag in tags),
+                )
+            )
+
+
+@pytest.fixture(scope="module")
+def blog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    folder: Path = tmp_path_factory.mktemp("query-counts")
+    app = create_app(
+        {
+            "SECRET_KEY": "test-secret-key",
+            "DEBUG": False,
+            "BASE_URL": "http://localhost",
+            "DATABASE_URL": f"sqlite:///{folder / 'blog.sqlite3'}",
+            "INSTANCE_PATH": str(folder),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    upgrade(get_database(app).engine)
+    add_blog(app)
+    yield app
+    get_database(app).dispose()
+
+
+@pytest.fixture(scope="module")
+def author(blog: App) -> TestClient:
+    """alice, signed in through the /login form."""
+    client = blog.test_client()
+    values = client.get("/login").form_values('form[action="/login"]')
+    values.update(login="alice", password=PASSWORD)
+    assert client.post("/login", data=values).status_code == 303
+    return client
+
+
+@contextmanager
+def statements(app: App) -> Iterator[list[str]]:
+    """Give the list of every SQL statement run while the block runs."""
+    seen: list[str] = []
+
+    def on_engine(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = get_database(app).engine
+    state_connection = getattr(app.extensions["content_state"]._local, "connection", None)
+    event.listen(engine, "before_cursor_execute", on_engine)
+    if state_connection is not None:
+        state_connection.set_trace_callback(seen.append)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_engine)
+        if state_connection is not None:
+            state_connection.set_trace_callback(None)
+
+
+@contextmanager
+def posts_per_page(size: int) -> Iterator[None]:
+    """Show `size` posts on every list page, search and feed (the code's own sizes aside)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(posts.paginate, "__defaults__", (size,))
+        patch.setattr(search.search, "__defaults__", (1, size))
+        patch.setattr(feeds, "FEED_SIZE", size)
+        yield
+
+
+def count_render(app: App, client: TestClient, url: str) -> tuple[TestResponse, list[str]]:
+    """Render `url` once to warm up, then again (past the page cache) counting statements."""
+    assert client.get(url).status_code == 200
+    app.extensions["page_cache"] = PageCache()  # an anonymous first render
+    with statements(app) as seen:
+        response = client.get(url)
+    assert response.status_code == 200, f"{url} answered {response.status}"
+    return response, seen
+
+
+@pytest.mark.parametrize("visitor", ["author", "anonymous"])
+@pytest.mark.parametrize("page", list(PAGES))
+def test_statement_count_does_not_grow_with_posts_shown(
+    blog: App, author: TestClient, visitor: str, page: str
+) -> None:
+    url, marker = PAGES[page]
+    client = author if visitor == "author" else blog.test_client()
+    counts: dict[int, list[str]] = {}
+    for size in PAGE_SIZES:
+        with posts_per_page(size):
+            response, seen = count_render(blog, client, url)
+        shown = response.text.count(marker)
+        assert shown == size, f"{url} showed {shown} posts, not {size}"
+        counts[size] = seen
+    few, many = (counts[size] for size in PAGE_SIZES)
+    assert len(many) <= len(few), (
+        f"{page} ({visitor}): {len(few)} statements for {PAGE_SIZES[0]} posts, "
+        f"{len(many)} for {PAGE_SIZES[1]}:\n" + "\n---\n".join(many)
+    )
+
+
+def test_anonymous_first_render_is_counted_from_the_validators_connection(blog: App) -> None:
+    """The count above includes ContentState's own connection, not only the engine's."""
+    client = blog.test_client()
+    client.get("/")
+    assert getattr(blog.extensions["content_state"]._local, "connection", None) is not None
+    blog.extensions["page_cache"] = PageCache()
+    with statements(blog) as seen:
+        client.get("/")
+    assert any("data_version" in statement for statement in seen), seen
