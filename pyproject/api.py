@@ -60,7 +60,10 @@ def page_links(endpoint: str, number: int, has_next: bool, **args: Any) -> dict[
 def api_posts(request: Request) -> dict[str, Any]:
     """GET /api/posts?page=N: published posts, newest first."""
     page = paginate(
-        get_db(request), published(post_list_query(), utcnow()), page_number(request), API_PER_PAGE
+        get_db(request),
+        published(post_list_query(with_body=True), utcnow()),
+        page_number(request),
+        API_PER_PAGE,
     )
     return {
         "posts": [post_json(post) for post in page.items],

@@ -150,7 +150,7 @@ class CachedPage:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
-    on_hit: Callable[[], None] | None = None
+    on_hit: Callable[[Request], None] | None = None
 
 
 class PageCache:
@@ -160,7 +160,7 @@ class PageCache:
     (on any worker or host) retires every entry at once; the size is bounded in bytes.
     """
 
-    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, CachedPage] = OrderedDict()
         self._size = 0
@@ -196,6 +196,18 @@ def reader_validators(request: Request) -> tuple[str, datetime]:
     return current_app().extensions["content_state"].validators()
 
 
+# The only query parameters reader pages read; others (utm_source=...) change nothing on
+# the page, so they must not make a new cache entry (or a way to force fresh renders).
+_PAGE_PARAMETERS = ("page", "q")
+
+
+def cache_key(request: Request) -> str:
+    """Give the page cache's key for a request: the path and the parameters pages read."""
+    args = request.args
+    kept = [f"{name}={args.get(name)}" for name in _PAGE_PARAMETERS if name in args]
+    return request.environ.get("PATH_INFO", "") + "?" + "&".join(kept)
+
+
 def is_anonymous(request: Request) -> bool:
     """Give whether the request carries no session cookie (the page is the same for all)."""
     interface = current_app().session_interface
@@ -210,8 +222,8 @@ def reader_page(
     A revalidation that matches is a 304 before the view runs; a page rendered since
     the last change is served from this worker's cache. `refresh_seconds` mixes a time
     bucket into the ETag, for pages that also show what changes without a write readers
-    could see (view counts). A view may set `response.on_cache_hit` to something to run
-    when its cached page is served (counting a view).
+    could see (view counts). A view may set `response.on_cache_hit` to a function of the
+    request to run when its cached page is served (counting a view).
     """
 
     def decorate(func_: Callable[..., Any]) -> Callable[..., Any]:
@@ -229,11 +241,11 @@ def reader_page(
                 early.vary_cookie = True
                 return early
             cache: PageCache = app.extensions["page_cache"]
-            key = request.environ.get("PATH_INFO", "") + "?" + request.query_string
+            key = cache_key(request)
             entry = cache.get(key, etag)
             if entry is not None:
                 if entry.on_hit is not None:
-                    entry.on_hit()
+                    entry.on_hit(request)
                 cached = Response(entry.body, entry.status, Headers(entry.headers))
                 cached.vary_cookie = True
                 return cached

@@ -52,12 +52,16 @@ def _feed(request: Request, fmt: str, query: Select, title: str, page_url: str) 
 
 @reader_page
 def site_atom(request: Request) -> Response:
-    return _feed(request, "atom", post_list_query(), "", url_for("home", _external=True))
+    return _feed(
+        request, "atom", post_list_query(with_body=True), "", url_for("home", _external=True)
+    )
 
 
 @reader_page
 def site_rss(request: Request) -> Response:
-    return _feed(request, "rss", post_list_query(), "", url_for("home", _external=True))
+    return _feed(
+        request, "rss", post_list_query(with_body=True), "", url_for("home", _external=True)
+    )
 
 
 @reader_page
@@ -67,8 +71,11 @@ def tag_atom(request: Request, tag: str) -> Response:
         raise NotFound("There is no such tag.")
     if tag != found.slug:
         raise Redirect(url_for("tag_atom", tag=found.slug), 301)
-    query = post_list_query().where(
-        Post.id.in_(select(post_tags.c.post_id).where(post_tags.c.tag_id == found.id))
+    query = post_list_query(with_body=True).where(
+        # EXISTS, not IN: SQLite then walks the newest posts and stops at a page's worth.
+        select(post_tags.c.post_id)
+        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == found.id)
+        .exists()
     )
     page = url_for("show_tag", tag=found.slug, _external=True)
     return _feed(request, "atom", query, f"Posts tagged “{found.name}”", page)
@@ -81,7 +88,7 @@ def author_atom(request: Request, username: str) -> Response:
         raise NotFound("There is no such author.")
     if username != author.username:
         raise Redirect(url_for("author_atom", username=author.username), 301)
-    query = post_list_query().where(Post.author_id == author.id)
+    query = post_list_query(with_body=True).where(Post.author_id == author.id)
     page = url_for("show_author", username=author.username, _external=True)
     return _feed(request, "atom", query, f"Posts by {author.name}", page)
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -133,8 +134,16 @@ class Post(Base):
     )
 
     __table_args__ = (
-        Index("ix_posts_status_published", "status", "published_at", "id"),
         Index("ix_posts_author_status_published", "author_id", "status", "published_at"),
+        Index(
+            "ix_posts_visible",
+            "published_at",
+            "id",
+            "status",
+            "deleted_at",
+            sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
+            postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
+        ),
     )
 
     __mapper_args__ = {"version_id_col": revision, "version_id_generator": False}

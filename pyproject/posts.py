@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, defer, selectinload
 
 from pyproject.auth import current_user, login_required
 from pyproject.caching import reader_page
-from pyproject.db import get_database, get_db
+from pyproject.db import get_db
 from pyproject.errors import Forbidden, Gone, NotFound, Redirect
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
@@ -73,20 +73,31 @@ class Page:
 
 
 def paginate(db: Session, query: Select, number: int, per_page: int = PER_PAGE) -> Page:
-    """Give page `number` of `query`; a page past the end (but the first) is a 404."""
-    rows = db.scalars(query.limit(per_page + 1).offset((number - 1) * per_page)).unique().all()
+    """Give page `number` of `query`; a page past the end (but the first) is a 404.
+
+    The page's ids come first, from the index alone (skipping rows there is cheap, even
+    thousands of pages deep); then only those posts are loaded.
+    """
+    ids = list(
+        db.scalars(
+            query.with_only_columns(Post.id).limit(per_page + 1).offset((number - 1) * per_page)
+        )
+    )
+    rows = db.scalars(query.where(Post.id.in_(ids))).unique().all() if ids else []
     if not rows and number > 1:
         raise NotFound("There is no such page.")
     return Page(list(rows[:per_page]), number, len(rows) > per_page)
 
 
-def post_list_query() -> Select:
-    """Give the select for post lists: newest first, tags loaded for the whole page at once."""
-    return (
-        select(Post)
-        .options(selectinload(Post.tags))
-        .order_by(Post.published_at.desc(), Post.id.desc())
-    )
+def post_list_query(*, with_body: bool = False) -> Select:
+    """Give the select for post lists: newest first, tags loaded for the whole page at once.
+
+    Lists show no bodies: those columns (most of a post's bytes) are only read for feeds.
+    """
+    query = select(Post).options(selectinload(Post.tags))
+    if not with_body:
+        query = query.options(defer(Post.body_md), defer(Post.body_html), defer(Post.toc_html))
+    return query.order_by(Post.published_at.desc(), Post.id.desc())
 
 
 def popular_posts(db: Session, now: datetime) -> list[Post]:
@@ -151,15 +162,10 @@ def get_post_or_404(
     return post
 
 
-_COUNT_VIEW = text("UPDATE posts SET view_count = view_count + 1 WHERE id = :id")
-
-
-def count_view(post_id: int) -> None:
-    """Add one to a post's view count, in SQL so concurrent views are never lost."""
-    with get_database(current_app()).engine.connect() as connection:
-        connection.execution_options(sqlite_immediate=True)
-        with connection.begin():
-            connection.execute(_COUNT_VIEW, {"id": post_id})
+def count_view(request: Request, post_id: int) -> None:
+    """Count a reader's view of a post (a GET: a HEAD or a revalidation reads nothing)."""
+    if request.method == "GET":
+        current_app().extensions["view_counter"].count(post_id)
 
 
 _TAG_JUNK = re.compile(r"[^\w-]+")
@@ -200,8 +206,9 @@ def show_post(request: Request, slug: str) -> Response:
         render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
     )
     if post.is_published and (user is None or user.id != post.author_id):
-        count_view(post.id)
-        response.on_cache_hit = functools.partial(count_view, post.id)
+        count_view(request, post.id)
+        # A cached copy of the page counts its readers too.
+        response.on_cache_hit = functools.partial(count_view, post_id=post.id)
     return response
 
 
@@ -248,7 +255,10 @@ def show_tag(request: Request, tag: str) -> str:
     if tag != found.slug:
         raise Redirect(with_query(request, url_for("show_tag", tag=found.slug)), 301)
     query = published(post_list_query(), utcnow()).where(
-        Post.id.in_(select(post_tags.c.post_id).where(post_tags.c.tag_id == found.id))
+        # EXISTS, not IN: SQLite then walks the newest posts and stops at a page's worth.
+        select(post_tags.c.post_id)
+        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == found.id)
+        .exists()
     )
     page = paginate(db, query, page_number(request))
     return render_template("tags/show.html", tag=found, page=page)

@@ -66,9 +66,12 @@ def parse_http_date(value: str | None) -> datetime | None:
 _ETAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*,?')
 
 
+_BAD_ETAG = re.compile(r'["\x00-\x20\x7f]')
+
+
 def quote_etag(tag: str, weak: bool = False) -> str:
     """Give the header form of an entity tag: the tag in quotes, W/ before it if weak."""
-    if '"' in tag or any(ord(c) < 0x21 or ord(c) == 0x7F for c in tag):
+    if _BAD_ETAG.search(tag):
         raise ValueError("an entity tag may not hold quotes, spaces or control characters")
     return f'{"W/" if weak else ""}"{tag}"'
 

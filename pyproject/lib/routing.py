@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,7 +123,11 @@ class Router:
         self.rules: list[Rule] = []
         self.by_endpoint: dict[str, Rule] = {}
         self._static: dict[str, list[Rule]] = {}
-        self._dynamic: list[Rule] = []
+        # Pattern rules by their first path segment when it is literal ("posts" for
+        # /posts/<slug>), so a request tries only the rules that could match; the rest
+        # (a placeholder first) in `_anywhere`. Each keeps its registration order.
+        self._by_segment: dict[str, list[tuple[int, Rule]]] = {}
+        self._anywhere: list[tuple[int, Rule]] = []
 
     def add(self, rule: Rule) -> None:
         """Register a rule; fail loudly on a duplicate endpoint or a rule/method clash."""
@@ -139,11 +144,17 @@ class Router:
         if rule.is_static:
             self._static.setdefault(rule.rule, []).append(rule)
         else:
-            self._dynamic.append(rule)
+            entry = (len(self.rules), rule)
+            first = rule.rule.split("/", 2)[1]
+            if "<" in first:
+                self._anywhere.append(entry)
+            else:
+                self._by_segment.setdefault(first, []).append(entry)
 
     def _candidates(self, path: str) -> list[tuple[Rule, dict[str, Any]]]:
         found = [(rule, {}) for rule in self._static.get(path, ())]
-        for rule in self._dynamic:
+        segment = path.split("/", 2)[1] if path.startswith("/") else ""
+        for _, rule in heapq.merge(self._by_segment.get(segment, ()), self._anywhere):
             args = rule.match(path)
             if args is not None:
                 found.append((rule, args))

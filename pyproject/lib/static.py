@@ -62,6 +62,7 @@ class StaticFiles:
         self.allowed_hosts = allowed_hosts
         self._fingerprints: dict[str, tuple[int, int, str]] = {}
         self._url_cache: dict[str, str] = {}
+        self._known: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
@@ -75,20 +76,17 @@ class StaticFiles:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return self._plain(start_response, 405, "Method Not Allowed", [("Allow", "GET, HEAD")])
-        found = self.resolve(path[len(self.prefix) :])
+        found = self._file(path[len(self.prefix) :])
         if found is None:
             return self._plain(start_response, 404, "Not Found")
-        real, stat = found
-        etag = quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
-        last_modified = int(stat.st_mtime)
+        real, stat, content_type, etag, modified_header, modified_at = found
         headers = [
-            ("Content-Type", self._content_type(real)),
+            ("Content-Type", content_type),
             ("ETag", etag),
-            ("Last-Modified", http_date(last_modified)),
+            ("Last-Modified", modified_header),
             ("Cache-Control", self._cache_control(environ, real, stat)),
             *self.extra_headers,
         ]
-        modified_at = parse_http_date(http_date(last_modified))
         if is_not_modified(
             etag=etag,
             last_modified=modified_at,
@@ -97,15 +95,43 @@ class StaticFiles:
         ):
             start_response(status_line(304), headers[1:])
             return []
-        headers.append(("Content-Length", str(stat.st_size)))
-        start_response(status_line(200), headers)
         if method == "HEAD":
+            start_response(status_line(200), [*headers, ("Content-Length", str(stat.st_size))])
             return []
-        handle = open(real, "rb")  # noqa: SIM115 - the file wrapper closes it
+        try:
+            handle = open(real, "rb")  # noqa: SIM115 - the file wrapper closes it
+        except OSError:  # removed since it was remembered
+            self._known.pop(path[len(self.prefix) :], None)
+            return self._plain(start_response, 404, "Not Found")
+        start_response(status_line(200), [*headers, ("Content-Length", str(stat.st_size))])
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(handle, 64 * 1024)
         return _iter_file(handle)
+
+    def _file(self, raw: str) -> tuple[Any, ...] | None:
+        """Give a file's path, stat and header values, remembered unless files may change."""
+        known = self._known.get(raw)
+        if known is not None:
+            return known
+        found = self.resolve(raw)
+        if found is None:
+            return None
+        real, stat = found
+        modified_header = http_date(int(stat.st_mtime))
+        known = (
+            real,
+            stat,
+            self._content_type(real),
+            quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}"),
+            modified_header,
+            parse_http_date(modified_header),
+        )
+        # Only files that exist are remembered (a bounded set: what static/ holds), and
+        # only where they cannot change under a running server.
+        if not self.check_changes:
+            self._known[raw] = known
+        return known
 
     def resolve(self, raw: str) -> tuple[str, os.stat_result] | None:
         """Give the real path and stat of a regular file for a raw (WSGI) subpath, or None."""

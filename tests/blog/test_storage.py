@@ -163,13 +163,23 @@ def test_a_post_request_s_own_transaction_starts_with_begin_immediate(cast: Cast
 
 def test_counting_a_view_writes_with_begin_immediate_while_reads_do_not(cast: Cast) -> None:
     slug = slug_of(write_post(cast.author))
-    with StatementLog(cast.app) as log:
-        assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
-    [counting] = log.writing()
-    assert counting[0] == "BEGIN IMMEDIATE"
-    assert any(s.startswith("UPDATE posts SET view_count") for s in counting)
-    reads = [t for t in log.transactions if t not in log.writing()]
-    assert reads and all(t[0] == "BEGIN" for t in reads)
+    counter = cast.app.extensions["view_counter"]
+    counted: list[str] = []
+    counter.close()  # the next count opens a connection that reports its statements
+    counter.trace = counted.append
+    try:
+        with StatementLog(cast.app) as log:
+            assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
+    finally:
+        counter.close()
+        counter.trace = None
+    # The count is its own write transaction on the counter's connection, begun IMMEDIATE.
+    assert counted[0] == "BEGIN IMMEDIATE"
+    assert counted[1].startswith("UPDATE posts SET view_count = view_count + 1 WHERE id = ")
+    assert counted[2:] == ["COMMIT"]
+    # The page itself only read.
+    assert not log.writing()
+    assert log.transactions and all(t[0] == "BEGIN" for t in log.transactions)
 
 
 def test_every_request_gives_its_connection_back(cast: Cast) -> None:

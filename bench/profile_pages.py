@@ -1,0 +1,115 @@
+"""Where a reader page's time goes, in process: cProfile over many calls of one page.
+
+    .venv/bin/python bench/profile_pages.py --posts 100000 --pages post,static,post-304
+    .venv/bin/python bench/profile_pages.py --posts 100000 --pages tag,search --uncached --calls 3
+
+The site is built on bench/data/blog-N.sqlite3 (made by bench/run.py or bench/generate.py)
+and called as gunicorn calls it, with a prebuilt environ (framework.prebuilt_environ).
+By default an anonymous reader asks, with the page cache warm: what bench/run.py loads.
+`--uncached` sends a session cookie, which keeps the page cache out: what a reader pays
+on a URL no one asked for since the last change (and a signed-in author every time).
+Prints CPU and wall time per call, then cProfile's top functions for each page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from typing import Any
+
+import framework
+import load
+import run
+
+
+def environ_for(page: load.Page, cookie: str | None) -> dict[str, Any]:
+    path, _, query = page.target.partition("?")
+    environ = framework.prebuilt_environ(path)
+    environ["QUERY_STRING"] = query
+    environ["RAW_URI"] = page.target
+    environ["HTTP_HOST"] = "localhost"
+    for name, value in page.headers.items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    if cookie:
+        environ["HTTP_COOKIE"] = f"session={cookie}"
+    return environ
+
+
+def call(app: Any, page: load.Page, cookie: str | None) -> str:
+    """Call the app once as a server would; give the status line."""
+    seen: dict[str, str] = {}
+
+    def start_response(status: str, headers: list, exc_info: Any = None) -> None:
+        seen["status"] = status
+
+    body = app(environ_for(page, cookie), start_response)
+    for _chunk in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+    return seen["status"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=100_000, help="blog size [100000]")
+    parser.add_argument("--pages", default="post", help="page kinds, comma-separated [post]")
+    parser.add_argument("--uncached", action="store_true", help="keep the page cache out")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per page [2000]")
+    parser.add_argument("--top", type=int, default=20, help="rows of profile [20]")
+    parser.add_argument(
+        "--sort", default="tottime", help="pstats order: tottime, cumulative... [tottime]"
+    )
+    args = parser.parse_args(argv)
+    kinds = args.pages.split(",")
+    database = run.database_path(args.posts)
+    if not database.exists():
+        raise SystemExit(f"{database} is missing: run bench/run.py --sizes {args.posts} first")
+
+    from pyproject.db import get_database
+
+    with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
+        site = run.make_site(run.generate.sqlite_url(database), tmp)
+        client = site.test_client()
+
+        def get(target: str, headers: dict[str, str] | None = None) -> tuple:
+            response = client.get(target, headers=headers)
+            return (
+                response.status_code,
+                {k.lower(): v for k, v in response.headers.items()},
+                (response.data),
+            )
+
+        pages = load.discover_pages(get, database, args.posts, kinds)
+        for page in pages:
+            cookie = "bench" if args.uncached and page.name not in run.NO_COOKIE else None
+            for _ in range(2):  # compile templates, fill the page cache
+                status = call(site, page, cookie)
+            if int(status[:3]) != page.expect:
+                raise SystemExit(f"{page.target} answered {status}")
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(args.calls):
+                call(site, page, cookie)
+            profiler.disable()
+            wall = (time.perf_counter() - started) / args.calls
+            cpu = (time.thread_time() - started_cpu) / args.calls
+            mode = "uncached" if cookie else "as loaded"
+            print(
+                f"== {page.name} {page.target} ({mode}), {args.posts:,} posts, {args.calls} calls"
+            )
+            print(f"   {wall * 1e3:.3f} ms wall, {cpu * 1e3:.3f} ms CPU per call (with cProfile)")
+            stats = pstats.Stats(profiler, stream=sys.stdout)
+            stats.sort_stats(args.sort).print_stats(args.top)
+        get_database(site).dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

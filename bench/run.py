@@ -1,0 +1,656 @@
+"""Load benchmark of every reader page, at 100, 10,000 and 100,000 posts, against bare WSGI.
+
+    .venv/bin/python bench/run.py                     # the full matrix (make bench), < 15 min
+    .venv/bin/python bench/run.py --sizes 100 --duration 3 --configs sync --pages home,post
+
+For each configuration (2 sync workers; 2 gthread workers of 4 threads) it starts
+`gunicorn main:app` on a generated blog of each size (bench/generate.py, kept in
+bench/data/) and, with the same settings, the bare "Hello" WSGI callable: the ceiling,
+since every figure is a ratio to it measured in the same run. wrk loads the ceiling and
+each reader page for --duration seconds, in two rounds: ceiling, then every page of every
+size (after a warm-up); then the same in reverse, the ceiling last. Reported per page, as
+the median of the rounds: requests/s, p50 and p99 latency, errors, the ratio to the
+ceiling, the server's CPU time per request (steadier than requests/s on a shared machine)
+and the ratio of p50 and of CPU time to the same page at 100 posts.
+
+In process, it also times the render of each page with the page cache bypassed (a
+session cookie, as a signed-in author has), a save of a 2,000-word post through the
+editor's form, and reads a gunicorn worker's resident memory after every page kind at the
+largest size. The table is printed and saved as JSON in bench/results/. Exits 1 if any
+request failed (a socket error, a status of 400 or more, or a page that did not answer
+as expected), 2 if a server could not be started.
+
+The full matrix is 74 runs of 10 s; to stay under 15 minutes, gthread runs at the largest
+size only (`--gthread-at all` for every size, about 20 minutes), the ceiling is shared by
+a configuration's sizes, and the second round has no warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import platform
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import framework
+import generate
+import load
+from framework import RESULTS, ROOT, ensure_wrk, git_commit
+
+SIZES = (100, 10_000, 100_000)
+BASELINE = 100  # the size every p50 is compared with
+# The least requests/s each page should reach, as a share of the ceiling's.
+RATIO_TARGETS = {
+    "home": 0.5,
+    "home-p50": 0.5,
+    "post": 0.5,
+    "tag": 0.4,
+    "author": 0.4,
+    "archive": 0.4,
+    "post-304": 0.8,
+    "static": 0.8,
+}
+P99_TARGET_MS = 25.0
+SIZE_RATIO_TARGET = 1.3
+SAVE_TARGET_MS = 60.0
+MEMORY_TARGET_MB = 80.0
+# Pages loaded with a header (or that never render) are timed in process as they are.
+NO_COOKIE = ("static", "post-304")
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+def database_path(posts: int) -> Path:
+    return generate.DATA / f"blog-{posts}.sqlite3"
+
+
+def ensure_database(posts: int) -> Path:
+    """Give the generated blog of `posts` posts, made now unless one is there already."""
+    path = database_path(posts)
+    url = generate.sqlite_url(path)
+    if generate.count_posts(url) == posts:
+        return path
+    print(f"generating {path.relative_to(ROOT)} ...", flush=True)
+    generate.generate(url, posts, force=True, progress=lambda line: print("  " + line))
+    return path
+
+
+# --- in process ------------------------------------------------------------------------
+
+
+def make_site(database_url: str, instance: str) -> Any:
+    from pyproject import create_app
+
+    return create_app(
+        {
+            "SECRET_KEY": "bench-in-process",
+            "DEBUG": False,
+            "BASE_URL": "http://localhost",
+            "DATABASE_URL": database_url,
+            "INSTANCE_PATH": instance,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+
+
+def time_renders(database: Path, posts: int, kinds: list[str], repeat: int) -> dict[str, float]:
+    """Give the median ms of rendering each page in process, past the page cache.
+
+    A session cookie (any value) keeps a request out of the page cache, as a signed-in
+    author's is: this is what a reader pays on a URL no one asked for since the last
+    change. The 304 and the stylesheet are timed as they are. The pages (and the ETag of
+    the 304) are found again here, from this app.
+    """
+    from pyproject.db import get_database
+
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
+        site = make_site(generate.sqlite_url(database), tmp)
+        try:
+            plain = site.test_client()
+
+            def get(target: str, headers: dict[str, str] | None = None) -> tuple:
+                response = plain.get(target, headers=headers)
+                names = {k.lower(): v for k, v in response.headers.items()}
+                return response.status_code, names, response.data
+
+            for page in load.discover_pages(get, database, posts, kinds):
+                client = site.test_client()
+                if page.name not in NO_COOKIE:
+                    client.cookies["session"] = "bench-bypasses-the-page-cache"
+                samples = []
+                for _ in range(repeat):  # the median leaves out the first (templates compile)
+                    started = time.perf_counter()
+                    response = client.get(page.target, headers=page.headers)
+                    samples.append(time.perf_counter() - started)
+                    if response.status_code != page.expect:
+                        raise RuntimeError(f"{page.target} answered {response.status} in process")
+                timings[page.name] = statistics.median(samples) * 1000
+        finally:
+            get_database(site).dispose()
+    return timings
+
+
+def source_state() -> dict[str, Any]:
+    """Give the commit, and the app's files changed from it (others work in this tree)."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--", "pyproject", "templates", "static", "main.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return {"commit": git_commit(), "changed": sorted(done.stdout.split("\n"))[1:]}
+
+
+def time_saves(saves: int, words: int) -> dict[str, Any]:
+    """Give the median time to save a post of about `words` words through the editor.
+
+    A signed-in author submits the form of /posts/new to POST /posts, as a browser would:
+    CSRF check, validation, Markdown rendering and sanitising, storing the post, its tags
+    and a revision, and the redirect. Each post has a body of its own.
+    """
+    from pyproject.db import get_database
+    from pyproject.migrate import upgrade
+
+    vocabulary = generate.Vocabulary(random.Random(2026))
+    bodies = [generate.markdown_body(vocabulary, words) for _ in range(saves + 1)]
+    wall, cpu = [], []
+    with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
+        site = make_site(f"sqlite:///{Path(tmp) / 'editor.sqlite3'}", tmp)
+        try:
+            upgrade(get_database(site).engine)
+            client = site.test_client()
+            account = client.get("/setup").form_values('form[action="/setup"]')
+            account.update(
+                username="writer",
+                email="writer@example.com",
+                password="benchmark passphrase",
+                confirm="benchmark passphrase",
+            )
+            if client.post("/setup", data=account).status_code != 303:
+                raise SystemExit("could not create the author through /setup")
+            form = client.get("/posts/new").form_values("#post-form")
+            for number, body in enumerate(bodies):
+                values = {
+                    **form,
+                    "title": f"{vocabulary.title()} {number}",
+                    "body": body,
+                    "tags": "Python, Performance, Benchmarks",
+                    "status": "published",
+                }
+                started, started_cpu = time.perf_counter(), time.thread_time()
+                response = client.post("/posts", data=values)
+                elapsed, elapsed_cpu = (
+                    time.perf_counter() - started,
+                    time.thread_time() - started_cpu,
+                )
+                if response.status_code != 303:
+                    raise SystemExit(f"saving a post answered {response.status}")
+                if number:  # the first save warms imports, lexers and templates
+                    wall.append(elapsed * 1000)
+                    cpu.append(elapsed_cpu * 1000)
+        finally:
+            get_database(site).dispose()
+    return {
+        "saves": saves,
+        "words": round(statistics.mean(generate.count_words(b) for b in bodies)),
+        "median_ms": statistics.median(wall),
+        "median_cpu_ms": statistics.median(cpu),
+        "min_ms": min(wall),
+        "max_ms": max(wall),
+    }
+
+
+# --- the matrix ------------------------------------------------------------------------
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, list[int]]]:
+    """Give each configuration to run and the sizes it runs at, in order."""
+    return [
+        (config, args.sizes if config == "sync" or args.gthread_at == "all" else args.sizes[-1:])
+        for config in args.configs
+    ]
+
+
+def estimate_seconds(args: argparse.Namespace, planned: list[tuple[str, list[int]]]) -> float:
+    """Give about how long the load runs take (wrk's own durations and a little more)."""
+    total = 0.0
+    for _config, sizes in planned:
+        runs = 1 + sum(1 for s in sizes for k in args.pages if k != "home-p50" or s >= 500)
+        total += runs * (args.duration + args.warmup + 0.3)
+        total += (args.rounds - 1) * runs * (args.duration + 0.3) + 5 * len(sizes)
+    return total
+
+
+def run_config(
+    wrk: str,
+    config: str,
+    databases: dict[int, Path],
+    args: argparse.Namespace,
+    folder: Path,
+    memory_at: int | None,
+) -> list[dict[str, Any]]:
+    """Load the ceiling and every page of each size, in rounds; give one block per size.
+
+    The sites of every size and the ceiling are up together. Round 1 runs the ceiling,
+    then each size's pages; round 2 runs them all in the reverse order, the ceiling last,
+    without a warm-up (every page was loaded a moment ago). `memory_at` names the size
+    whose workers' memory is read at the end, after they served every page.
+    """
+    secret = secrets.token_hex(32)
+    source = source_state()
+    started = time.monotonic()
+    loadavg = [os.getloadavg()]
+    runs: list[dict[str, Any]] = []
+    memory = None
+    with load.serving(config, databases, folder, secret) as (sites, ceiling):
+        pages = {
+            size: load.discover_pages(
+                functools.partial(load.fetch, site.port), databases[size], size, args.pages
+            )
+            for size, site in sites.items()
+        }
+        order = [(0, ceiling, load.Page("ceiling", "/"))] + [
+            (size, sites[size], page) for size in sites for page in pages[size]
+        ]
+        for round_number in range(args.rounds):
+            for size, server, page in order if round_number % 2 == 0 else order[::-1]:
+                figures = load.load(
+                    wrk,
+                    server,
+                    page,
+                    folder,
+                    duration=args.duration,
+                    warmup=args.warmup if round_number == 0 else 0,
+                    connections=args.connections,
+                )
+                figures.update(round=round_number + 1, posts=size)
+                runs.append(figures)
+                answered = (
+                    "" if figures["status_ok"] else f" (answered {figures['checked_status']})"
+                )
+                print(
+                    f"  {config} {size or '':>7} r{round_number + 1} {page.name:<9} "
+                    f"{figures['requests_per_second']:7.0f} req/s  "
+                    f"p50 {figures['p50_us'] / 1000:6.2f} ms  "
+                    f"p99 {figures['p99_us'] / 1000:7.2f} ms  "
+                    f"CPU {framework.format_cpu(figures['cpu_us_per_request'])}  "
+                    f"errors {figures['errors'] + figures['warmup_errors']}{answered}",
+                    flush=True,
+                )
+            loadavg.append(os.getloadavg())
+        if memory_at in sites:
+            memory = {str(pid): load.resident_mb(pid) for pid in sites[memory_at].worker_pids()}
+        logs = {f"site-{size}": site.log()[-4000:] for size, site in sites.items()}
+        logs["ceiling"] = ceiling.log()[-4000:]
+    ceiling_figures = load.median_figures([r for r in runs if r["page"] == "ceiling"])
+    blocks = []
+    for size in sites:
+        summary = {"ceiling": ceiling_figures}
+        for page in pages[size]:
+            mine = [r for r in runs if r["posts"] == size and r["page"] == page.name]
+            summary[page.name] = load.median_figures(mine)
+        blocks.append(
+            {
+                "config": config,
+                "posts": size,
+                "pages": pages[size],
+                "targets": {page.name: page.target for page in pages[size]},
+                "summary": summary,
+                "worker_rss_mb": memory if size == memory_at else None,
+            }
+        )
+    blocks[0].update(
+        runs=runs,
+        loadavg=loadavg,
+        source=source,
+        seconds=round(time.monotonic() - started, 1),
+        server_logs=logs,
+    )
+    return blocks
+
+
+def table_rows(blocks: list[dict[str, Any]], renders: dict[int, dict[str, float]]) -> list[dict]:
+    """Give one row per (configuration, size, page) with its ratios and targets."""
+    baselines: dict[tuple[str, str], dict[str, Any]] = {}
+    for block in blocks:
+        if block["posts"] == BASELINE:
+            for name, figures in block["summary"].items():
+                baselines[(block["config"], name)] = figures
+    largest = max(block["posts"] for block in blocks)
+    rows = []
+    shown_ceilings = set()
+    for block in blocks:
+        ceiling = block["summary"]["ceiling"]
+        for name, figures in block["summary"].items():
+            if name == "ceiling":  # one ceiling per configuration, shared by its sizes
+                if block["config"] in shown_ceilings:
+                    continue
+                shown_ceilings.add(block["config"])
+            ratio = figures["requests_per_second"] / ceiling["requests_per_second"]
+            cpu, ceiling_cpu = figures["cpu_us_per_request"], ceiling["cpu_us_per_request"]
+            cpu_ratio = ceiling_cpu / cpu if cpu and ceiling_cpu else None
+            # The deep page has no 100-post twin: it is compared with the first page there.
+            base = baselines.get((block["config"], "home" if name == "home-p50" else name))
+            size_ratio = cpu_growth = None
+            if base and name != "ceiling":
+                size_ratio = figures["p50_ms"] / base["p50_ms"]
+                if cpu and base["cpu_us_per_request"]:
+                    cpu_growth = cpu / base["cpu_us_per_request"]
+            checks = {}
+            if name != "ceiling":
+                if name in RATIO_TARGETS:
+                    checks["ratio"] = ratio >= RATIO_TARGETS[name]
+                checks["p99"] = figures["p99_ms"] < P99_TARGET_MS
+                if size_ratio is not None and block["posts"] == largest > BASELINE:
+                    checks["size"] = size_ratio <= SIZE_RATIO_TARGET
+            rows.append(
+                {
+                    "config": block["config"],
+                    "posts": block["posts"] if name != "ceiling" else None,
+                    "page": name,
+                    "target": block["targets"].get(name, "/"),
+                    **figures,
+                    "ratio": ratio,
+                    "ratio_target": RATIO_TARGETS.get(name),
+                    "cpu_ratio": cpu_ratio,
+                    "p50_vs_baseline": size_ratio,
+                    "cpu_vs_baseline": cpu_growth,
+                    "render_ms": renders.get(block["posts"], {}).get(name),
+                    "checks": checks,
+                }
+            )
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| config | posts | page | req/s | p50 ms | p99 ms | × ceiling | target "
+        "| CPU µs/req | CPU × ceiling | p50 ÷ 100 posts | CPU ÷ 100 posts | render ms | errors |"
+    )
+    lines = [head, "|" + "|".join(["---"] * 3 + ["---:"] * 11) + "|"]
+    for row in rows:
+        checks = row["checks"]
+
+        def mark(key: str, checks: dict[str, bool] = checks) -> str:
+            return "" if checks.get(key, True) else " ✗"
+
+        posts = "all" if row["posts"] is None else f"{row['posts']:,}"
+        target = f"≥ {row['ratio_target']:.1f}" if row["ratio_target"] else ""
+        lines.append(
+            f"| {row['config']} | {posts} | {row['page']} "
+            f"| {row['requests_per_second']:,.0f} | {row['p50_ms']:.2f} "
+            f"| {row['p99_ms']:.1f}{mark('p99')} | {row['ratio']:.2f}{mark('ratio')} "
+            f"| {target} | {_num(row['cpu_us_per_request'], '.0f')} "
+            f"| {_num(row['cpu_ratio'], '.2f')} "
+            f"| {_num(row['p50_vs_baseline'], '.2f')}{mark('size')} "
+            f"| {_num(row['cpu_vs_baseline'], '.2f')} | {_num(row['render_ms'], '.1f')} "
+            f"| {row['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def shortfall(key: str, row: dict[str, Any]) -> str:
+    if key == "ratio":
+        return f"{row['ratio']:.2f} < {row['ratio_target']}"
+    if key == "p99":
+        return f"{row['p99_ms']:.1f} ms"
+    return f"{row['p50_vs_baseline']:.2f}×"
+
+
+def verdicts(
+    rows: list[dict[str, Any]], saving: dict[str, Any] | None, memory: dict[str, Any] | None
+) -> list[str]:
+    """Give one line per target: met or missed, and by how much."""
+    lines = []
+    names = {
+        "ratio": "requests/s ≥ target share of the ceiling",
+        "p99": f"p99 < {P99_TARGET_MS:.0f} ms",
+        "size": f"p50 at the largest size ≤ {SIZE_RATIO_TARGET}× p50 at {BASELINE} posts",
+    }
+    for key, title in names.items():
+        checked = [row for row in rows if key in row["checks"]]
+        missed = [row for row in checked if not row["checks"][key]]
+        detail = ", ".join(
+            f"{row['config']}/{row['posts']:,}/{row['page']} {shortfall(key, row)}"
+            for row in missed
+        )
+        state = "met" if not missed else f"MISSED {len(missed)} of {len(checked)}: {detail}"
+        lines.append(f"{title}: {state}" if checked else f"{title}: not measured")
+    if saving:
+        state = "met" if saving["median_ms"] < SAVE_TARGET_MS else "MISSED"
+        lines.append(
+            f"saving a {saving['words']:,}-word post: {saving['median_ms']:.1f} ms median "
+            f"({saving['median_cpu_ms']:.1f} ms CPU; target < {SAVE_TARGET_MS:.0f} ms): {state}"
+        )
+    if memory and memory["rss_mb"]:
+        peak = max(memory["rss_mb"].values())
+        state = "met" if peak < MEMORY_TARGET_MB else "MISSED"
+        lines.append(
+            f"worker memory at {memory['posts']:,} posts: {peak:.1f} MB "
+            f"(target < {MEMORY_TARGET_MB:.0f} MB): {state}"
+        )
+    return lines
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    wrk = ensure_wrk()
+    databases = {size: ensure_database(size) for size in args.sizes}
+    planned = plan(args)
+    print(
+        "; ".join(
+            f"{config} at {', '.join(f'{s:,}' for s in sizes)} posts" for config, sizes in planned
+        )
+        + f": about {estimate_seconds(args, planned) / 60:.1f} min of load; "
+        f"load average now {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        flush=True,
+    )
+    blocks = []
+    memory = None
+    configs = []
+    with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
+        folder = Path(tmp)
+        for config, sizes in planned:
+            average = " ".join(f"{v:.2f}" for v in os.getloadavg())
+            listed = ", ".join(f"{size:,}" for size in sizes)
+            print(f"{config}, {listed} posts (load average {average}):", flush=True)
+            memory_at = args.sizes[-1] if memory is None else None
+            mine = {size: databases[size] for size in sizes}
+            made = run_config(wrk, config, mine, args, folder, memory_at)
+            blocks.extend(made)
+            configs.append(made[0])
+            print(
+                f"  ({made[0]['seconds']:.0f} s; commit {str(made[0]['source']['commit'])[:7]}, "
+                f"{len(made[0]['source']['changed'])} app files changed from it)",
+                flush=True,
+            )
+            for block in made:
+                if block["worker_rss_mb"]:
+                    memory = {"config": config, "posts": block["posts"]}
+                    memory["rss_mb"] = block["worker_rss_mb"]
+    sources = {json.dumps(made["source"], sort_keys=True) for made in configs}
+    problems: list[str] = []
+    if len(sources) > 1:
+        problems.append(
+            "the app's code changed during the run (another engineer's commit or edit): "
+            "blocks measured different code; see each block's source in the JSON"
+        )
+        print(problems[-1], file=sys.stderr)
+    renders: dict[int, dict[str, float]] = {}
+    if args.renders:
+        for size in args.sizes:
+            try:
+                renders[size] = time_renders(databases[size], size, args.pages, args.renders)
+            except Exception as error:  # the load figures are worth keeping anyway
+                problems.append(f"in-process renders at {size:,} posts: {error!r}")
+                print(problems[-1], file=sys.stderr)
+                continue
+            print(
+                f"render in process, {size:,} posts (ms): "
+                + "  ".join(f"{k} {v:.1f}" for k, v in renders[size].items()),
+                flush=True,
+            )
+    saving = None
+    if args.saves:
+        try:
+            saving = time_saves(args.saves, args.save_words)
+        except Exception as error:
+            problems.append(f"timing saves: {error!r}")
+            print(problems[-1], file=sys.stderr)
+
+    rows = table_rows(blocks, renders)
+    table = markdown_table(rows)
+    loads = [v[0] for made in configs for v in made["loadavg"]]
+    lines = verdicts(rows, saving, memory)
+    elapsed = time.monotonic() - started
+    report = {
+        "benchmark": "load",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+        "seconds": round(elapsed, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_1min": {"min": min(loads), "max": max(loads), "samples": loads},
+        },
+        "settings": {
+            "sizes": args.sizes,
+            "configs": args.configs,
+            "gthread_at": args.gthread_at,
+            "threads": load.THREADS,
+            "workers": framework.WORKERS,
+            "pages": args.pages,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "connections": args.connections,
+            "rounds": args.rounds,
+        },
+        "targets": {
+            "ratio": RATIO_TARGETS,
+            "p99_ms": P99_TARGET_MS,
+            "size_ratio": SIZE_RATIO_TARGET,
+            "save_ms": SAVE_TARGET_MS,
+            "memory_mb": MEMORY_TARGET_MB,
+        },
+        "table": rows,
+        "save": saving,
+        "memory": memory,
+        "renders_ms": renders,
+        "verdicts": lines,
+        "problems": problems,
+        "blocks": blocks,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    saved = RESULTS / f"load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    saved.write_text(_json(report))
+
+    print()
+    print(table)
+    print()
+    print(
+        f"{os.cpu_count()} cores, load average (1 min) {min(loads):.2f} to {max(loads):.2f} "
+        f"during the run; {args.duration} s per run after {args.warmup} s of warm-up, "
+        f"{args.connections} connections, median of {args.rounds} rounds; "
+        f"{elapsed / 60:.1f} min in all."
+    )
+    print("render ms: in process, page cache bypassed (first view of a URL since a change).")
+    for line in lines:
+        print(line)
+    for problem in problems:
+        print(f"NOTE: {problem}")
+    print(f"saved {saved.relative_to(ROOT)}")
+    failed = [row for row in rows if row["errors"]]
+    if failed:
+        for row in failed:
+            print(
+                f"FAILED: {row['config']}/{row['posts']}/{row['page']} {row['target']}: "
+                f"{row['status_errors']} statuses of 400 or more, {row['socket_errors']} socket "
+                f"errors, answered {row['checked_status']}",
+                file=sys.stderr,
+            )
+        return 1
+    return 0
+
+
+def _json(report: dict[str, Any]) -> str:
+    def plain(value: Any) -> Any:
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
+
+    return json.dumps(report, indent=2, default=plain) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+
+    def numbers(text: str) -> list[int]:
+        return sorted({int(part.replace("_", "")) for part in text.split(",") if part})
+
+    def names(allowed: tuple[str, ...]) -> Any:
+        def parse(text: str) -> list[str]:
+            chosen = list(allowed) if text == "all" else [p for p in text.split(",") if p]
+            unknown = set(chosen) - set(allowed)
+            if unknown or not chosen:
+                raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)} (or all)")
+            return [name for name in allowed if name in chosen]
+
+        return parse
+
+    parser.add_argument(
+        "--sizes", type=numbers, default=list(SIZES), help="posts per blog [100,10000,100000]"
+    )
+    parser.add_argument(
+        "--configs",
+        type=names(tuple(load.CONFIGS)),
+        default=list(load.CONFIGS),
+        help="gunicorn worker configurations [sync,gthread]",
+    )
+    parser.add_argument(
+        "--gthread-at",
+        choices=("largest", "all"),
+        default="largest",
+        help="sizes gthread runs at: the largest only (the default: it keeps the full "
+        "matrix under 15 minutes) or all",
+    )
+    parser.add_argument(
+        "--pages",
+        type=names(load.PAGE_KINDS),
+        default=list(load.DEFAULT_PAGES),
+        help=f"page kinds to load [{','.join(load.DEFAULT_PAGES)}]; also archive, or all",
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run [10]")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per run [1]")
+    parser.add_argument("--connections", type=int, default=32, help="open connections [32]")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds [2]")
+    parser.add_argument("--renders", type=int, default=3, help="in-process renders per page [3]")
+    parser.add_argument("--saves", type=int, default=20, help="posts saved through the editor [20]")
+    parser.add_argument("--save-words", type=int, default=2000, help="words per saved post [2000]")
+    args = parser.parse_args(argv)
+    if min(args.duration, args.warmup, args.connections, args.rounds) < 1 or not args.sizes:
+        parser.error("--duration, --warmup, --connections and --rounds must be at least 1")
+    return benchmark(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
