@@ -81,6 +81,13 @@ def ensure_database(posts: int) -> Path:
     path = database_path(posts)
     url = generate.sqlite_url(path)
     if generate.count_posts(url) == posts:
+        # A blog made by an older checkout: bring its schema up to this one's.
+        from pyproject.db import make_engine
+        from pyproject.migrate import upgrade
+
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
         return path
     print(f"generating {path.relative_to(ROOT)} ...", flush=True)
     generate.generate(url, posts, force=True, progress=lambda line: print("  " + line))
