@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from pyproject.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 from pyproject.migrate import upgrade
-from pyproject.models import LoginAttempt, Post, utcnow
+from pyproject.models import LoginAttempt, Post, set_clock, utcnow
 
 BASE_URL = "http://localhost"
 
@@ -262,3 +262,27 @@ def shared_cast(module_app: App) -> Cast:
 def utc_ago(**delta: float) -> datetime:
     """Give the aware UTC time `delta` ago (timedelta keywords)."""
     return utcnow() - timedelta(**delta)
+
+
+class Clock:
+    """A clock tests move by hand (near the real time: sessions expire by the real one)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    """The app's clock, stopped at the current minute until the test moves it."""
+    moved = Clock(datetime.now(UTC).replace(second=0, microsecond=0))
+    set_clock(moved)
+    try:
+        yield moved
+    finally:
+        set_clock(None)

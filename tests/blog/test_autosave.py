@@ -7,14 +7,13 @@ the CSRF token in X-CSRF-Token, and `Accept: application/json`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from blog.conftest import (
     Cast,
+    Clock,
     csrf_token,
     edit_post,
     form_of,
@@ -24,7 +23,6 @@ from blog.conftest import (
 )
 from blog.test_revisions import body_shown, current_post, history, post_rows, stored_revisions
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import set_clock
 
 JSON = {"Accept": "application/json", "X-Requested-With": "fetch"}
 
@@ -40,29 +38,6 @@ def banner_link(page: TestResponse) -> str | None:
     """Give the "Restore them" link of the editor's unsaved-changes banner, if it shows one."""
     link = page.html.select_one('main .flash a[href*="autosave="]')
     return link["href"] if link is not None else None
-
-
-class Clock:
-    """A clock tests move by hand (near the real time: sessions expire by the real one)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    moved = Clock(datetime.now(UTC).replace(second=0, microsecond=0))
-    set_clock(moved)
-    try:
-        yield moved
-    finally:
-        set_clock(None)
 
 
 # --- keeping the text ----------------------------------------------------------------------

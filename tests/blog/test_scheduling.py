@@ -6,39 +6,23 @@ Time is moved with `set_clock`, never slept through; the clock starts at the rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from blog.conftest import Cast, edit_post, field_error, form_of, make_cast, slug_of, write_post
+from blog.conftest import (
+    Cast,
+    Clock,
+    edit_post,
+    field_error,
+    form_of,
+    make_cast,
+    slug_of,
+    write_post,
+)
 from blog.test_revisions import current_post
 from pyproject.lib.testing import TestClient
-from pyproject.models import set_clock
-
-
-class Clock:
-    """A clock tests move by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    moved = Clock(datetime.now(UTC).replace(second=0, microsecond=0))
-    set_clock(moved)
-    try:
-        yield moved
-    finally:
-        set_clock(None)
 
 
 def local_input(moment: datetime) -> str:

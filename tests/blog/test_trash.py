@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from blog.conftest import (
     Cast,
+    Clock,
     delete_post,
     edit_post,
     form_of,
@@ -29,31 +28,8 @@ from pyproject.config import ROOT
 from pyproject.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import GoneSlug, Post, set_clock
+from pyproject.models import GoneSlug, Post
 from pyproject.trash import purge_expired
-
-
-class Clock:
-    """A clock tests move by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    moved = Clock(datetime.now(UTC).replace(microsecond=0))
-    set_clock(moved)
-    try:
-        yield moved
-    finally:
-        set_clock(None)
 
 
 def trash_rows(client: TestClient) -> list[dict[str, Any]]:
