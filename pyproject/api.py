@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
-
 from pyproject.caching import reader_page
 from pyproject.db import get_db
 from pyproject.lib import App, Request, url_for
-from pyproject.models import Post, Tag, post_tags, utcnow
+from pyproject.models import Post, utcnow
 from pyproject.posts import (
     get_post_or_404,
     page_number,
     paginate,
     post_list_query,
     published,
-    visible,
+    tag_counts,
 )
 from pyproject.search import search
 
@@ -80,15 +78,7 @@ def api_post(request: Request, slug: str) -> dict[str, Any]:
 @reader_page
 def api_tags(request: Request) -> dict[str, Any]:
     """GET /api/tags: every tag with its number of published posts."""
-    count = func.count(Post.id)
-    rows = get_db(request).execute(
-        select(Tag.name, Tag.slug, count.label("count"))
-        .join(post_tags, post_tags.c.tag_id == Tag.id)
-        .join(Post, Post.id == post_tags.c.post_id)
-        .where(*visible(utcnow()))
-        .group_by(Tag.id, Tag.name, Tag.slug)
-        .order_by(count.desc(), Tag.name)
-    )
+    rows = tag_counts(get_db(request))
     return {
         "tags": [
             {

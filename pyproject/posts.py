@@ -229,12 +229,10 @@ def drafts(request: Request) -> str:
     return render_template("posts/drafts.html", page=page, now=utcnow())
 
 
-@reader_page
-def tags_index(request: Request) -> str:
-    """Every tag with its number of published posts."""
-    db = get_db(request)
+def tag_counts(db: Session) -> list[Any]:
+    """Give every tag with published posts as (name, slug, count) rows, most used first."""
     count = func.count(Post.id)
-    rows = db.execute(
+    return db.execute(
         select(Tag.name, Tag.slug, count.label("count"))
         .join(post_tags, post_tags.c.tag_id == Tag.id)
         .join(Post, Post.id == post_tags.c.post_id)
@@ -242,7 +240,12 @@ def tags_index(request: Request) -> str:
         .group_by(Tag.id, Tag.name, Tag.slug)
         .order_by(count.desc(), Tag.name)
     ).all()
-    return render_template("tags/index.html", tags=rows)
+
+
+@reader_page
+def tags_index(request: Request) -> str:
+    """Every tag with its number of published posts."""
+    return render_template("tags/index.html", tags=tag_counts(get_db(request)))
 
 
 @reader_page
