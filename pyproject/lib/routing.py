@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -151,22 +151,27 @@ class Router:
             else:
                 self._by_segment.setdefault(first, []).append(entry)
 
-    def _candidates(self, path: str) -> list[tuple[Rule, dict[str, Any]]]:
-        found = [(rule, {}) for rule in self._static.get(path, ())]
+    def _iter_candidates(self, path: str) -> Iterator[tuple[Rule, dict[str, Any]]]:
+        """Yield the rules matching `path` with their arguments, in registration order."""
+        for rule in self._static.get(path, ()):
+            yield rule, {}
         segment = path.split("/", 2)[1] if path.startswith("/") else ""
         for _, rule in heapq.merge(self._by_segment.get(segment, ()), self._anywhere):
             args = rule.match(path)
             if args is not None:
-                found.append((rule, args))
-        return found
+                yield rule, args
+
+    def _candidates(self, path: str) -> list[tuple[Rule, dict[str, Any]]]:
+        return list(self._iter_candidates(path))
 
     def match(self, path: str, method: str, query_string: str = "") -> tuple[Rule, dict[str, Any]]:
         """Give the rule and arguments for a request, or raise 404, 405 or a 308 redirect."""
-        for rule in self._static.get(path, ()):
-            # The common case, without trying every dynamic rule's pattern.
+        candidates = []
+        # The first rule that takes the method wins; the rest are tried only for a 405.
+        for rule, args in self._iter_candidates(path):
             if method in rule.methods:
-                return rule, {}
-        candidates = self._candidates(path)
+                return rule, args
+            candidates.append((rule, args))
         if not candidates:
             if not path.endswith("/") and self._candidates(path + "/"):
                 location = "/" + (path + "/").lstrip("/")
@@ -176,9 +181,7 @@ class Router:
                 raise Redirect(location, 308)
             raise NotFound()
         allowed: set[str] = set()
-        for rule, args in candidates:
-            if method in rule.methods:
-                return rule, args
+        for rule, _ in candidates:
             allowed |= rule.methods
         raise MethodNotAllowed(sorted(allowed | {"OPTIONS"}))
 
