@@ -191,11 +191,6 @@ class PageCache:
         return len(self._entries)
 
 
-def reader_validators(request: Request) -> tuple[str, datetime]:
-    """Give the ETag (opaque part) and Last-Modified of what anonymous readers see now."""
-    return current_app().extensions["content_state"].validators()
-
-
 # The only query parameters reader pages read; others (utm_source=...) change nothing on
 # the page, so they must not make a new cache entry (or a way to force fresh renders).
 _PAGE_PARAMETERS = ("page", "q")
@@ -232,7 +227,7 @@ def reader_page(
             if request.method not in ("GET", "HEAD") or not is_anonymous(request):
                 return func_(request, **kwargs)
             app = current_app()
-            etag, last_modified = reader_validators(request)
+            etag, last_modified = app.extensions["content_state"].validators()
             if refresh_seconds:
                 etag += f"-{int(utcnow().timestamp()) // refresh_seconds}"
             early = not_modified(request.environ, etag=etag, last_modified=last_modified)

@@ -11,10 +11,17 @@ from sqlalchemy.orm import Session
 
 from pyproject.caching import reader_page
 from pyproject.db import get_db
-from pyproject.errors import NotFound, Redirect
+from pyproject.errors import NotFound
 from pyproject.lib import App, Request, Response, render_template, url_for
 from pyproject.models import Post, Tag, User, post_tags, utcnow
-from pyproject.posts import post_list_query, published, tag_slug, visible
+from pyproject.posts import (
+    author_or_404,
+    post_list_query,
+    published,
+    tag_or_404,
+    tagged,
+    visible,
+)
 
 FEED_SIZE = 20
 SITEMAP_MAX_URLS = 50_000
@@ -66,28 +73,15 @@ def site_rss(request: Request) -> Response:
 
 @reader_page
 def tag_atom(request: Request, tag: str) -> Response:
-    found = get_db(request).scalar(select(Tag).where(Tag.slug == tag_slug(tag)))
-    if found is None:
-        raise NotFound("There is no such tag.")
-    if tag != found.slug:
-        raise Redirect(url_for("tag_atom", tag=found.slug), 301)
-    query = post_list_query(with_body=True).where(
-        # EXISTS, not IN: SQLite then walks the newest posts and stops at a page's worth.
-        select(post_tags.c.post_id)
-        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == found.id)
-        .exists()
-    )
+    found = tag_or_404(request, tag)
+    query = post_list_query(with_body=True).where(tagged(found))
     page = url_for("show_tag", tag=found.slug, _external=True)
     return _feed(request, "atom", query, f"Posts tagged “{found.name}”", page)
 
 
 @reader_page
 def author_atom(request: Request, username: str) -> Response:
-    author = get_db(request).scalar(select(User).where(User.username == username.lower()))
-    if author is None:
-        raise NotFound("There is no such author.")
-    if username != author.username:
-        raise Redirect(url_for("author_atom", username=author.username), 301)
+    author = author_or_404(request, username)
     query = post_list_query(with_body=True).where(Post.author_id == author.id)
     page = url_for("show_author", username=author.username, _external=True)
     return _feed(request, "atom", query, f"Posts by {author.name}", page)

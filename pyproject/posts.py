@@ -248,22 +248,48 @@ def tags_index(request: Request) -> str:
     return render_template("tags/index.html", tags=tag_counts(get_db(request)))
 
 
-@reader_page
-def show_tag(request: Request, tag: str) -> str:
-    """A tag's published posts."""
-    db = get_db(request)
-    found = db.scalar(select(Tag).where(Tag.slug == tag_slug(tag)))
+def _to_canonical(request: Request, name: str, value: str) -> None:
+    """Answer 301 to this same page under the canonical spelling of its name."""
+    args = {**request.view_args, name: value}
+    raise Redirect(with_query(request, url_for(request.endpoint, **args)), 301)
+
+
+def tag_or_404(request: Request, tag: str) -> Tag:
+    """Give the tag a URL names; another spelling of it (/tags/Python) redirects."""
+    found = get_db(request).scalar(select(Tag).where(Tag.slug == tag_slug(tag)))
     if found is None:
         raise NotFound("There is no such tag.")
     if tag != found.slug:
-        raise Redirect(with_query(request, url_for("show_tag", tag=found.slug)), 301)
-    query = published(post_list_query(), utcnow()).where(
-        # EXISTS, not IN: SQLite then walks the newest posts and stops at a page's worth.
+        _to_canonical(request, "tag", found.slug)
+    return found
+
+
+def author_or_404(request: Request, username: str) -> User:
+    """Give the author a URL names; another spelling of the name redirects."""
+    author = get_db(request).scalar(select(User).where(User.username == username.lower()))
+    if author is None:
+        raise NotFound("There is no such author.")
+    if username != author.username:
+        _to_canonical(request, "username", author.username)
+    return author
+
+
+def tagged(tag: Tag) -> Any:
+    """Give the condition for posts that carry `tag`."""
+    # EXISTS, not IN: SQLite then walks the newest posts and stops at a page's worth.
+    return (
         select(post_tags.c.post_id)
-        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == found.id)
+        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == tag.id)
         .exists()
     )
-    page = paginate(db, query, page_number(request))
+
+
+@reader_page
+def show_tag(request: Request, tag: str) -> str:
+    """A tag's published posts."""
+    found = tag_or_404(request, tag)
+    query = published(post_list_query(), utcnow()).where(tagged(found))
+    page = paginate(get_db(request), query, page_number(request))
     return render_template("tags/show.html", tag=found, page=page)
 
 
@@ -271,11 +297,7 @@ def show_tag(request: Request, tag: str) -> str:
 def show_author(request: Request, username: str) -> str:
     """An author's bio and published posts."""
     db = get_db(request)
-    author = db.scalar(select(User).where(User.username == username.lower()))
-    if author is None:
-        raise NotFound("There is no such author.")
-    if username != author.username:
-        raise Redirect(with_query(request, url_for("show_author", username=author.username)), 301)
+    author = author_or_404(request, username)
     query = published(post_list_query(), utcnow()).where(Post.author_id == author.id)
     page = paginate(db, query, page_number(request))
     return render_template("authors/show.html", author=author, page=page)

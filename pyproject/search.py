@@ -91,9 +91,6 @@ def _run(db: Session, sql: str, params: dict[str, object]) -> list[tuple[int, st
     return [(row.id, row.snippet) for row in db.execute(statement, {"now": utcnow(), **params})]
 
 
-_VISIBLE = "posts.status = 'published' AND posts.deleted_at IS NULL AND posts.published_at <= :now"
-
-
 # bm25's column weights, in the index's order (title, summary, body, tags): a word in the
 # title counts as much as a hundred in the body, so a title match stays on top.
 # Candidates ranked inside the index before the visibility check (almost every indexed
