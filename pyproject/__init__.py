@@ -9,7 +9,7 @@ from pyproject import caching, db
 from pyproject.config import ROOT, load_config
 from pyproject.db import Database
 from pyproject.lib import App, Request
-from pyproject.lib.security import origin_of, security_headers
+from pyproject.lib.security import origin_of
 from pyproject.lib.sessions import SessionInterface
 from pyproject.lib.static import StaticFiles
 from pyproject.session_store import DatabaseSessionStore
@@ -43,7 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     app.static_files = StaticFiles(
         app.wsgi_app,
         str(ROOT / "static"),
-        extra_headers=security_headers(),
+        extra_headers=app.security_headers,
         check_changes=bool(config["DEBUG"]),
         allowed_hosts=config["ALLOWED_HOSTS"],
     )

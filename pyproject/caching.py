@@ -13,9 +13,7 @@ import functools
 import hashlib
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pyproject.db import Database
-from pyproject.lib import App, Request, Response, current_app
-from pyproject.lib.datastructures import Headers
+from pyproject.lib import App, Request, current_app
+from pyproject.lib.pagecache import PageCache
 from pyproject.lib.response import not_modified, with_validators
 from pyproject.models import Post, SiteState, Tag, User, utcnow
 
@@ -68,6 +66,8 @@ _STATE_SQL = (
     "  AND deleted_at IS NULL AND published_at > %(now)s)"
 )
 
+_VERSION_SQL = "SELECT version FROM site_state WHERE id = 1"
+
 
 class ContentState:
     """What anonymous readers see now, as validators: cheap to ask, shared by all workers.
@@ -101,17 +101,19 @@ class ContentState:
             local.data_version = None
         data_version = connection.execute("PRAGMA data_version").fetchone()[0]
         cached = getattr(local, "cached", None)
-        if (
-            cached is not None
-            and data_version == local.data_version
-            and cached[2] <= now
-            and (cached[3] is None or now < cached[3])
-        ):
-            return cached[0], cached[1]
+        if cached is not None and cached[2] <= now and (cached[3] is None or now < cached[3]):
+            if data_version == local.data_version:
+                return cached[0], cached[1]
+            # Something was committed, most often a view count, which changes no page:
+            # the site version tells (every change readers could see bumps it).
+            version = connection.execute(_VERSION_SQL).fetchone()[0]
+            if version == cached[4]:
+                local.data_version = data_version
+                return cached[0], cached[1]
         rows = self._query_sqlite(connection, now)
         etag, last_modified = self._compute(rows, now)
         local.data_version = data_version
-        local.cached = (etag, last_modified, now, rows[3])
+        local.cached = (etag, last_modified, now, rows[3], rows[0])
         return etag, last_modified
 
     def _query_sqlite(self, connection: sqlite3.Connection, now: datetime) -> tuple[Any, ...]:
@@ -144,81 +146,38 @@ def _parse_sqlite_time(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-@dataclass
-class CachedPage:
-    etag: str
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    on_hit: Callable[[Request], None] | None = None
-
-
-class PageCache:
-    """A per-worker cache of rendered anonymous pages, keyed by URL, checked by ETag.
-
-    An entry is only served while its ETag is the current one, so a change anywhere
-    (on any worker or host) retires every entry at once; the size is bounded in bytes.
-    """
-
-    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, CachedPage] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: str, etag: str) -> CachedPage | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry.etag != etag:
-                return None
-            self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: str, entry: CachedPage) -> None:
-        if len(entry.body) > self.max_bytes // 8:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._size -= len(old.body)
-            self._entries[key] = entry
-            self._size += len(entry.body)
-            while self._size > self.max_bytes and self._entries:
-                _, evicted = self._entries.popitem(last=False)
-                self._size -= len(evicted.body)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-# The only query parameters reader pages read; others (utm_source=...) change nothing on
-# the page, so they must not make a new cache entry (or a way to force fresh renders).
-_PAGE_PARAMETERS = ("page", "q")
-
-
-def cache_key(request: Request) -> str:
-    """Give the page cache's key for a request: the path and the parameters pages read."""
-    args = request.args
-    kept = [f"{name}={args.get(name)}" for name in _PAGE_PARAMETERS if name in args]
-    return request.environ.get("PATH_INFO", "") + "?" + "&".join(kept)
-
-
 def is_anonymous(request: Request) -> bool:
     """Give whether the request carries no session cookie (the page is the same for all)."""
     interface = current_app().session_interface
     return interface.cookie_for(request.environ) not in request.cookies
 
 
+def etag_for(state: ContentState) -> Callable[[int | None], tuple[str, datetime]]:
+    """Give the function of a refresh period that gives reader pages' current validators.
+
+    The ETag (quoted) is the content state's; pages that also show what changes without
+    a write readers could see (view counts) mix in a bucket of `refresh` seconds.
+    """
+
+    def current(refresh: int | None) -> tuple[str, datetime]:
+        etag, last_modified = state.validators()
+        if refresh:
+            etag = f"{etag}-{int(utcnow().timestamp()) // refresh}"
+        return f'"{etag}"', last_modified
+
+    return current
+
+
 def reader_page(
     view: Callable[..., Any] | None = None, *, refresh_seconds: int | None = None
 ) -> Any:
-    """Make a view answer anonymous readers from validators and a page cache.
+    """Make a view answer anonymous readers from validators and the page cache.
 
-    A revalidation that matches is a 304 before the view runs; a page rendered since
-    the last change is served from this worker's cache. `refresh_seconds` mixes a time
-    bucket into the ETag, for pages that also show what changes without a write readers
-    could see (view counts). A view may set `response.on_cache_hit` to a function of the
-    request to run when its cached page is served (counting a view).
+    A revalidation that matches is a 304 before the view runs; a page rendered at the
+    current validators is marked for the page cache (pyproject.lib.pagecache), which
+    answers the next anonymous reader of the URL before the app runs. A view may set
+    `response.on_cache_hit` to a function of the request method, run when the kept page
+    is served (counting a view).
     """
 
     def decorate(func_: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,43 +186,27 @@ def reader_page(
             if request.method not in ("GET", "HEAD") or not is_anonymous(request):
                 return func_(request, **kwargs)
             app = current_app()
-            etag, last_modified = app.extensions["content_state"].validators()
-            if refresh_seconds:
-                etag += f"-{int(utcnow().timestamp()) // refresh_seconds}"
+            pages: PageCache = app.extensions["page_cache"]
+            quoted, last_modified = pages.etag_for(refresh_seconds)
+            etag = quoted[1:-1]
+            key = pages.key(request.environ, request.args)
+            page_mark = pages.mark(request.environ, key, quoted, refresh_seconds) if key else None
             early = not_modified(request.environ, etag=etag, last_modified=last_modified)
             if early is not None:
-                early.headers.set("Cache-Control", "public, no-cache")
+                early.headers.add("Cache-Control", "public, no-cache")
                 early.vary_cookie = True
                 return early
-            cache: PageCache = app.extensions["page_cache"]
-            key = cache_key(request)
-            entry = cache.get(key, etag)
-            if entry is not None:
-                if entry.on_hit is not None:
-                    entry.on_hit(request)
-                cached = Response(entry.body, entry.status, Headers(entry.headers))
-                cached.vary_cookie = True
-                return cached
             response = app.make_response(func_(request, **kwargs))
             # Signed-in readers see other pages at the same URLs: caches must tell apart.
             response.vary_cookie = True
             if response.status_code == 200:
                 with_validators(response, etag=etag, last_modified=last_modified)
                 response.headers.setdefault("Cache-Control", "public, no-cache")
-                session = request.session
-                untouched = session is None or not session.modified
-                if untouched and isinstance(response.body, str | bytes):
-                    body = response.get_data()
-                    cache.put(
-                        key,
-                        CachedPage(
-                            etag,
-                            200,
-                            response.headers.items(),
-                            body,
-                            getattr(response, "on_cache_hit", None),
-                        ),
-                    )
+                if page_mark is not None:
+                    session = request.session
+                    untouched = session is None or not session.modified
+                    page_mark.keep_body = untouched and isinstance(response.body, str | bytes)
+                    page_mark.on_hit = getattr(response, "on_cache_hit", None)
             return response
 
         return wrapper
@@ -272,9 +215,18 @@ def reader_page(
 
 
 def init_app(app: App, root: Path, database: Database) -> None:
-    """Track changes, and set up the validators and the page cache of this process."""
+    """Track changes, and put this worker's page cache in front of the app."""
     track_changes(database.sessions)
     version = templates_version([root / "templates", root / "static"])
+    state = ContentState(database, version)
     app.extensions["templates_version"] = version
-    app.extensions["content_state"] = ContentState(database, version)
-    app.extensions["page_cache"] = PageCache()
+    app.extensions["content_state"] = state
+    pages = PageCache(
+        app.wsgi_app,
+        etag_for=etag_for(state),
+        cookie_name=lambda environ: app.session_interface.cookie_for(environ),
+        allowed_hosts=app.request_class.allowed_hosts,
+        request_class=app.request_class,
+    )
+    app.extensions["page_cache"] = pages
+    app.wsgi_app = pages

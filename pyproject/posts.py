@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -162,10 +162,19 @@ def get_post_or_404(
     return post
 
 
-def count_view(request: Request, post_id: int) -> None:
-    """Count a reader's view of a post (a GET: a HEAD or a revalidation reads nothing)."""
-    if request.method == "GET":
-        current_app().extensions["view_counter"].count(post_id)
+def view_counter(post_id: int) -> Callable[[str], None]:
+    """Give the function of a request method that counts a reader's view of a post.
+
+    Only a GET counts: a HEAD or a revalidation reads nothing. The page cache calls it
+    too, when it serves the kept page.
+    """
+    counter = current_app().extensions["view_counter"]
+
+    def count(method: str) -> None:
+        if method == "GET":
+            counter.count(post_id)
+
+    return count
 
 
 _TAG_JUNK = re.compile(r"[^\w-]+")
@@ -206,9 +215,10 @@ def show_post(request: Request, slug: str) -> Response:
         render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
     )
     if post.is_published and (user is None or user.id != post.author_id):
-        count_view(request, post.id)
+        count = view_counter(post.id)
+        count(request.method)
         # A cached copy of the page counts its readers too.
-        response.on_cache_hit = functools.partial(count_view, post_id=post.id)
+        response.on_cache_hit = count
     return response
 
 

@@ -45,11 +45,11 @@ class App:
         self.trusted_origins: list[str] = []
         self.extensions: dict[str, Any] = {}
         self._got_first_request = False
-        self._security_headers = security_headers(
+        self.security_headers = security_headers(
             config.get("CONTENT_SECURITY_POLICY") or DEFAULT_CSP,
             hsts=str(config.get("BASE_URL", "")).startswith("https://"),
         )
-        for name, value in self._security_headers:
+        for name, value in self.security_headers:
             check_header(name, value)
         self.jinja_env = make_environment(
             template_folder,
@@ -164,14 +164,7 @@ class App:
             _current_app.reset(tokens[0])
         start_response(status, headers)
         if log.isEnabledFor(logging.INFO):
-            log.info(
-                "%s %s %s %s %.1fms",
-                _printable(request.method),
-                _printable(environ.get("PATH_INFO", "")),
-                status[:3],
-                response.headers.get("Content-Length", "-"),
-                (time.perf_counter() - started) * 1000,
-            )
+            log_request(environ, status, response.headers.get("Content-Length", "-"), started)
         return body
 
     def full_dispatch(self, request: Request) -> Response:
@@ -266,7 +259,7 @@ class App:
         status, headers, body = finalize(response, request.environ)
         # Added after the check in finalize(): they are constants, checked once at start-up.
         present = {name.lower() for name, _ in headers}
-        headers.extend(h for h in self._security_headers if h[0].lower() not in present)
+        headers.extend(h for h in self.security_headers if h[0].lower() not in present)
         return status, headers, body
 
     def teardown(self, request: Request, error: BaseException | None) -> None:
@@ -330,6 +323,18 @@ def static_url(filename: str) -> str:
 def render_template(name: str | list[str], **context: Any) -> str:
     """Give a template of the current app rendered with `context`."""
     return _current_app.get().render_template(name, **context)
+
+
+def log_request(environ: dict[str, Any], status: str, length: str, started: float) -> None:
+    """Log one request's line: method, path, status, body length and time taken."""
+    log.info(
+        "%s %s %s %s %.1fms",
+        _printable(environ.get("REQUEST_METHOD", "GET")),
+        _printable(environ.get("PATH_INFO", "")),
+        status[:3],
+        length,
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def _printable(text: str) -> str:

@@ -125,16 +125,20 @@ class Headers:
         """Add a header line, keeping any others of the same name (like Set-Cookie)."""
         self._list.append((key, str(value)))
 
+    # Every lookup compares lengths before case-folding: most names differ in length, so
+    # a scan of a response's headers lower-cases one or two of them, not all.
+
     def set(self, key: str, value: str) -> None:
         """Replace every header of that name with one line (where the first one stood)."""
-        lower = key.lower()
+        lower, size = key.lower(), len(key)
         items = self._list
         for index, (name, _) in enumerate(items):
-            if name.lower() == lower:
+            if len(name) == size and name.lower() == lower:
                 items[index] = (key, str(value))
-                if any(n.lower() == lower for n, _ in items[index + 1 :]):
+                rest = items[index + 1 :]
+                if any(len(n) == size and n.lower() == lower for n, _ in rest):
                     self._list = items[: index + 1] + [
-                        (n, v) for n, v in items[index + 1 :] if n.lower() != lower
+                        (n, v) for n, v in rest if len(n) != size or n.lower() != lower
                     ]
                 return
         items.append((key, str(value)))
@@ -149,22 +153,22 @@ class Headers:
 
     def remove(self, key: str) -> None:
         """Drop every header of that name."""
-        lower = key.lower()
-        if any(k.lower() == lower for k, _ in self._list):
-            self._list = [(k, v) for k, v in self._list if k.lower() != lower]
+        lower, size = key.lower(), len(key)
+        if any(len(k) == size and k.lower() == lower for k, _ in self._list):
+            self._list = [(k, v) for k, v in self._list if len(k) != size or k.lower() != lower]
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """Give the first value of a header, or `default`."""
-        lower = key.lower()
+        lower, size = key.lower(), len(key)
         for k, v in self._list:
-            if k.lower() == lower:
+            if len(k) == size and k.lower() == lower:
                 return v
         return default
 
     def getlist(self, key: str) -> list[str]:
         """Give every value of a header."""
-        lower = key.lower()
-        return [v for k, v in self._list if k.lower() == lower]
+        lower, size = key.lower(), len(key)
+        return [v for k, v in self._list if len(k) == size and k.lower() == lower]
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key)

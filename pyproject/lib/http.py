@@ -7,6 +7,7 @@ tests/lib/test_http.py; the Request, Response and static middleware build on the
 from __future__ import annotations
 
 import email.utils
+import functools
 import os
 import posixpath
 import re
@@ -40,7 +41,13 @@ def http_date(value: datetime | float) -> str:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         value = value.timestamp()
-    return email.utils.formatdate(int(value), usegmt=True)
+    return _format_http_date(int(value))
+
+
+@functools.lru_cache(maxsize=256)
+def _format_http_date(seconds: int) -> str:
+    # Pages and files repeat a few Last-Modified times: format each once.
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def parse_http_date(value: str | None) -> datetime | None:
@@ -106,6 +113,8 @@ def is_not_modified(
     If-None-Match.
     """
     if if_none_match:
+        if if_none_match == etag:  # what a browser revalidating its copy sends
+            return True
         tags, star = parse_etags(if_none_match)
         if star:
             return etag is not None

@@ -150,20 +150,9 @@ class Request:
             if port and port not in ("80", "443"):
                 raw = f"{raw}:{port}"
         host = raw.strip().lower()
-        allowed = tuple(self.allowed_hosts)
-        known = _HOST_VERDICTS.get((host, allowed))
-        if known is None:
-            name = split_host(host)
-            if name is None:
-                known = "The Host header is missing or malformed."
-            elif not host_allowed(name, allowed):
-                known = "This site does not answer to that host name."
-            else:
-                known = ""
-            if len(_HOST_VERDICTS) < 1024:  # a bounded memo: hostile hosts cannot grow it
-                _HOST_VERDICTS[(host, allowed)] = known
-        if known:
-            raise BadRequest(known)
+        problem = host_problem(host, tuple(self.allowed_hosts))
+        if problem:
+            raise BadRequest(problem)
         return host
 
     @cached_property
@@ -373,6 +362,22 @@ class Request:
 _HOST_VERDICTS: dict[tuple[str, tuple[str, ...]], str] = {}
 _HOST_NAME = re.compile(r"([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?\Z")
 _HOST_IPV6 = re.compile(r"(\[[0-9a-fA-F:.]+\])(?::([0-9]{1,5}))?\Z")
+
+
+def host_problem(host: str, allowed: tuple[str, ...]) -> str:
+    """Give why a (stripped, lower-cased) Host value is refused, or "" when it is allowed."""
+    known = _HOST_VERDICTS.get((host, allowed))
+    if known is None:
+        name = split_host(host)
+        if name is None:
+            known = "The Host header is missing or malformed."
+        elif not host_allowed(name, allowed):
+            known = "This site does not answer to that host name."
+        else:
+            known = ""
+        if len(_HOST_VERDICTS) < 1024:  # a bounded memo: hostile hosts cannot grow it
+            _HOST_VERDICTS[(host, allowed)] = known
+    return known
 
 
 def split_host(host: str) -> str | None:

@@ -284,8 +284,13 @@ def not_modified(
         if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
     ):
         response = Response(b"", 304)
-        response.headers.remove("Content-Type")
-        with_validators(response, etag=etag, last_modified=last_modified, weak=weak)
+        # A 304 has no content to type: its headers are the validators alone.
+        lines = response.headers._list
+        lines.clear()
+        if quoted is not None:
+            lines.append(("ETag", quoted))
+        if last_modified is not None:
+            lines.append(("Last-Modified", http_date(last_modified)))
         return response
     return None
 

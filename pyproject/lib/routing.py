@@ -128,6 +128,8 @@ class Router:
         # (a placeholder first) in `_anywhere`. Each keeps its registration order.
         self._by_segment: dict[str, list[tuple[int, Rule]]] = {}
         self._anywhere: list[tuple[int, Rule]] = []
+        # What a request tries per first segment, both lists merged (made on first use).
+        self._tried: dict[str | None, list[Rule]] = {}
 
     def add(self, rule: Rule) -> None:
         """Register a rule; fail loudly on a duplicate endpoint or a rule/method clash."""
@@ -141,6 +143,7 @@ class Router:
                 )
         self.rules.append(rule)
         self.by_endpoint[rule.endpoint] = rule
+        self._tried.clear()
         if rule.is_static:
             self._static.setdefault(rule.rule, []).append(rule)
         else:
@@ -156,10 +159,19 @@ class Router:
         for rule in self._static.get(path, ()):
             yield rule, {}
         segment = path.split("/", 2)[1] if path.startswith("/") else ""
-        for _, rule in heapq.merge(self._by_segment.get(segment, ()), self._anywhere):
+        for rule in self._rules_for(segment):
             args = rule.match(path)
             if args is not None:
                 yield rule, args
+
+    def _rules_for(self, segment: str) -> list[Rule]:
+        """Give the pattern rules a path starting with `segment` may match, in order."""
+        key = segment if segment in self._by_segment else None  # unknown ones share a list
+        tried = self._tried.get(key)
+        if tried is None:
+            own = self._by_segment.get(segment, ()) if key is not None else ()
+            tried = self._tried[key] = [rule for _, rule in heapq.merge(own, self._anywhere)]
+        return tried
 
     def _candidates(self, path: str) -> list[tuple[Rule, dict[str, Any]]]:
         return list(self._iter_candidates(path))

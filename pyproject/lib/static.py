@@ -32,6 +32,9 @@ _EXTRA_TYPES = {
 }
 _TEXT_PREFIXES = ("text/", "application/javascript", "application/json", "image/svg+xml")
 YEAR = 365 * 24 * 3600
+# Files up to this size are served from memory where files cannot change (not DEBUG).
+KEEP_FILE_BYTES = 256 * 1024
+KEEP_TOTAL_BYTES = 32 * 1024 * 1024
 
 
 class StaticFiles:
@@ -63,6 +66,7 @@ class StaticFiles:
         self._fingerprints: dict[str, tuple[int, int, str]] = {}
         self._url_cache: dict[str, str] = {}
         self._known: dict[str, tuple[Any, ...]] = {}
+        self._kept_bytes = 0
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
@@ -79,7 +83,7 @@ class StaticFiles:
         found = self._file(path[len(self.prefix) :])
         if found is None:
             return self._plain(start_response, 404, "Not Found")
-        real, stat, content_type, etag, modified_header, modified_at = found
+        real, stat, content_type, etag, modified_header, modified_at, content = found
         headers = [
             ("Content-Type", content_type),
             ("ETag", etag),
@@ -98,6 +102,9 @@ class StaticFiles:
         if method == "HEAD":
             start_response(status_line(200), [*headers, ("Content-Length", str(stat.st_size))])
             return []
+        if content is not None:
+            start_response(status_line(200), [*headers, ("Content-Length", str(len(content)))])
+            return [content]
         try:
             handle = open(real, "rb")  # noqa: SIM115 - the file wrapper closes it
         except OSError:  # removed since it was remembered
@@ -126,12 +133,30 @@ class StaticFiles:
             quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}"),
             modified_header,
             parse_http_date(modified_header),
+            None,
         )
         # Only files that exist are remembered (a bounded set: what static/ holds), and
-        # only where they cannot change under a running server.
+        # only where they cannot change under a running server. Small ones are kept in
+        # memory too: no open, read and close per request.
         if not self.check_changes:
+            known = (*known[:6], self._content(real, stat))
             self._known[raw] = known
         return known
+
+    def _content(self, real: str, stat: os.stat_result) -> bytes | None:
+        """Give a small file's bytes to keep, within the memory budget; else None."""
+        if stat.st_size > KEEP_FILE_BYTES or self._kept_bytes + stat.st_size > KEEP_TOTAL_BYTES:
+            return None
+        try:
+            with open(real, "rb") as handle:
+                content = handle.read(KEEP_FILE_BYTES + 1)
+        except OSError:
+            return None
+        if len(content) != stat.st_size:  # changed while we looked: serve it from disk
+            return None
+        with self._lock:
+            self._kept_bytes += len(content)
+        return content
 
     def resolve(self, raw: str) -> tuple[str, os.stat_result] | None:
         """Give the real path and stat of a regular file for a raw (WSGI) subpath, or None."""

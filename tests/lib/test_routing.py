@@ -433,3 +433,16 @@ def test_options_lists_the_allowed_methods(tmp_path):
     response = client.options("/posts/")
     assert response.status_code == 204
     assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+def test_rules_added_after_a_match_are_found_too():
+    """The per-segment lists a match builds are rebuilt when a rule is added."""
+    router = make_router(("/posts/<int:id>", "by_id", ("GET",)))
+    assert router.match("/posts/7", "GET")[0].endpoint == "by_id"
+    with pytest.raises(NotFound):
+        router.match("/tags/x", "GET")
+    router.add(Rule("/tags/<tag>", "tag", frozenset({"GET"}), _view))
+    router.add(Rule("/<page>", "page", frozenset({"GET"}), _view))
+    assert router.match("/tags/x", "GET")[0].endpoint == "tag"
+    assert router.match("/about", "GET")[0].endpoint == "page"
+    assert router.match("/posts/7", "GET")[0].endpoint == "by_id"

@@ -354,3 +354,49 @@ def test_the_sites_static_folder_does_not_leak_the_project(site, path_info):
     assert response.status_code == 404
     assert b"SECRET_KEY" not in response.data
     assert b"create_app" not in response.data
+
+
+# --- files kept in memory (production: files cannot change under the server) ----------------
+
+
+def test_small_files_are_served_from_memory_once_seen(folder):
+    """Where files may not change (DEBUG off), a small file is read once, then kept."""
+    client = TestClient(StaticFiles(inner_app, str(folder)), validate=True)
+    first = client.get("/static/hello.txt")
+    (folder / "hello.txt").write_bytes(b"changed on disk under a running server\n")
+    again = client.get("/static/hello.txt")
+    assert again.data == first.data == TEXT
+    assert again.headers["Content-Length"] == str(len(TEXT))
+    assert again.headers["ETag"] == first.headers["ETag"]
+
+
+def test_files_may_change_under_a_server_that_checks(client, folder):
+    client.get("/static/hello.txt")
+    (folder / "hello.txt").write_bytes(b"new\n")
+    assert client.get("/static/hello.txt").data == b"new\n"
+
+
+def test_large_files_are_streamed_from_disk(folder, monkeypatch):
+    import pyproject.lib.static as static_module
+
+    monkeypatch.setattr(static_module, "KEEP_FILE_BYTES", 100)
+    big = bytes(range(256)) * 40
+    (folder / "big.bin").write_bytes(big)
+    client = TestClient(StaticFiles(inner_app, str(folder)), validate=True)
+    assert client.get("/static/big.bin").data == big
+    assert client.get("/static/hello.txt").data == TEXT  # small ones are still kept
+    (folder / "big.bin").write_bytes(b"x" * len(big))  # same size: the remembered stat holds
+    assert client.get("/static/big.bin").data == b"x" * len(big)
+
+
+def test_the_memory_kept_is_bounded(folder, monkeypatch):
+    import pyproject.lib.static as static_module
+
+    monkeypatch.setattr(static_module, "KEEP_TOTAL_BYTES", len(TEXT) + 10)
+    files = StaticFiles(inner_app, str(folder))
+    client = TestClient(files, validate=True)
+    client.get("/static/hello.txt")
+    client.get("/static/app.js")
+    client.get("/static/logo.png")
+    assert files._kept_bytes <= len(TEXT) + 10
+    assert client.get("/static/logo.png").data == (folder / "logo.png").read_bytes()
