@@ -45,7 +45,7 @@ from pyproject.auth import hash_password  # noqa: E402
 from pyproject.db import make_engine  # noqa: E402
 from pyproject.markup import Rendered, render_markdown  # noqa: E402
 from pyproject.migrate import downgrade, upgrade  # noqa: E402
-from pyproject.models import Post, Revision, SiteState, Tag, User, post_tags  # noqa: E402
+from pyproject.models import Post, PostView, Revision, SiteState, Tag, User, post_tags  # noqa: E402
 from pyproject.posts import tag_slug  # noqa: E402
 from pyproject.slugs import slugify  # noqa: E402
 
@@ -307,8 +307,8 @@ def tag_rows() -> list[dict[str, Any]]:
 
 def post_batches(
     vocab: Vocabulary, bodies: list[Body], posts: int, now: datetime, batch_size: int
-) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Give (posts, revisions, post_tags) rows, batch by batch, oldest post first."""
+) -> Iterator[tuple[list[dict[str, Any]], ...]]:
+    """Give (posts, revisions, post_tags, post_views) rows, batch by batch, oldest first."""
     rng = vocab.rng
     span = YEARS * 365 * 86_400
     start = now - timedelta(seconds=span)
@@ -317,6 +317,7 @@ def post_batches(
     post_rows: list[dict[str, Any]] = []
     revision_rows: list[dict[str, Any]] = []
     link_rows: list[dict[str, Any]] = []
+    view_rows: list[dict[str, Any]] = []
     for post_id, offset in enumerate(offsets, start=1):
         created = start + timedelta(seconds=offset)
         body = bodies[rng.randrange(len(bodies))]
@@ -351,7 +352,6 @@ def post_batches(
                 "word_count": rendered.word_count,
                 "reading_minutes": rendered.reading_minutes,
                 "render_version": rendered.version,
-                "view_count": int(rng.paretovariate(1.2) * 10) if published else 0,
                 "created_at": created,
                 "updated_at": updated,
                 "published_at": published,
@@ -375,11 +375,13 @@ def post_batches(
             }
         )
         link_rows.extend({"post_id": post_id, "tag_id": tag_id} for tag_id in tag_ids)
+        if published is not None:
+            view_rows.append({"post_id": post_id, "views": int(rng.paretovariate(1.2) * 10)})
         if len(post_rows) >= batch_size:
-            yield post_rows, revision_rows, link_rows
-            post_rows, revision_rows, link_rows = [], [], []
+            yield post_rows, revision_rows, link_rows, view_rows
+            post_rows, revision_rows, link_rows, view_rows = [], [], [], []
     if post_rows:
-        yield post_rows, revision_rows, link_rows
+        yield post_rows, revision_rows, link_rows, view_rows
 
 
 # --- the database ------------------------------------------------------------------------
@@ -507,10 +509,12 @@ def generate(
         with search_index_deferred(session):
             done = 0
             batches = post_batches(vocab, bodies, posts, now, batch_size)
-            for post_rows, revision_rows, link_rows in batches:
+            for post_rows, revision_rows, link_rows, view_rows in batches:
                 session.execute(insert(Post), post_rows)
                 session.execute(insert(Revision), revision_rows)
                 session.execute(insert(post_tags), link_rows)
+                if view_rows:
+                    session.execute(insert(PostView), view_rows)
                 session.commit()
                 done += len(post_rows)
                 if done % (batch_size * 10) == 0 or done == posts:

@@ -350,7 +350,7 @@ def save_post(request: Request, post: Post | None) -> Any:
     creating = post is None
     previous_body = "" if creating else post.body_md
     if creating:
-        post = Post(author_id=user.id, view_count=0, revision=0, slug="")
+        post = Post(author_id=user.id, revision=0, slug="")
     try:
         if data.slug:
             slug = data.slug
@@ -513,7 +513,6 @@ def autosave_new(request: Request) -> Response:
         title=title,
         slug=unique_slug(db, slugify(title) or "post"),
         status="draft",
-        view_count=0,
         revision=0,
         updated_at=utcnow(),
     )

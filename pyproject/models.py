@@ -17,9 +17,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 
 def _system_clock() -> datetime:
@@ -101,6 +103,18 @@ class User(Base):
         return self.display_name or self.username
 
 
+class PostView(Base):
+    """A post's view count, in a narrow table of its own: a reader's view is a small write
+    that no author's save waits for (and that rewrites no post)."""
+
+    __tablename__ = "post_views"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    views: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class Post(Base):
     __tablename__ = "posts"
 
@@ -117,7 +131,6 @@ class Post(Base):
     word_count: Mapped[int] = mapped_column(Integer, default=0)
     reading_minutes: Mapped[int] = mapped_column(Integer, default=1)
     render_version: Mapped[int] = mapped_column(Integer, default=0)
-    view_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -144,6 +157,15 @@ class Post(Base):
             sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
             postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
         ),
+    )
+
+    # Read-only, loaded only where asked for (undefer): views are written by ViewCounter.
+    view_count: Mapped[int] = column_property(
+        select(func.coalesce(func.max(PostView.views), 0))
+        .where(PostView.post_id == id)
+        .correlate_except(PostView)
+        .scalar_subquery(),
+        deferred=True,
     )
 
     __mapper_args__ = {"version_id_col": revision, "version_id_generator": False}

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session, defer, selectinload, undefer
 
 from pyproject.auth import current_user, login_required
 from pyproject.caching import reader_page
 from pyproject.db import get_db
 from pyproject.errors import Forbidden, Gone, NotFound, Redirect
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
-from pyproject.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
+from pyproject.models import GoneSlug, OldSlug, Post, PostView, Tag, User, post_tags, utcnow
 from pyproject.slugs import is_valid_slug
 
 PER_PAGE = 10
@@ -103,13 +103,14 @@ def post_list_query(*, with_body: bool = False) -> Select:
 def popular_posts(db: Session, now: datetime) -> list[Post]:
     """Give the most-read posts published in the last week."""
     query = published(
-        select(Post).where(
-            Post.published_at >= now - timedelta(days=POPULAR_DAYS), Post.view_count > 0
-        ),
+        select(Post)
+        .join(PostView, PostView.post_id == Post.id)
+        .where(Post.published_at >= now - timedelta(days=POPULAR_DAYS), PostView.views > 0)
+        .options(undefer(Post.view_count)),
         now,
     )
     return list(
-        db.scalars(query.order_by(Post.view_count.desc(), Post.id.desc()).limit(POPULAR_COUNT))
+        db.scalars(query.order_by(PostView.views.desc(), Post.id.desc()).limit(POPULAR_COUNT))
     )
 
 

@@ -189,14 +189,9 @@ class PageCache:
                 if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
                 if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             ):
-                headers = entry.not_modified_headers
-                if headers is None:
-                    headers = [
-                        (name, value)
-                        for name, value in entry.page_headers or ()
-                        if name.lower() not in _NO_CONTENT_HEADERS
-                    ]
-                return _NOT_MODIFIED, list(headers), []
+                if entry.not_modified_headers is None:
+                    return None
+                return _NOT_MODIFIED, list(entry.not_modified_headers), []
             if entry.body is None or entry.page_headers is None:
                 return None
             if entry.on_hit is not None:
@@ -244,6 +239,13 @@ class PageCache:
                 entry = Entry(page_mark.etag, page_mark.refresh)
             for name, value in parts.items():
                 setattr(entry, name, value)
+            if entry.not_modified_headers is None and entry.page_headers is not None:
+                # Until the app sends its own: the page's, less what describes the content.
+                entry.not_modified_headers = [
+                    (name, value)
+                    for name, value in entry.page_headers
+                    if name.lower() not in _NO_CONTENT_HEADERS
+                ]
             entry.size = (
                 len(key)
                 + len(entry.body or b"")

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import undefer
 
 from pyproject import create_app
 from pyproject.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 from pyproject.migrate import upgrade
-from pyproject.models import LoginAttempt, Post, set_clock, utcnow
+from pyproject.models import LoginAttempt, Post, PostView, set_clock, utcnow
 
 BASE_URL = "http://localhost"
 
@@ -173,13 +174,19 @@ def move_login_attempts_back(app: App, **delta: float) -> None:
 
 def set_post(app: App, slug: str, **values: Any) -> None:
     """Change a post's columns directly (to publish it in the past, give it views...)."""
+    views = values.pop("view_count", None)
     with get_database(app).write() as db:
-        db.execute(update(Post).where(Post.slug == slug).values(**values))
+        if values:
+            db.execute(update(Post).where(Post.slug == slug).values(**values))
+        if views is not None:
+            post_id = db.scalar(select(Post.id).where(Post.slug == slug))
+            db.execute(delete(PostView).where(PostView.post_id == post_id))
+            db.add(PostView(post_id=post_id, views=views))
 
 
 def get_post(app: App, slug: str) -> Post | None:
     with get_database(app).read() as db:
-        return db.scalar(select(Post).where(Post.slug == slug))
+        return db.scalar(select(Post).where(Post.slug == slug).options(undefer(Post.view_count)))
 
 
 # --- apps and people ---------------------------------------------------------------------

@@ -102,7 +102,6 @@ def insert_post(
             published_at=when,
             created_at=when,
             updated_at=when,
-            view_count=0,
             revision=0,
         )
         render_onto(post, body, render_markdown(body), "")

@@ -57,6 +57,25 @@ def test_migrations_go_up_to_head_and_down_to_base(any_db_app: App) -> None:
     assert current_revision(engine) is None
 
 
+def test_view_counts_keep_their_numbers_across_migration_0005(any_db_cast: Cast) -> None:
+    """0005 moved view counts to post_views; its upgrade and downgrade carry the numbers."""
+    cast = any_db_cast
+    slug = slug_of(write_post(cast.author, title="Counted"))
+    unread = slug_of(write_post(cast.author, title="Unread"))
+    for _ in range(3):
+        assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
+    engine = get_database(cast.app).engine
+    downgrade(engine, "0004")
+    with engine.connect() as connection:
+        counts = dict(connection.execute(text("SELECT slug, view_count FROM posts")).all())
+    assert counts == {slug: 3, unread: 0}
+    upgrade(engine, "head")
+    assert get_post(cast.app, slug).view_count == 3
+    assert get_post(cast.app, unread).view_count == 0
+    assert cast.anonymous.get(f"/posts/{unread}").status_code == 200
+    assert get_post(cast.app, unread).view_count == 1
+
+
 # The full-text index is database-specific and lives only in the migrations, by design.
 SEARCH_OBJECTS = ("posts_fts", "search_vector", "ix_posts_search_vector")
 
@@ -173,9 +192,12 @@ def test_counting_a_view_writes_with_begin_immediate_while_reads_do_not(cast: Ca
     finally:
         counter.close()
         counter.trace = None
+    # Counters queue on a lock file beside the database before SQLite's own lock.
+    database_file = get_database(cast.app).engine.url.database
+    assert Path(f"{database_file}-counter.lock").exists()
     # The count is its own write transaction on the counter's connection, begun IMMEDIATE.
     assert counted[0] == "BEGIN IMMEDIATE"
-    assert counted[1].startswith("UPDATE posts SET view_count = view_count + 1 WHERE id = ")
+    assert counted[1].startswith("INSERT INTO post_views (post_id, views) SELECT id, 1 FROM posts")
     assert counted[2:] == ["COMMIT"]
     # The page itself only read.
     assert not log.writing()

@@ -27,7 +27,7 @@ from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 from pyproject.markup import render_markdown
 from pyproject.migrate import upgrade
-from pyproject.models import Post, Tag, User, utcnow
+from pyproject.models import Post, PostView, Tag, User, utcnow
 
 PASSWORD = "reader passphrase 1"
 WORD = "zebrafish"  # in every listed post, so search finds them all
@@ -76,28 +76,28 @@ def add_blog(app: App) -> None:
                 author, tags, body = alice, [], f"Alice's notes, part {number}."
             rendered = render_markdown(body)
             published = now - timedelta(hours=number + 1)  # all of them this week: popular
-            db.add(
-                Post(
-                    author=author,
-                    title=f"Post {number}",
-                    slug=f"post-{number}",
-                    body_md=body,
-                    body_html=rendered.html,
-                    toc_html=rendered.toc_html,
-                    summary=rendered.summary,
-                    word_count=rendered.word_count,
-                    reading_minutes=rendered.reading_minutes,
-                    render_version=rendered.version,
-                    status="published",
-                    view_count=number,
-                    created_at=published,
-                    updated_at=published,
-                    published_at=published,
-                    revision=1,
-                    tags=tags,
-                    tag_names=" ".join(tag.name for tag in tags),
-                )
+            post = Post(
+                author=author,
+                title=f"Post {number}",
+                slug=f"post-{number}",
+                body_md=body,
+                body_html=rendered.html,
+                toc_html=rendered.toc_html,
+                summary=rendered.summary,
+                word_count=rendered.word_count,
+                reading_minutes=rendered.reading_minutes,
+                render_version=rendered.version,
+                status="published",
+                created_at=published,
+                updated_at=published,
+                published_at=published,
+                revision=1,
+                tags=tags,
+                tag_names=" ".join(tag.name for tag in tags),
             )
+            db.add(post)
+            db.flush()
+            db.add(PostView(post_id=post.id, views=number))
 
 
 @pytest.fixture(scope="module")

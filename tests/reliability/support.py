@@ -381,8 +381,9 @@ def stored_posts(url: str) -> list[StoredPost]:
                 )
                 for row in connection.execute(
                     text(
-                        "SELECT id, title, slug, body_md, body_html, tag_names, view_count"
-                        " FROM posts"
+                        "SELECT p.id, p.title, p.slug, p.body_md, p.body_html, p.tag_names,"
+                        " COALESCE(v.views, 0) AS view_count"
+                        " FROM posts p LEFT JOIN post_views v ON v.post_id = p.id"
                     )
                 )
             }
