@@ -224,7 +224,7 @@ def init_app(app: App, root: Path, database: Database) -> None:
     pages = PageCache(
         app.wsgi_app,
         etag_for=etag_for(state),
-        cookie_name=lambda environ: app.session_interface.cookie_for(environ),
+        session_cookie=app.config["SESSION_COOKIE_NAME"],
         allowed_hosts=app.request_class.allowed_hosts,
         request_class=app.request_class,
     )

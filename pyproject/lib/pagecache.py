@@ -67,8 +67,9 @@ class PageCache:
 
     `etag_for(refresh)` gives the current quoted ETag and Last-Modified for a page whose
     validators include a time bucket of `refresh` seconds (None for none).
-    `cookie_name(environ)` gives the session cookie's name: a request that carries it is
-    not anonymous. The cache is bounded in bytes (bodies and headers) and entries.
+    `session_cookie` is the session cookie's name: a request whose cookies hold it (the
+    `__Host-` form too) is not anonymous. The cache is bounded in bytes (bodies and
+    headers) and in entries.
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class PageCache:
         app: Callable[..., Iterable[bytes]],
         *,
         etag_for: EtagFor,
-        cookie_name: Callable[[dict[str, Any]], str],
+        session_cookie: str,
         allowed_hosts: tuple[str, ...] | list[str],
         parameters: tuple[str, ...] = ("page", "q"),
         request_class: type[Request] = Request,
@@ -85,7 +86,7 @@ class PageCache:
     ) -> None:
         self.app = app
         self.etag_for = etag_for
-        self.cookie_name = cookie_name
+        self.session_cookie = session_cookie
         self.allowed_hosts = tuple(allowed_hosts)
         self.parameters = parameters
         self.request_class = request_class
@@ -121,7 +122,7 @@ class PageCache:
         the app, which parses cookies properly, decides those requests.
         """
         cookies = environ.get("HTTP_COOKIE")
-        return not cookies or self.cookie_name(environ) not in cookies
+        return not cookies or self.session_cookie not in cookies
 
     def mark(
         self,

@@ -33,7 +33,7 @@ class Site:
         self.pages = PageCache(
             self.app.wsgi_app,
             etag_for=self.etag_for,
-            cookie_name=self.app.session_interface.cookie_for,
+            session_cookie=self.app.session_interface.cookie_name,
             allowed_hosts=self.app.request_class.allowed_hosts,
             request_class=self.app.request_class,
             **cache_options,
@@ -168,6 +168,13 @@ def test_signed_in_readers_always_reach_the_app(site: Site) -> None:
     reader.get("/page/a")
     reader.get("/page/a", headers={"If-None-Match": '"v1"'})
     assert site.renders == ["/page/a", "/page/a", "/page/a"]
+
+
+@pytest.mark.parametrize("cookie", ["session=forged", "__Host-session=x", "a=1; session=x"])
+def test_any_cookie_naming_the_session_reaches_the_app(site: Site, cookie: str) -> None:
+    site.client().get("/page/a")
+    site.client().get("/page/a", headers={"Cookie": cookie})
+    assert site.renders == ["/page/a", "/page/a"]
 
 
 def test_other_cookies_still_get_the_kept_page(site: Site) -> None:
