@@ -93,6 +93,7 @@ class PageCache:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._good_hosts: set[str] = set()
         self._size = 0
         self._lock = threading.Lock()
 
@@ -151,10 +152,9 @@ class PageCache:
             started = time.perf_counter()
             answer = self._answer(environ, method)
             if answer is not None:
-                status, headers, body = answer
+                status, headers, body, length = answer
                 start_response(status, headers)
                 if log.isEnabledFor(20):  # logging.INFO
-                    length = "-" if status == _NOT_MODIFIED else str(len(body[0]) if body else 0)
                     log_request(environ, status, length, started)
                 return body
         sent: list[Any] = []
@@ -171,28 +171,29 @@ class PageCache:
 
     def _answer(
         self, environ: dict[str, Any], method: str
-    ) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
-        """Give the status, headers and body to send from the cache, or None for the app."""
+    ) -> tuple[str, list[tuple[str, str]], list[bytes], str] | None:
+        """Give the status, headers, body and logged length to send, or None for the app."""
         key = self.key(environ)
         entry = self._entries.get(key) if key is not None else None
         if entry is None or not self.is_anonymous(environ):
             return None
         host = environ.get("HTTP_HOST")
-        if host is None or host_problem(host.strip().lower(), self.allowed_hosts):
+        if host is None or (host not in self._good_hosts and not self._host_is_good(host)):
             return None
         try:
             etag, last_modified = self.etag_for(entry.refresh)
             if etag != entry.etag:
                 return None
-            if is_not_modified(
+            if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+            if if_none_match == etag or is_not_modified(
                 etag=etag,
                 last_modified=last_modified,
-                if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+                if_none_match=if_none_match,
                 if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             ):
                 if entry.not_modified_headers is None:
                     return None
-                return _NOT_MODIFIED, list(entry.not_modified_headers), []
+                return _NOT_MODIFIED, list(entry.not_modified_headers), [], "-"
             if entry.body is None or entry.page_headers is None:
                 return None
             if entry.on_hit is not None:
@@ -202,7 +203,16 @@ class PageCache:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
-        return "200 OK", list(entry.page_headers), [entry.body] if method == "GET" else []
+        body = [entry.body] if method == "GET" else []
+        return "200 OK", list(entry.page_headers), body, str(len(entry.body))
+
+    def _host_is_good(self, host: str) -> bool:
+        """Give whether the app would accept this Host value; remember the ones it would."""
+        if host_problem(host.strip().lower(), self.allowed_hosts):
+            return False
+        if len(self._good_hosts) < 64:  # a bounded set: only names the site answers to
+            self._good_hosts.add(host)
+        return True
 
     def _keep(
         self,

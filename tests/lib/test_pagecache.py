@@ -290,8 +290,10 @@ def test_answers_from_the_cache_are_logged_like_the_apps(site: Site, logs) -> No
     logs.clear()
     client.get("/page/a")
     client.get("/page/a", headers={"If-None-Match": '"v1"'})
+    client.head("/page/a")
     lines = [r.getMessage() for r in logs.records if r.name == "pyproject.request"]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("GET /page/a 200 11 ")
     assert lines[1].startswith("GET /page/a 304 - ")
+    assert lines[2].startswith("HEAD /page/a 200 11 ")
     assert all(r.levelno == logging.INFO for r in logs.records)
