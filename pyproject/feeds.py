@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from pyproject.caching import reader_page
 from pyproject.db import get_db
 from pyproject.errors import NotFound
-from pyproject.lib import App, Request, Response, render_template, url_for
+from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.models import Post, Tag, User, post_tags, utcnow
 from pyproject.posts import (
     author_or_404,
@@ -90,16 +90,39 @@ def author_atom(request: Request, username: str) -> Response:
 # --- sitemap -----------------------------------------------------------------------------
 
 
-def sitemap_entries(db: Session) -> list[tuple[str, Any]]:
-    """Give (absolute URL, last modified or None) for every page a search engine should see."""
+def sitemap_entries(db: Session, start: int = 0, stop: int | None = None) -> list[tuple[str, Any]]:
+    """Give (absolute URL, last modified or None) for the pages a search engine should see.
+
+    The home page, every visible post (oldest first), every tag and every author page,
+    in that order; `start` and `stop` slice that list, and only the slice is read.
+    """
     now = utcnow()
-    entries: list[tuple[str, Any]] = [(url_for("home", _external=True), None)]
+    stop = SITEMAP_MAX_URLS * 1000 if stop is None else stop
+    entries: list[tuple[str, Any]] = []
+    if start == 0 and stop > 0:
+        entries.append((url_for("home", _external=True), None))
+    app = current_app()
     # Readers saw a post change when it was saved or, if later, when it was published.
     changed = case((Post.published_at > Post.updated_at, Post.published_at), else_=Post.updated_at)
-    for slug, updated in db.execute(
-        select(Post.slug, changed).where(*visible(now)).order_by(Post.id)
-    ):
-        entries.append((url_for("show_post", slug=slug, _external=True), updated))
+    first, last = max(start - 1, 0), stop - 1  # the window in the list of posts
+    if last > first:
+        post_url = app.url_builder("show_post", "slug", _external=True)
+        rows = db.execute(
+            select(Post.slug, changed)
+            .where(*visible(now))
+            .order_by(Post.id)
+            .offset(first)
+            .limit(last - first)
+        ).all()
+        entries.extend((post_url(slug), updated) for slug, updated in rows)
+        if len(rows) == last - first:  # the window ends among the posts
+            return entries
+    posts = count_visible_posts(db, now)
+    first, last = max(start - 1 - posts, 0), stop - 1 - posts  # and in the rest
+    if last <= 0:
+        return entries
+    tag_url = app.url_builder("show_tag", "tag", _external=True)
+    author_url = app.url_builder("show_author", "username", _external=True)
     tag_rows = db.execute(
         select(Tag.slug, func.max(changed))
         .join(post_tags, post_tags.c.tag_id == Tag.id)
@@ -107,31 +130,37 @@ def sitemap_entries(db: Session) -> list[tuple[str, Any]]:
         .where(*visible(now))
         .group_by(Tag.id, Tag.slug)
         .order_by(Tag.slug)
-    )
-    for slug, updated in tag_rows:
-        entries.append((url_for("show_tag", tag=slug, _external=True), updated))
-    author_rows = db.execute(
-        select(User.username, func.max(changed))
-        .join(Post, Post.author_id == User.id)
+    ).all()
+    # Each author's newest change, from the posts first: an index of visible posts has it.
+    newest = (
+        select(Post.author_id, func.max(changed).label("changed"))
         .where(*visible(now))
-        .group_by(User.id, User.username)
-        .order_by(User.username)
+        .group_by(Post.author_id)
+        .subquery()
     )
-    for username, updated in author_rows:
-        entries.append((url_for("show_author", username=username, _external=True), updated))
-    return entries
+    author_rows = db.execute(
+        select(User.username, newest.c.changed)
+        .join(newest, newest.c.author_id == User.id)
+        .order_by(User.username)
+    ).all()
+    rest = [(tag_url(slug), updated) for slug, updated in tag_rows]
+    rest += [(author_url(username), updated) for username, updated in author_rows]
+    return entries + rest[first:last]
+
+
+def count_visible_posts(db: Session, now: Any) -> int:
+    return db.scalar(select(func.count()).select_from(Post).where(*visible(now))) or 0
 
 
 def count_sitemap_entries(db: Session) -> int:
     now = utcnow()
-    posts = db.scalar(select(func.count()).select_from(Post).where(*visible(now))) or 0
     tags = db.scalar(
         select(func.count(distinct(post_tags.c.tag_id)))
         .join(Post, Post.id == post_tags.c.post_id)
         .where(*visible(now))
     )
     authors = db.scalar(select(func.count(distinct(Post.author_id))).where(*visible(now)))
-    return 1 + posts + (tags or 0) + (authors or 0)
+    return 1 + count_visible_posts(db, now) + (tags or 0) + (authors or 0)
 
 
 @reader_page
@@ -154,7 +183,7 @@ def sitemap_page(request: Request, number: int) -> Response:
     start = (number - 1) * SITEMAP_MAX_URLS
     if number < 1 or start >= count_sitemap_entries(db):
         raise NotFound("There is no such sitemap.")
-    entries = sitemap_entries(db)[start : start + SITEMAP_MAX_URLS]
+    entries = sitemap_entries(db, start, start + SITEMAP_MAX_URLS)
     return feed_response("feeds/sitemap.xml", "application/xml", entries=entries)
 
 

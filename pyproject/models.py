@@ -147,11 +147,31 @@ class Post(Base):
     )
 
     __table_args__ = (
-        Index("ix_posts_author_status_published", "author_id", "status", "published_at"),
+        Index(
+            "ix_posts_author_status_published",
+            "author_id",
+            "status",
+            "published_at",
+            "updated_at",
+            "deleted_at",
+        ),
         Index(
             "ix_posts_visible",
             "published_at",
             "id",
+            "status",
+            "deleted_at",
+            sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
+            postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
+        ),
+        # The sitemap's columns, so listing every visible post reads no post (0006).
+        Index(
+            "ix_posts_listing",
+            "id",
+            "slug",
+            "author_id",
+            "updated_at",
+            "published_at",
             "status",
             "deleted_at",
             sqlite_where=text("status = 'published' AND deleted_at IS NULL"),

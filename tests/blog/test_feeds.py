@@ -397,6 +397,21 @@ def test_a_large_sitemap_becomes_an_index_of_parts(
         assert blog.reader.get(missing).status_code == 404, missing
 
 
+@pytest.mark.parametrize("limit", range(1, 9))
+def test_sitemap_parts_are_the_whole_sitemap_cut_in_order(
+    sqlite_blog: Blog, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Each part reads only its slice (home, posts, tags, authors): the cuts must not
+    drop, repeat or reorder an entry, wherever they fall."""
+    whole = list(sitemap_urls(sqlite_blog.reader.get("/sitemap.xml")).items())
+    assert len(whole) == 9
+    monkeypatch.setattr(feeds, "SITEMAP_MAX_URLS", limit)
+    parts: list[tuple[str, str | None]] = []
+    for number in range(1, -(-len(whole) // limit) + 1):
+        parts += list(sitemap_urls(sqlite_blog.reader.get(f"/sitemaps/{number}.xml")).items())
+    assert parts == whole
+
+
 @pytest.mark.parametrize(
     ("limit", "kind"), [(9, "urlset"), (8, "sitemapindex"), (1, "sitemapindex")]
 )

@@ -446,3 +446,30 @@ def test_rules_added_after_a_match_are_found_too():
     assert router.match("/tags/x", "GET")[0].endpoint == "tag"
     assert router.match("/about", "GET")[0].endpoint == "page"
     assert router.match("/posts/7", "GET")[0].endpoint == "by_id"
+
+
+def test_a_builder_gives_what_build_gives_for_one_placeholder():
+    router = make_router(
+        ("/posts/<slug:slug>", "post", ("GET",)),
+        ("/tags/<tag>/feed.atom", "tag_feed", ("GET",)),
+        ("/a/<int:x>/<int:y>", "pair", ("GET",)),
+    )
+    post, tag_feed = router.builder("post", "slug"), router.builder("tag_feed", "tag")
+    assert post("hello-world") == router.build("post", {"slug": "hello-world"})
+    assert tag_feed("café & co") == router.build("tag_feed", {"tag": "café & co"})
+    assert tag_feed("a/b") == "/tags/a%2Fb/feed.atom"
+    with pytest.raises(RoutingError):
+        post("")
+    with pytest.raises(RoutingError):
+        router.builder("pair", "x")  # two placeholders
+    with pytest.raises(RoutingError):
+        router.builder("post", "id")
+    with pytest.raises(RoutingError):
+        router.builder("nowhere", "slug")
+
+
+def test_the_apps_url_builder_adds_the_base_url_when_external(tmp_path):
+    app = make_app(tmp_path)
+    show = app.url_builder("show", "slug", _external=True)
+    assert show("hello") == "https://blog.example/posts/hello/"
+    assert app.url_builder("show", "slug")("hello") == "/posts/hello/"
