@@ -147,14 +147,7 @@ class Post(Base):
     )
 
     __table_args__ = (
-        Index(
-            "ix_posts_author_status_published",
-            "author_id",
-            "status",
-            "published_at",
-            "updated_at",
-            "deleted_at",
-        ),
+        Index("ix_posts_author_status_published", "author_id", "status", "published_at"),
         Index(
             "ix_posts_visible",
             "published_at",
