@@ -16,6 +16,7 @@ that set a cookie or said `private` or `no-store`. Those all go to the app.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -154,7 +155,7 @@ class PageCache:
             if answer is not None:
                 status, headers, body, length = answer
                 start_response(status, headers)
-                if log.isEnabledFor(20):  # logging.INFO
+                if log.isEnabledFor(logging.INFO):
                     log_request(environ, status, length, started)
                 return body
         sent: list[Any] = []
