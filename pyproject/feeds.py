@@ -105,6 +105,7 @@ def sitemap_entries(db: Session, start: int = 0, stop: int | None = None) -> lis
     # Readers saw a post change when it was saved or, if later, when it was published.
     changed = case((Post.published_at > Post.updated_at, Post.published_at), else_=Post.updated_at)
     first, last = max(start - 1, 0), stop - 1  # the window in the list of posts
+    rows: list[Any] = []
     if last > first:
         post_url = app.url_builder("show_post", "slug", _external=True)
         rows = db.execute(
@@ -117,7 +118,9 @@ def sitemap_entries(db: Session, start: int = 0, stop: int | None = None) -> lis
         entries.extend((post_url(slug), updated) for slug, updated in rows)
         if len(rows) == last - first:  # the window ends among the posts
             return entries
-    posts = count_visible_posts(db, now)
+    # The window runs past the posts: what was read says how many there are, unless
+    # the window began after them.
+    posts = first + len(rows) if rows or first == 0 else count_visible_posts(db, now)
     first, last = max(start - 1 - posts, 0), stop - 1 - posts  # and in the rest
     if last <= 0:
         return entries

@@ -273,21 +273,19 @@ class App:
 
     def url_for(self, endpoint: str, *, _external: bool = False, **values: Any) -> str:
         """Give the URL of an endpoint; extra values become the query string."""
-        path = self.router.build(endpoint, values)
-        if _external:
-            return str(self.config["BASE_URL"]).rstrip("/") + path
-        request = _current_request.get(None)
-        root = request.script_root if request is not None else ""
-        return root + path
+        return self._url_root(_external) + self.router.build(endpoint, values)
 
     def url_builder(self, endpoint: str, name: str, *, _external: bool = False):
         """Give a function of one value that gives url_for(endpoint, name=value) (fast)."""
-        build = self.router.builder(endpoint, name)
-        root = str(self.config["BASE_URL"]).rstrip("/") if _external else ""
-        if not _external:
-            request = _current_request.get(None)
-            root = request.script_root if request is not None else ""
+        build, root = self.router.builder(endpoint, name), self._url_root(_external)
         return lambda value: root + build(value)
+
+    def _url_root(self, external: bool) -> str:
+        """Give what goes before a path: the site's base URL, or the app's mount point."""
+        if external:
+            return str(self.config["BASE_URL"]).rstrip("/")
+        request = _current_request.get(None)
+        return request.script_root if request is not None else ""
 
     def render_template(self, name: str | list[str], **context: Any) -> str:
         """Give a template rendered with the context processors' values and `context`."""
