@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
-from bs4 import BeautifulSoup
 
 from tests.conftest import POSTGRES_URL, postgres_unavailable_reason, reset_postgres
+from tests.http_answers import Answer, read_answer
 
 if TYPE_CHECKING:
     from tests.conftest import ServerHandle
@@ -32,36 +32,6 @@ TIMEOUT = 20.0
 
 ADMIN = ("admin", "admin@example.com", "admin passphrase 1")
 AUTHOR = ("alice", "alice@example.com", "alice passphrase 1")
-
-
-@dataclass
-class Answer:
-    """One response: status, headers (names lower-cased) and body text."""
-
-    status: int
-    headers: dict[str, str]
-    text: str
-
-    @property
-    def html(self) -> BeautifulSoup:
-        return BeautifulSoup(self.text, "html.parser")
-
-    def form(self, selector: str) -> dict[str, str]:
-        """Give the named fields of the first form matching `selector`, as a browser sends them."""
-        form = self.html.select_one(selector)
-        assert form is not None, f"no {selector} in a {self.status} page"
-        values: dict[str, str] = {}
-        for element in form.select("input[name], textarea[name]"):
-            kind = element.get("type", "text")
-            if element.name == "textarea":
-                # A browser drops the one newline that may follow <textarea>.
-                values[element["name"]] = element.text.removeprefix("\n")
-            elif kind in ("checkbox", "radio"):
-                if element.has_attr("checked"):
-                    values[element["name"]] = element.get("value", "on")
-            elif kind not in ("submit", "button", "image", "file"):
-                values[element["name"]] = element.get("value", "")
-        return values
 
 
 @dataclass
@@ -95,16 +65,7 @@ class Browser:
         connection = connection or self.connect()
         try:
             connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
-            for header in response.headers.get_all("Set-Cookie") or []:
-                name, _, value = header.split(";", 1)[0].strip().partition("=")
-                if value and "max-age=0" not in header.lower():
-                    self.cookies[name] = value
-                else:
-                    self.cookies.pop(name, None)
-            names = {k.lower(): v for k, v in response.getheaders()}
-            return Answer(response.status, names, text)
+            return read_answer(connection.getresponse(), self.cookies)
         finally:
             connection.close()
 

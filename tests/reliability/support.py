@@ -8,7 +8,6 @@ for: an acknowledged write (303) must be there exactly once, and whole.
 
 from __future__ import annotations
 
-import html
 import http.client
 import re
 import sqlite3
@@ -22,31 +21,14 @@ from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, make_url, text
 
+from tests.http_answers import Answer, read_answer
+
 TIMEOUT = 30.0
 ADMIN_NAME, ADMIN_EMAIL, ADMIN_PASSWORD = "admin", "admin@example.com", "admin passphrase 1"
 MARKER_RE = re.compile(r"\[([a-z][0-9a-z-]*)\]")
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-_FORM_ERROR_RE = re.compile(r'<p class="error" id="e-([a-z_]+)">(.*?)</p>', re.S)
 # What a client sees when a worker dies under it, or nothing listens on the port.
 CONNECTION_ERRORS = (OSError, http.client.HTTPException)
-
-
-@dataclass
-class Answer:
-    """One response: status, headers (names lower-cased) and body text."""
-
-    status: int
-    headers: dict[str, str]
-    text: str
-
-    @property
-    def location(self) -> str:
-        return self.headers.get("location", "")
-
-    @property
-    def form_errors(self) -> dict[str, str]:
-        """Give the errors shown beside the fields of a re-rendered form, by field name."""
-        return {name: html.unescape(message) for name, message in _FORM_ERROR_RE.findall(self.text)}
 
 
 class Client:
@@ -83,19 +65,10 @@ class Client:
             )
         try:
             self._connection.request(method, path, body=body, headers=headers)
-            response = self._connection.getresponse()
-            data = response.read()
+            return read_answer(self._connection.getresponse(), self.cookies)
         except CONNECTION_ERRORS:
             self.close()
             raise
-        for header in response.headers.get_all("Set-Cookie") or []:
-            name, _, value = header.split(";", 1)[0].strip().partition("=")
-            if value and "max-age=0" not in header.lower():
-                self.cookies[name] = value
-            else:
-                self.cookies.pop(name, None)
-        names = {k.lower(): v for k, v in response.getheaders()}
-        return Answer(response.status, names, data.decode("utf-8", "replace"))
 
     def get(self, path: str) -> Answer:
         return self.send("GET", path)
