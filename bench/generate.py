@@ -412,8 +412,10 @@ def prepare_database(database_url: str, *, force: bool) -> Engine:
         if path.exists():
             if not force:
                 raise SystemExit(f"{path} exists: pass --force to replace it")
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                leftover.unlink(missing_ok=True)
+            # The view-count store beside it (pyproject.db.ViewCounts) goes too: it carries
+            # the new database's post_views over on first use.
+            for suffix in ("", "-wal", "-shm", "-views", "-views-wal", "-views-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url)
     if engine.dialect.name == "sqlite":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyproject import caching, db
+from pyproject import caching, db, rendering
 from pyproject.config import ROOT, load_config
 from pyproject.db import Database
 from pyproject.lib import App, Request
@@ -34,6 +34,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     app.trusted_origins = [origin_of(config["BASE_URL"])]
     database = Database(config["DATABASE_URL"])
     db.init_app(app, database)
+    rendering.init_app(app)
     caching.init_app(app, ROOT, database)
     app.session_interface = SessionInterface(
         config.get("SESSION_STORE") or DatabaseSessionStore(database),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -40,10 +43,17 @@ USERNAME_RE = re.compile(r"^[a-z0-9_-]{3,40}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 ACCOUNT_FREE_FAILURES = 5
+PAIR_FREE_FAILURES = 5  # one account from one address
 ADDRESS_FREE_FAILURES = 20
 THROTTLE_WINDOW = timedelta(minutes=15)
 FIRST_WAIT_SECONDS = 30
 MAX_WAIT_SECONDS = 15 * 60
+
+KNOWN_DEVICE_COOKIE = "known_device"
+KNOWN_DEVICE_MAX_AGE = 365 * 24 * 3600
+KNOWN_DEVICE_ACCOUNTS = 5
+_KNOWN_DEVICE_MAX_LENGTH = 300  # five entries and a signature fit in well under this
+LOGIN_FAILED = "That username or email and password do not match an account."
 
 
 # --- passwords ---------------------------------------------------------------------------
@@ -148,37 +158,129 @@ def _wait_after(failures: int, free: int) -> int:
     return min(MAX_WAIT_SECONDS, FIRST_WAIT_SECONDS * 2 ** (failures - free))
 
 
-def throttle_wait(db: Session, account: str, address: str | None, now: datetime) -> int:
-    """Give how many seconds this account (or address, if given) must wait to try again."""
-    since = now - THROTTLE_WINDOW
-    last_success = db.scalar(
-        select(func.max(LoginAttempt.attempted_at)).where(
-            LoginAttempt.account == account, LoginAttempt.succeeded.is_(True)
+def _failure_wait(db: Session, now: datetime, free: int, since: datetime, *where: Any) -> int:
+    """Give the seconds left to wait after the failures matching `where` after `since`."""
+    count, latest = db.execute(
+        select(func.count(), func.max(LoginAttempt.attempted_at)).where(
+            *where, LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at > since
         )
+    ).one()
+    wait = _wait_after(count, free)
+    if not wait or latest is None:
+        return 0
+    remaining = (latest + timedelta(seconds=wait) - now).total_seconds()
+    return max(0, int(remaining + 0.999))
+
+
+def _since_last_success(db: Session, since: datetime, *where: Any) -> datetime:
+    """Give `since`, or the last success matching `where` if that is later."""
+    last = db.scalar(
+        select(func.max(LoginAttempt.attempted_at)).where(*where, LoginAttempt.succeeded.is_(True))
     )
-    account_since = max(since, last_success) if last_success else since
+    return max(since, last) if last else since
+
+
+def throttle_wait(
+    db: Session, account: str, address: str | None, now: datetime, *, known_device: bool = False
+) -> int:
+    """Give how many seconds a sign-in to `account` (from `address`, if given) must wait.
+
+    Three counts over THROTTLE_WINDOW: the account's failures since its last success, the
+    (account, address) pair's since the pair's last success, and the address's. A
+    `known_device` (a browser that signed in to this account before) lifts the account-wide
+    count alone, so strangers cannot lock the owner out; without an address (a password
+    change) the account-wide count is all there is, and it always applies.
+    """
+    since = now - THROTTLE_WINDOW
+    by_account = (LoginAttempt.account == account,)
     waits = []
-    checks = [(LoginAttempt.account, account, account_since, ACCOUNT_FREE_FAILURES)]
+    if address is None or not known_device:
+        start = _since_last_success(db, since, *by_account)
+        waits.append(_failure_wait(db, now, ACCOUNT_FREE_FAILURES, start, *by_account))
     if address is not None:
-        checks.append((LoginAttempt.remote_addr, address, since, ADDRESS_FREE_FAILURES))
-    for column, value, start, free in checks:
-        count, latest = db.execute(
-            select(func.count(), func.max(LoginAttempt.attempted_at)).where(
-                column == value,
-                LoginAttempt.succeeded.is_(False),
-                LoginAttempt.attempted_at > start,
-            )
-        ).one()
-        wait = _wait_after(count, free)
-        if wait and latest is not None:
-            remaining = (latest + timedelta(seconds=wait) - now).total_seconds()
-            waits.append(max(0, int(remaining + 0.999)))
+        pair = (*by_account, LoginAttempt.remote_addr == address)
+        start = _since_last_success(db, since, *pair)
+        waits.append(_failure_wait(db, now, PAIR_FREE_FAILURES, start, *pair))
+        by_address = LoginAttempt.remote_addr == address
+        waits.append(_failure_wait(db, now, ADDRESS_FREE_FAILURES, since, by_address))
     return max(waits, default=0)
 
 
 def record_attempt(db: Session, account: str, address: str, succeeded: bool, now: datetime) -> None:
     db.add(
         LoginAttempt(account=account, remote_addr=address, succeeded=succeeded, attempted_at=now)
+    )
+
+
+# --- known devices -----------------------------------------------------------------------
+# A browser that has signed in to an account keeps a signed cookie naming it. It never
+# authenticates anyone: it only lifts the account-wide throttle for that account.
+
+
+def _device_signature(payload: str) -> str:
+    """Give the HMAC-SHA256 of a known-device payload under a key derived from SECRET_KEY."""
+    secret = str(current_app().config["SECRET_KEY"]).encode("utf-8")
+    key = hmac.new(secret, b"pyproject.auth known-device cookie", hashlib.sha256).digest()
+    digest = hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def dump_known_device(entries: list[tuple[int, int]]) -> str:
+    """Give the signed cookie value for (user id, issue time) pairs, newest first."""
+    payload = "~".join(f"{user_id}:{issued}" for user_id, issued in entries)
+    return f"{payload}.{_device_signature(payload)}"
+
+
+def load_known_device(value: str | None, now: datetime) -> list[tuple[int, int]]:
+    """Give the unexpired (user id, issue time) pairs of a cookie we signed, newest first.
+
+    Anything we did not sign (tampered, forged, another site's key) or cannot read counts
+    as no cookie at all.
+    """
+    if not value or len(value) > _KNOWN_DEVICE_MAX_LENGTH or not value.isascii():
+        return []
+    payload, _, signature = value.rpartition(".")
+    if not hmac.compare_digest(signature, _device_signature(payload)):
+        return []
+    entries = []
+    for item in payload.split("~"):
+        user_id, _, issued = item.partition(":")
+        if not (user_id.isdigit() and issued.isdigit()):
+            return []
+        entries.append((int(user_id), int(issued)))
+    oldest = now.timestamp() - KNOWN_DEVICE_MAX_AGE
+    return [entry for entry in entries if entry[1] > oldest][:KNOWN_DEVICE_ACCOUNTS]
+
+
+def _known_device_cookie(request: Request) -> tuple[str, bool]:
+    """Give the cookie's name and whether it is Secure (over HTTPS, or when the site is)."""
+    secure = request.is_secure or str(current_app().config["BASE_URL"]).startswith("https://")
+    return (f"__Host-{KNOWN_DEVICE_COOKIE}" if secure else KNOWN_DEVICE_COOKIE), secure
+
+
+def is_known_device(request: Request, user: User, now: datetime) -> bool:
+    """Give whether this browser has signed in to `user`'s account before (in the last year)."""
+    name, _ = _known_device_cookie(request)
+    return any(
+        user_id == user.id for user_id, _ in load_known_device(request.cookies.get(name), now)
+    )
+
+
+def remember_device(request: Request, response: Response, user: User, now: datetime) -> None:
+    """Put `user` first in this browser's known-device cookie (at most five accounts, a year)."""
+    name, secure = _known_device_cookie(request)
+    earlier = load_known_device(request.cookies.get(name), now)
+    entries = [(user.id, int(now.timestamp()))]
+    entries += [entry for entry in earlier if entry[0] != user.id]
+    response.set_cookie(
+        name,
+        dump_known_device(entries[:KNOWN_DEVICE_ACCOUNTS]),
+        max_age=KNOWN_DEVICE_MAX_AGE,
+        expires=now + timedelta(seconds=KNOWN_DEVICE_MAX_AGE),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
     )
 
 
@@ -274,7 +376,9 @@ def setup(request: Request) -> Any:
                 raise NotFound() from None  # someone else finished setup first
             sign_in(request, user)
             flash("Welcome! Your blog is ready. Write your first post.", "success")
-            return redirect(url_for("new_post"))
+            response = redirect(url_for("new_post"))
+            remember_device(request, response, user, utcnow())
+            return response
     status = 422 if form.errors else 200
     return render_template("auth/setup.html", form=form), status
 
@@ -283,52 +387,65 @@ def login(request: Request) -> Any:
     """Sign in with a username or email and a password."""
     next_url = safe_next(request.args.get("next") or request.form.get("next"), url_for("home"))
     form = Form(request.form, ("login", "password"))
-    if current_user(request) is not None and request.method == "GET":
-        return redirect(next_url)
-    db = get_db(request)
-    if request.method == "GET" and not has_users(db):
-        return redirect(url_for("setup"))
-    status = 200
     if request.method == "POST":
-        # Control characters name no account (and PostgreSQL refuses NUL in text).
-        typed = without_control_characters(form.get("login")).strip().lower()[:254]
-        password = form.get("password")
-        now = utcnow()
+        return _attempt_sign_in(request, form, next_url)
+    if current_user(request) is not None:
+        return redirect(next_url)
+    if not has_users(get_db(request)):
+        return redirect(url_for("setup"))
+    return render_template("auth/login.html", form=form, next_url=next_url)
+
+
+def _find_account(db: Session, typed: str) -> tuple[User | None, str]:
+    """Give the user a typed username or email names (or None) and its throttling key."""
+    # Control characters name no account (and PostgreSQL refuses NUL in text).
+    typed = without_control_characters(typed).strip().lower()[:254]
+    user = None
+    if typed:
+        user = db.scalar(select(User).where(or_(User.username == typed, User.email == typed)))
+    # One count per account, whether it is named by username or by email address.
+    return user, (f"user:{user.id}" if user is not None else typed)
+
+
+def _attempt_sign_in(request: Request, form: Form, next_url: str) -> Any:
+    """Check a sent sign-in form: sign in and redirect, or answer 429 or 422."""
+    db, now, address = get_db(request), utcnow(), request.remote_addr
+    user, account = _find_account(db, form.get("login"))
+    known = user is not None and is_known_device(request, user, now)
+    wait = throttle_wait(db, account, address, now, known_device=known)
+    if wait:
+        return _throttled_page(form, next_url, wait)
+    password = form.get("password")
+    if len(password) > PASSWORD_MAX:
         user = None
-        if typed:
-            user = db.scalar(select(User).where(or_(User.username == typed, User.email == typed)))
-        # One count per account, whether it is named by username or by email address.
-        account = f"user:{user.id}" if user is not None else typed
-        wait = throttle_wait(db, account, request.remote_addr, now)
-        if wait:
-            minutes = max(1, (wait + 59) // 60)
-            form.error(
-                "login",
-                f"Too many failed sign-ins. Try again in {minutes} minute"
-                f"{'s' if minutes != 1 else ''}.",
-            )
-            form.values["password"] = ""
-            response = Response(
-                render_template("auth/login.html", form=form, next_url=next_url), 429
-            )
-            response.headers.set("Retry-After", str(wait))
-            return response
-        if len(password) > PASSWORD_MAX:
-            user = None
-        ok = verify_password(user.password_hash if user else None, password[:PASSWORD_MAX])
-        ok = ok and user is not None and user.is_active
-        record_attempt(db, account, request.remote_addr, ok, now)
-        if ok:
-            if HASHER.check_needs_rehash(user.password_hash):
-                user.password_hash = hash_password(password)
-            db.commit()
-            sign_in(request, user)
-            return redirect(next_url)
+    ok = verify_password(user.password_hash if user else None, password[:PASSWORD_MAX])
+    ok = ok and user is not None and user.is_active
+    record_attempt(db, account, address, ok, now)
+    if not ok:
         db.commit()
-        form.error("login", "That username or email and password do not match an account.")
+        form.error("login", LOGIN_FAILED)
         form.values["password"] = ""
-        status = 422
-    return render_template("auth/login.html", form=form, next_url=next_url), status
+        return render_template("auth/login.html", form=form, next_url=next_url), 422
+    if HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    db.commit()
+    sign_in(request, user)
+    response = redirect(next_url)
+    remember_device(request, response, user, now)
+    return response
+
+
+def _throttled_page(form: Form, next_url: str, wait: int) -> Response:
+    """Give the 429 sign-in page, saying how many minutes to wait, with Retry-After."""
+    minutes = max(1, (wait + 59) // 60)
+    form.error(
+        "login",
+        f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+    )
+    form.values["password"] = ""
+    response = Response(render_template("auth/login.html", form=form, next_url=next_url), 429)
+    response.headers.set("Retry-After", str(wait))
+    return response
 
 
 def logout(request: Request) -> Response:

@@ -13,9 +13,11 @@ from pyproject import migrate as migrations
 from pyproject.auth import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE, create_user
 from pyproject.cli import PREPARE_STEPS, command
 from pyproject.db import get_database
+from pyproject.editor import render_onto
 from pyproject.lib import App
-from pyproject.markup import RENDERER_VERSION, render_markdown
+from pyproject.markup import RENDERER_VERSION, Rendered, RenderRefused
 from pyproject.models import Post, User
+from pyproject.rendering import RenderTimeout, render_post
 
 
 def register(app: App) -> None:
@@ -102,18 +104,35 @@ def rerender(app: App, args: Any) -> int:
         if not args.all:
             query = query.where(Post.render_version != RENDERER_VERSION)
         ids = list(db.scalars(query))
+    done, refused = 0, []
     for start in range(0, len(ids), 200):
-        with database.write() as db:
-            for post in db.scalars(select(Post).where(Post.id.in_(ids[start : start + 200]))):
-                rendered = render_markdown(post.body_md)
-                post.body_html = rendered.html
-                post.toc_html = rendered.toc_html
-                post.word_count = rendered.word_count
-                post.reading_minutes = rendered.reading_minutes
-                post.render_version = rendered.version
-                if not post.summary_is_custom:
-                    post.summary = rendered.summary
-    print(
-        f"Re-rendered {len(ids)} post{'s' if len(ids) != 1 else ''} (pipeline v{RENDERER_VERSION})."
-    )
-    return 0
+        batch = ids[start : start + 200]
+        with database.read() as db:
+            sources = dict(
+                db.execute(select(Post.id, Post.body_md).where(Post.id.in_(batch))).all()
+            )
+        renders = {}
+        for post_id, body in sources.items():  # no transaction open while rendering
+            try:
+                renders[post_id] = render_post(body, app)
+            except (RenderRefused, RenderTimeout) as problem:
+                refused.append((post_id, str(problem)))
+        done += write_renders(database, sources, renders)
+    print(f"Re-rendered {done} post{'s' if done != 1 else ''} (pipeline v{RENDERER_VERSION}).")
+    for post_id, problem in refused:
+        print(f"rerender: post {post_id} kept its old HTML: {problem}", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def write_renders(database: Any, sources: dict[int, str], renders: dict[int, Rendered]) -> int:
+    """Store renders of posts whose Markdown is still what was rendered; give how many."""
+    written = 0
+    with database.write() as db:
+        for post in db.scalars(select(Post).where(Post.id.in_(list(renders)))):
+            if post.body_md != sources[post.id]:
+                continue  # saved meanwhile: that save rendered it already
+            render_onto(
+                post, post.body_md, renders[post.id], post.summary if post.summary_is_custom else ""
+            )
+            written += 1
+    return written

@@ -71,6 +71,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("TIMEZONE", "UTC", "Time zone for entering and showing times (an IANA name)."),
     Setting("TRASH_DAYS", 30, "Days a deleted post stays in the trash before it is purged."),
+    Setting(
+        "RENDER_TIME_LIMIT_MS",
+        5000,
+        "Longest one post may take to render, in ms, before its save is refused (0: no limit).",
+    ),
+    Setting("MARKDOWN_MAX_HEADINGS", 300, "Most headings one post may have."),
+    Setting("MARKDOWN_MAX_DEPTH", 32, "Deepest nesting of quotes, lists and HTML in a post."),
+    Setting("MARKDOWN_MAX_TABLE_CELLS", 4000, "Most table cells one post may have."),
+    Setting("MARKDOWN_MAX_FOOTNOTES", 500, "Most footnote references one post may have."),
+    Setting(
+        "MARKDOWN_MAX_INLINE_MARKS", 12000, "Most characters that start inline markup ([*_`<&)."
+    ),
+    Setting("MARKDOWN_MAX_HTML_ELEMENTS", 15000, "Most HTML tags one rendered post may have."),
+    Setting("MARKDOWN_MAX_HTML_RATIO", 25, "Rendered HTML at most this many times the Markdown."),
+    Setting("MARKDOWN_MAX_HTML_KB", 2048, "Largest rendered post, in KB."),
+    Setting(
+        "MARKDOWN_HIGHLIGHT_MAX", 8000, "Characters of code a post may have and still be coloured."
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 try:
@@ -106,7 +106,7 @@ class Database:
 def init_app(app: App, database: Database) -> None:
     """Attach the database to the app and close each request's session in teardown."""
     app.extensions["db"] = database
-    app.extensions["view_counter"] = ViewCounter(database)
+    app.extensions["view_counts"] = ViewCounts(database)
 
     @app.after_request
     def release_session(request: Request, response: Any) -> Any:
@@ -130,60 +130,119 @@ def close_request_session(request: Request) -> None:
             session.close()
 
 
-class ViewCounter:
-    """Adds one to a post's view count: one SQL increment, so concurrent views all count.
+class ViewCounts:
+    """Readers' view counts: exact, and never waiting for an author's save.
 
-    It runs on every reader's visit, cached page or not, so on SQLite it skips the ORM and
-    the pool: each thread keeps one plain connection, and the increment is its own short
-    write transaction, begun IMMEDIATE like every other write.
+    On SQLite the counts live in a database file of their own beside the site's
+    (``<database>-views``), so a count takes only that file's write lock, never the one a
+    save holds; counters of all workers first queue on a lock file (flock), which the
+    kernel hands over the moment it is released, where SQLite's busy handler would sleep.
+    Each thread keeps one plain connection. On first use the counts the site's own
+    ``post_views`` table held (before this store existed) are carried over, once.
 
-    Counters of all workers first queue on a lock file beside the database (flock). On
-    SQLite's own lock a writer that finds it taken sleeps a millisecond or more before
-    trying again, for a transaction that takes some twenty microseconds; the kernel
-    hands a flock over the moment it is released.
+    On PostgreSQL the counts are the ``post_views`` table, one upsert per view: a row
+    lock of its own, which a save (holding its post with FOR NO KEY UPDATE) does not block.
     """
 
+    _SQLITE_SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS post_views"
+        " (post_id INTEGER PRIMARY KEY, views INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE IF NOT EXISTS carried_over (source TEXT PRIMARY KEY)",
+    )
+    _SQLITE_COUNT = (
+        "INSERT INTO post_views (post_id, views) VALUES (?, 1)"
+        " ON CONFLICT (post_id) DO UPDATE SET views = views + 1"
+    )
+    _SQLITE_SET = (
+        "INSERT INTO post_views (post_id, views) VALUES (?, ?)"
+        " ON CONFLICT (post_id) DO UPDATE SET views = excluded.views"
+    )
+    _SQLITE_ADD = (
+        "INSERT INTO post_views (post_id, views) VALUES (?, ?)"
+        " ON CONFLICT (post_id) DO UPDATE SET views = views + excluded.views"
+    )
+    _SQLITE_VIEWS = "SELECT post_id, views FROM post_views WHERE post_id IN ({marks})"
+    _POSTGRES_VIEWS = "SELECT post_id, views FROM post_views WHERE post_id = ANY(%(ids)s)"
     # A post's first view makes its row; a post purged meanwhile gets none.
-    _SQL = (
-        "INSERT INTO post_views (post_id, views) SELECT id, 1 FROM posts WHERE id = ?"
+    _POSTGRES_COUNT = (
+        "INSERT INTO post_views (post_id, views) SELECT id, 1 FROM posts WHERE id = %(id)s"
         " ON CONFLICT (post_id) DO UPDATE SET views = post_views.views + 1"
+    )
+    _POSTGRES_SET = (
+        "INSERT INTO post_views (post_id, views) SELECT id, %(views)s FROM posts"
+        " WHERE id = %(id)s ON CONFLICT (post_id) DO UPDATE SET views = excluded.views"
     )
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self.sqlite_path = database.engine.url.database if is_sqlite(database.engine) else None
+        self.path = f"{self.sqlite_path}-views" if self.sqlite_path else None
         self._local = threading.local()
         # Tests may watch the statements (sqlite3's trace callback on new connections).
         self.trace: Callable[[str], None] | None = None
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            if self.trace is not None:
-                connection.set_trace_callback(self.trace)
-            self._local.connection = connection
-            self._local.queue = self._open_queue()
-        return connection
-
-    def _open_queue(self) -> IO[bytes] | None:
-        """Open this thread's handle on the counters' lock file (None where there is none)."""
-        if fcntl is None or not self.sqlite_path or self.sqlite_path == ":memory:":
-            return None
-        try:
-            return open(f"{self.sqlite_path}-counter.lock", "ab")  # kept open, closed by close()
-        except OSError:  # a read-only folder, say: SQLite's own lock still serialises
-            return None
+    # --- writing ---
 
     def count(self, post_id: int) -> None:
-        if self.sqlite_path is None:
+        """Add one view to the post."""
+        if self.path is None:
             with self.database.engine.begin() as connection:
-                connection.exec_driver_sql(self._SQL.replace("?", "%(id)s"), {"id": post_id})
+                connection.exec_driver_sql(self._POSTGRES_COUNT, {"id": post_id})
             return
+        with self._writing() as connection:
+            connection.execute(self._SQLITE_COUNT, (post_id,))
+
+    def set_views(self, counts: dict[int, int]) -> None:
+        """Set posts' view counts outright (for imports and generated sites)."""
+        if self.path is None:
+            with self.database.engine.begin() as connection:
+                for post_id, views in counts.items():
+                    connection.exec_driver_sql(self._POSTGRES_SET, {"id": post_id, "views": views})
+            return
+        with self._writing() as connection:
+            connection.executemany(self._SQLITE_SET, counts.items())
+
+    def forget(self, post_ids: Iterable[int]) -> None:
+        """Drop the counts of posts that are gone (a new post may get the same id)."""
+        ids = list(post_ids)
+        if not ids or self.path is None:
+            return  # PostgreSQL: the foreign key's ON DELETE CASCADE does it
+        with self._writing() as connection:
+            connection.executemany("DELETE FROM post_views WHERE post_id = ?", [(i,) for i in ids])
+
+    # --- reading ---
+
+    def views(self, post_ids: Iterable[int]) -> dict[int, int]:
+        """Give the view counts of these posts (those never viewed are left out)."""
+        ids = list(post_ids)
+        if not ids:
+            return {}
+        if self.path is None:
+            with self.database.engine.connect() as connection:
+                rows = connection.exec_driver_sql(self._POSTGRES_VIEWS, {"ids": ids})
+                return {post_id: views for post_id, views in rows}
+        counts: dict[int, int] = {}
+        connection = self._connection()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = self._SQLITE_VIEWS.format(marks=", ".join("?" * len(chunk)))
+            counts.update(connection.execute(sql, chunk).fetchall())
+        return counts
+
+    def most_viewed(self, post_ids: Iterable[int], limit: int) -> list[tuple[int, int]]:
+        """Give up to `limit` of these posts as (id, views), most viewed first, views > 0."""
+        counts = self.views(post_ids)
+        ranked = sorted(
+            ((post_id, views) for post_id, views in counts.items() if views > 0),
+            key=lambda item: (-item[1], -item[0]),
+        )
+        return ranked[:limit]
+
+    # --- SQLite plumbing ---
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Give this thread's connection inside a write transaction, queued on the lock file."""
         connection = self._connection()
         queue = self._local.queue
         if queue is not None:
@@ -191,7 +250,7 @@ class ViewCounter:
         try:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute(self._SQL, (post_id,))
+                yield connection
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -200,8 +259,52 @@ class ViewCounter:
             if queue is not None:
                 fcntl.flock(queue, fcntl.LOCK_UN)
 
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            for statement in self._SQLITE_SCHEMA:
+                connection.execute(statement)
+            if self.trace is not None:
+                connection.set_trace_callback(self.trace)
+            self._local.connection = connection
+            self._local.queue = self._open_queue()
+            self._carry_over(connection)
+        return connection
+
+    def _carry_over(self, connection: sqlite3.Connection) -> None:
+        """Add the counts the site's own post_views table held, once per database."""
+        if connection.execute("SELECT 1 FROM carried_over").fetchone():
+            return
+        with contextlib.closing(sqlite3.connect(self.sqlite_path)) as site:
+            table = site.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'post_views'"
+            ).fetchone()
+            if table is None:  # not migrated yet: try again on a later first use
+                return
+            rows = site.execute("SELECT post_id, views FROM post_views WHERE views > 0").fetchall()
+        with self._writing() as writing:
+            if writing.execute("SELECT 1 FROM carried_over").fetchone():
+                return  # another worker did it meanwhile
+            writing.executemany(self._SQLITE_ADD, rows)
+            writing.execute("INSERT INTO carried_over (source) VALUES ('post_views')")
+
+    def _open_queue(self) -> IO[bytes] | None:
+        """Open this thread's handle on the counters' lock file (None where there is none)."""
+        if fcntl is None or not self.path:
+            return None
+        try:
+            return open(f"{self.path}.lock", "ab")  # kept open, closed by close()
+        except OSError:  # a read-only folder, say: SQLite's own lock still serialises
+            return None
+
     def close(self) -> None:
-        """Close this thread's connection (the next count opens a new one)."""
+        """Close this thread's connection (the next use opens a new one)."""
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
@@ -227,8 +330,34 @@ def lock_post_writes(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POST_WRITES_LOCK})
 
 
+def end_transaction(session: Session) -> None:
+    """End the session's transaction so far, keeping what it loaded, so no lock is held.
+
+    A POST's session begins by taking SQLite's write lock; a view that has slow work to do
+    (rendering a post) ends it first and begins a new one with begin_write when it writes.
+    """
+    if session.in_transaction():
+        session.commit()
+
+
+def begin_write(session: Session) -> None:
+    """Begin the session's writing transaction: SQLite's write lock, PostgreSQL's post queue.
+
+    What the view loaded before is kept but may be stale: compare (or refresh) what the
+    write depends on after this, inside the transaction.
+    """
+    end_transaction(session)
+    if is_sqlite(session.get_bind()):
+        session.connection(execution_options={"sqlite_immediate": True})
+    lock_post_writes(session)
+
+
 def get_database(app: App) -> Database:
     return app.extensions["db"]
+
+
+def get_view_counts(app: App) -> ViewCounts:
+    return app.extensions["view_counts"]
 
 
 def get_db(request: Request) -> Session:

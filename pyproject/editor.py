@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from pyproject.auth import current_user, login_required
-from pyproject.db import get_db, lock_post_writes
+from pyproject.db import begin_write, end_transaction, get_db
 from pyproject.diffing import word_diff
 from pyproject.errors import UnprocessableEntity
 from pyproject.forms import Form
@@ -33,9 +33,10 @@ from pyproject.lib import (
     url_for,
 )
 from pyproject.lib.response import json_response
-from pyproject.markup import Rendered, render_markdown
-from pyproject.models import GoneSlug, OldSlug, Post, Revision, Tag, User, utcnow
-from pyproject.posts import get_post_or_404, tag_slug
+from pyproject.markup import Rendered, RenderRefused
+from pyproject.models import GoneSlug, OldSlug, Post, Revision, Tag, User, post_tags, utcnow
+from pyproject.posts import get_post_or_404, prune_unused_tags, tag_slug
+from pyproject.rendering import RenderTimeout, render_post
 from pyproject.slugs import is_valid_slug, slugify
 
 TITLE_MAX, BODY_MAX, SUMMARY_MAX = 200, 200_000, 300
@@ -106,11 +107,14 @@ def local_input_value(value: datetime | None) -> str:
     return value.astimezone(site_zone()).strftime(LOCAL_INPUT_FORMAT) if value else ""
 
 
-def validate_post(form: Form) -> PostInput:
-    """Give the cleaned fields of the post form, recording each error beside its field."""
-    title = form.text("title", label="Title", required=True, max_length=TITLE_MAX)
-    body = form.text("body", label="Body", required=True, max_length=BODY_MAX, strip=False)
-    if body and not body.strip():
+def validate_post(form: Form, *, draft: bool = False) -> PostInput:
+    """Give the cleaned fields of the post form, recording each error beside its field.
+
+    A `draft` (an autosave) may still lack its title and body; every other rule holds.
+    """
+    title = form.text("title", label="Title", required=not draft, max_length=TITLE_MAX)
+    body = form.text("body", label="Body", required=not draft, max_length=BODY_MAX, strip=False)
+    if body and not body.strip() and not draft:
         form.error("body", "Body is required.")
     summary = form.text("summary", label="Summary", max_length=SUMMARY_MAX)
     tags = parse_tags(form)
@@ -129,6 +133,24 @@ def validate_post(form: Form) -> PostInput:
         if publish_at is None:
             form.error("publish_at", "Enter a date and time like 2026-12-24T09:00.")
     return PostInput(title, body, summary, tags, slug, status, publish_at)
+
+
+def render_body(form: Form, body: str) -> Rendered | None:
+    """Give the rendering of the form's body, or None with the reason beside the field.
+
+    Call it with no transaction open: a render may take up to the time limit.
+    """
+    try:
+        return render_post(body)
+    except RenderRefused as refused:
+        form.error("body", f"{refused.message} Your text is kept below; nothing was saved.")
+    except RenderTimeout as timeout:
+        form.error(
+            "body",
+            f"{timeout} Your text is kept below; nothing was saved. Long code listings, very"
+            " many links or deeply nested lists are the usual cause.",
+        )
+    return None
 
 
 # --- slugs -------------------------------------------------------------------------------
@@ -192,26 +214,51 @@ def tags_text(tags: list[Tag] | list[tuple[str, str]]) -> str:
     return ", ".join(t.name if isinstance(t, Tag) else t[0] for t in tags)
 
 
-def add_revision(db: Session, post: Post, kind: str, user: User, previous_body: str) -> Revision:
-    """Record the post's current content as a new revision (the caller commits)."""
+def add_revision(
+    db: Session,
+    post: Post,
+    kind: str,
+    user: User,
+    previous_body: str,
+    *,
+    content: PostInput | None = None,
+) -> Revision:
+    """Add a revision of the post holding `content` (default: the post's own; caller commits).
+
+    Its "words changed" count is taken against `previous_body`.
+    """
+    if content is None:
+        title, body, tags = post.title, post.body_md, tags_text(post.tags)
+        summary = post.summary if post.summary_is_custom else ""
+    else:
+        title, body, summary = content.title, content.body, content.summary
+        tags = tags_text(content.tags)
     revision = Revision(
         post_id=post.id,
         number=next_revision_number(db, post.id),
         kind=kind,
-        title=post.title,
-        body_md=post.body_md,
-        summary=post.summary if post.summary_is_custom else "",
-        tags=tags_text(post.tags),
+        title=title,
+        body_md=body,
+        summary=summary,
+        tags=tags,
         author_id=user.id,
-        words_changed=word_diff(previous_body, post.body_md).words_changed,
+        words_changed=word_diff(previous_body, body).words_changed,
         created_at=utcnow(),
     )
     db.add(revision)
     return revision
 
 
-def set_tags(db: Session, post: Post, pairs: list[tuple[str, str]]) -> None:
-    """Give a post these tags (by (name, slug)), creating tags that do not exist yet."""
+def set_tags(
+    db: Session, post: Post, pairs: list[tuple[str, str]], *, public: bool = False
+) -> None:
+    """Give a post these tags (by (name, slug)), creating tags that do not exist yet.
+
+    A tag the post leaves that no other post carries is removed. For a `public` post
+    (published or scheduled), a tag that no other such post carries takes the spelling
+    typed here, so a name only an author has seen never reaches readers.
+    """
+    before = {tag.id for tag in post.tags if tag.id is not None}
     tags: list[Tag] = []
     if pairs:
         slugs = [slug for _, slug in pairs]
@@ -221,9 +268,27 @@ def set_tags(db: Session, post: Post, pairs: list[tuple[str, str]]) -> None:
             if tag is None:
                 tag = existing[slug] = Tag(name=name, slug=slug)
                 db.add(tag)
+            elif public and tag.name != name and not carried_by_other_public_post(db, tag, post):
+                tag.name = name  # readers see the spelling a public post typed, never a draft's
             tags.append(tag)
     post.tags = tags
     post.tag_names = " ".join(tag.name for tag in tags)
+    prune_unused_tags(db, before - {tag.id for tag in tags})
+
+
+def carried_by_other_public_post(db: Session, tag: Tag, post: Post) -> bool:
+    """Give whether a published post other than `post` carries the tag (trash aside)."""
+    query = (
+        select(post_tags.c.post_id)
+        .join(Post, Post.id == post_tags.c.post_id)
+        .where(
+            post_tags.c.tag_id == tag.id,
+            Post.id != (post.id or -1),
+            Post.status == "published",
+            Post.deleted_at.is_(None),
+        )
+    )
+    return db.scalar(query.exists().select()) or False
 
 
 def render_onto(post: Post, body: str, rendered: Rendered, summary: str) -> None:
@@ -243,7 +308,7 @@ def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) ->
     now = utcnow()
     post.title = data.title
     render_onto(post, data.body, rendered, data.summary)
-    set_tags(db, post, data.tags)
+    set_tags(db, post, data.tags, public=data.status == "published")
     if data.publish_at is not None:
         post.published_at = data.publish_at
     elif data.status == "published" and (post.published_at is None or post.published_at > now):
@@ -326,38 +391,52 @@ def conflict_page(request: Request, post: Post, form: Form) -> tuple[str, int]:
 
 
 def save_post(request: Request, post: Post | None) -> Any:
-    """Validate the form and create or update the post, keeping a revision of it."""
+    """Validate the form and create or update the post, keeping a revision of it.
+
+    The Markdown is rendered before the write transaction begins, so a slow render holds
+    no lock; the transaction then only checks the revision the author started from and
+    writes.
+    """
     form = Form(request.form, POST_FIELDS)
     data = validate_post(form)
     db = get_db(request)
     user = current_user(request)
-    lock_post_writes(db)
+    end_transaction(db)
+    rendered = render_body(form, data.body) if form.ok else None
+    begin_write(db)
     if post is not None:
-        # Hold the post's row until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
-        # serialises writers), then compare with the revision as it is now, not as loaded.
-        db.execute(select(Post.id).where(Post.id == post.id).with_for_update())
+        # Hold the post's row until commit (PostgreSQL: readers' view counts still pass),
+        # then compare with the revision as it is now, not as loaded.
+        db.execute(select(Post.id).where(Post.id == post.id).with_for_update(key_share=True))
         db.refresh(post)
-        base = form.get("base_revision")
-        if not (base.isascii() and base.isdigit()) or int(base) != post.revision:
+        if not is_current(form, post):
             return conflict_page(request, post, form)
     if data.slug and form.ok:
         problem = slug_problem(db, data.slug, post.id if post else None)
         if problem:
             form.error("slug", problem)
-    if not form.ok:
+    if not form.ok or rendered is None:
         return editor_page(request, form, post, 422)
-    rendered = render_markdown(data.body)
+    return write_post(request, form, post, data, rendered, user)
+
+
+def is_current(form: Form, post: Post) -> bool:
+    """Give whether the form was started from the post's current revision."""
+    base = form.get("base_revision")
+    return base.isascii() and base.isdigit() and int(base) == post.revision
+
+
+def write_post(
+    request: Request, form: Form, post: Post | None, data: PostInput, rendered: Rendered, user: User
+) -> Any:
+    """Write a validated, rendered post and its revision; then say so and show it."""
+    db = get_db(request)
     creating = post is None
     previous_body = "" if creating else post.body_md
     if creating:
         post = Post(author_id=user.id, revision=0, slug="")
     try:
-        if data.slug:
-            slug = data.slug
-        elif creating or (post.published_at is None and post.status == "draft"):
-            slug = unique_slug(db, slugify(data.title) or "post", post.id)
-        else:
-            slug = post.slug
+        slug = choose_slug(db, post, data, creating)
         apply_input(db, post, data, rendered)
         if creating:
             post.slug = slug
@@ -379,12 +458,26 @@ def save_post(request: Request, post: Post | None) -> Any:
             return conflict_page(request, current, form)
         form.error("slug", "Another post took this slug a moment ago. Choose another one.")
         return editor_page(request, form, current, 422)
+    flash_saved(post)
+    return redirect(url_for("show_post", slug=post.slug))
+
+
+def choose_slug(db: Session, post: Post, data: PostInput, creating: bool) -> str:
+    """Give the slug the post will have: the one typed, a new one for drafts, else its own."""
+    if data.slug:
+        return data.slug
+    if creating or (post.published_at is None and post.status == "draft"):
+        return unique_slug(db, slugify(data.title) or "post", post.id)
+    return post.slug
+
+
+def flash_saved(post: Post) -> None:
+    """Tell the author what their save did: published, scheduled or kept as a draft."""
     if post.is_scheduled:
         local = post.published_at.astimezone(site_zone()).strftime("%-d %B %Y at %H:%M")
         flash(f"Scheduled: it will be published on {local}.", "success")
     else:
         flash("Post published." if post.status == "published" else "Draft saved.", "success")
-    return redirect(url_for("show_post", slug=post.slug))
 
 
 @login_required
@@ -436,43 +529,50 @@ def delete_post(request: Request, slug: str) -> Response:
 @login_required
 def preview_post(request: Request) -> Any:
     """Render Markdown with the same pipeline: a fragment for script, else the whole form."""
-    body = request.form.get("body", "")[:BODY_MAX]
-    html = render_markdown(body).html
-    if request.headers.get("X-Requested-With") == "fetch":
-        return Response(html, 200)
     form = Form(request.form, POST_FIELDS)
-    editing = request.form.get("editing", "")
+    body = form.get("body")[:BODY_MAX]
+    editing = form.get("editing") or request.form.get("editing", "")
     post = get_post_or_404(request, editing, check_author=True) if editing else None
-    return editor_page(request, form, post, 200, preview_html=html)
+    end_transaction(get_db(request))  # nothing to write: hold no lock while rendering
+    rendered = render_body(form, body)
+    if request.headers.get("X-Requested-With") == "fetch":
+        if rendered is None:
+            return Response(form.errors["body"], 422, {"Content-Type": "text/plain"})
+        return Response(rendered.html, 200)
+    preview_html = rendered.html if rendered is not None else None
+    status = 200 if rendered is not None else 422
+    return editor_page(request, form, post, status, preview_html=preview_html)
 
 
 # --- autosave ------------------------------------------------------------------------------
 
 
-def _autosave_fields(request: Request) -> dict[str, str]:
-    form = Form(request.form, ("title", "body", "summary", "tags"))
-    fields = {
-        "title": form.text("title", label="Title", max_length=TITLE_MAX),
-        "body": form.text("body", label="Body", max_length=BODY_MAX, strip=False),
-        "summary": form.text("summary", label="Summary", max_length=SUMMARY_MAX),
-        "tags": form.text("tags", label="Tags", max_length=1000),
-    }
-    if not form.ok:
-        raise AutosaveRefused(" ".join(form.errors.values()))
-    return fields
-
-
 class AutosaveRefused(UnprocessableEntity):
-    """An autosave whose fields are too long (answered as JSON, like every autosave)."""
+    """An autosave the save itself would refuse (answered as JSON, like every autosave)."""
+
+
+def read_autosave(request: Request) -> tuple[Form, PostInput, Rendered]:
+    """Give the autosaved fields, checked by the same rules as a save, and their rendering.
+
+    Renders with no transaction open; AutosaveRefused (422) says what a save would refuse.
+    """
+    form = Form(request.form, POST_FIELDS)
+    data = validate_post(form, draft=True)
+    end_transaction(get_db(request))
+    rendered = render_body(form, data.body) if form.ok else None
+    if not form.ok or rendered is None:
+        raise AutosaveRefused(" ".join(form.errors.values()))
+    return form, data, rendered
 
 
 @login_required
 def autosave_post(request: Request, slug: str) -> Response:
     """Keep the editor's current text as this author's autosave of the post (JSON)."""
     post = get_post_or_404(request, slug, check_author=True)
-    fields = _autosave_fields(request)
+    _form, data, _rendered = read_autosave(request)
     db = get_db(request)
     user = current_user(request)
+    begin_write(db)
     db.execute(
         delete(Revision).where(
             Revision.post_id == post.id,
@@ -480,19 +580,8 @@ def autosave_post(request: Request, slug: str) -> Response:
             Revision.author_id == user.id,
         )
     )
-    revision = Revision(
-        post_id=post.id,
-        number=next_revision_number(db, post.id),
-        kind="autosave",
-        title=fields["title"],
-        body_md=fields["body"],
-        summary=fields["summary"],
-        tags=fields["tags"],
-        author_id=user.id,
-        words_changed=word_diff(post.body_md, fields["body"]).words_changed,
-        created_at=utcnow(),
-    )
-    db.add(revision)
+    db.refresh(post)
+    revision = add_revision(db, post, "autosave", user, post.body_md, content=data)
     db.commit()
     return json_response(
         {"ok": True, "revision": revision.number, "saved_at": autosave_time(revision)}
@@ -502,12 +591,11 @@ def autosave_post(request: Request, slug: str) -> Response:
 @login_required
 def autosave_new(request: Request) -> Response:
     """Create a draft from an editor that was never saved, so autosaves have a home (JSON)."""
-    fields = _autosave_fields(request)
+    _form, data, rendered = read_autosave(request)
     db = get_db(request)
     user = current_user(request)
-    lock_post_writes(db)
-    title = fields["title"].strip() or "Untitled draft"
-    rendered = render_markdown(fields["body"])
+    begin_write(db)
+    title = data.title or "Untitled draft"
     post = Post(
         author_id=user.id,
         title=title,
@@ -516,9 +604,8 @@ def autosave_new(request: Request) -> Response:
         revision=0,
         updated_at=utcnow(),
     )
-    render_onto(post, fields["body"], rendered, fields["summary"].strip())
-    form = Form({"tags": fields["tags"]}, ("tags",))
-    set_tags(db, post, parse_tags(form))
+    render_onto(post, data.body, rendered, data.summary)
+    set_tags(db, post, data.tags)
     db.add(post)
     db.flush()
     revision = add_revision(db, post, "save", user, "")

@@ -69,6 +69,11 @@ _EXTENSION_CONFIGS = {
     },
 }
 
+_PLAIN_CODE_CONFIGS = {
+    **_EXTENSION_CONFIGS,
+    "codehilite": {**_EXTENSION_CONFIGS["codehilite"], "use_pygments": False},
+}
+
 # What this Markdown writes, plus a few inline elements authors type by hand. Changing the
 # allowlist changes stored HTML: bump RENDERER_VERSION with it.
 ALLOWED_TAGS = frozenset(
@@ -140,6 +145,48 @@ class Heading(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class RenderLimits:
+    """How much one post may ask of the renderer; past any of these the save is refused.
+
+    Each guards a shape that costs far more time or output than its size suggests (see
+    tests/adversarial_markdown.py): duplicate headings make the toc extension's id search
+    quadratic, deep or unclosed nesting makes html5lib's tree building quadratic, every
+    table cell and footnote becomes several elements, and sanitising time follows the
+    size of the HTML, not of the Markdown.
+    """
+
+    headings: int = 300
+    depth: int = 32
+    table_cells: int = 4_000
+    footnotes: int = 500
+    # Characters that may start inline markup ([ * _ ` < &), outside fenced code: each one
+    # Python-Markdown turns into markup costs tens of microseconds however small it is.
+    inline_marks: int = 12_000
+    # Elements (tags) in the converted HTML: sanitising costs most per element.
+    html_elements: int = 15_000
+    # Fenced code is highlighted while there is at most this much of it in the post; past
+    # that it is shown plain, since highlighting makes an element of nearly every token.
+    highlighted_code: int = 8_000
+    # The rendered HTML may be this many times the Markdown, or html_floor bytes if that is
+    # more, and never more than html_max bytes.
+    html_ratio: int = 25
+    html_floor: int = 64 * 1024
+    html_max: int = 2 * 1024 * 1024
+
+
+DEFAULT_LIMITS = RenderLimits()
+
+
+class RenderRefused(ValueError):
+    """The Markdown asks for more than a budget allows; the message says what and how much."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     """What rendering a post's Markdown gives: everything the posts table stores beside it."""
 
@@ -152,24 +199,31 @@ class Rendered:
     version: int = RENDERER_VERSION
 
 
-def render_markdown(text: str) -> Rendered:
+def render_markdown(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendered:
     """Give the sanitised HTML of a post's Markdown, with its table of contents and statistics.
 
     Pure: the same text always gives the same result, and the text itself is left alone.
-    Markdown nested too deeply for Python-Markdown (lists some 250 levels deep) comes out as
-    preformatted text rather than an error, so that saving never fails.
+    Raises RenderRefused, naming what was too much, when the text goes past a budget of
+    `limits`. Only the first [TOC] marker becomes a table of contents; later ones are
+    dropped. Markdown nested too deeply for Python-Markdown comes out as preformatted text
+    rather than an error.
     """
+    source = check_source(text, limits)
     # A fresh Markdown per call: extensions such as footnotes keep per-document state on the
     # instance, and building one costs about a tenth of a millisecond.
+    highlight = fenced_code_length(source) <= limits.highlighted_code
     md = markdown.Markdown(
-        extensions=_EXTENSIONS, extension_configs=_EXTENSION_CONFIGS, output_format="html"
+        extensions=_EXTENSIONS,
+        extension_configs=_EXTENSION_CONFIGS if highlight else _PLAIN_CODE_CONFIGS,
+        output_format="html",
     )
     try:
-        converted = md.convert(_defuse_brackets(text))
+        converted = md.convert(_defuse_brackets(source))
     except RecursionError:
         # Python-Markdown parses nested blocks recursively; the author still sees every word.
         converted = f"<pre><code>{html.escape(text, quote=False)}</code></pre>"
         md.toc, md.toc_tokens = "", []
+    check_html(converted, len(text), limits)
     body = sanitize_html(converted)
     headings = tuple(_flatten_headings(md.toc_tokens))
     toc_html = sanitize_html(_toc_list(md.toc)) if len(headings) >= TOC_MIN_HEADINGS else ""
@@ -185,38 +239,164 @@ def render_markdown(text: str) -> Rendered:
     )
 
 
-# Python-Markdown's link parsing is quadratic in the number of "[" in one block (20,000
-# take 46 s): a block with more than this many has its brackets escaped, so it reads the
-# same but links in it are not made. No real paragraph comes near it.
-BRACKETS_PER_BLOCK = 400
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_UNESCAPED_BRACKET = re.compile(r"(?<!\\)\[")
+# --- budgets -------------------------------------------------------------------------------
+
+_ATX_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
+_SETEXT_RULE = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
+_TOC_MARKER = re.compile(r"[ \t]*\[TOC\][ \t]*$")
+_QUOTE_PREFIX = re.compile(r"(?:[ \t]*>)+")
+_INDENT = re.compile(r"[ \t]*")
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
 
 
-def _defuse_brackets(text: str) -> str:
-    if text.count("[") <= BRACKETS_PER_BLOCK:
-        return text
+def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
+    """Give the Markdown to convert: later [TOC] markers dropped, every budget checked.
+
+    Raises RenderRefused for too many headings, table cells or footnote references, or
+    for blocks nested deeper than the limit. Fenced code is not Markdown and counts for
+    nothing.
+    """
+    headings = cells = depth = 0
+    seen_toc = False
+    previous_blank = True
     out: list[str] = []
-    block: list[str] = []
+    for line, in_code in _lines_outside_code(text):
+        if in_code:
+            out.append(line)
+            previous_blank = False
+            continue
+        bare = line.rstrip("\r\n")
+        if _TOC_MARKER.match(bare):
+            if seen_toc:
+                out.append("\n")  # one table of contents per post: later markers say nothing
+                previous_blank = True
+                continue
+            seen_toc = True
+        if _ATX_HEADING.match(bare) or (not previous_blank and _SETEXT_RULE.match(bare)):
+            headings += 1
+        if "|" in bare:
+            cells += bare.count("|") + 1
+        quotes = _QUOTE_PREFIX.match(bare)
+        quote_depth = quotes.group().count(">") if quotes else 0
+        # Indentation nests only list items; indented code keeps its own indentation.
+        indent = len(_INDENT.match(bare).group().expandtabs(4)) if _LIST_ITEM.match(bare) else 0
+        # Each quote level is one element; each indented list level two (list and item).
+        depth = max(depth, quote_depth + 2 * (indent // 4) + 1)
+        previous_blank = not bare.strip()
+        out.append(line)
+    _over("headings", headings, limits.headings, "headings")
+    _over("table_cells", cells, limits.table_cells, "table cells")
+    _over("depth", depth, limits.depth, "levels of nesting (quotes and indented blocks)")
+    _over("footnotes", text.count("[^"), limits.footnotes, "footnote references")
+    prose = "".join(line for line, in_code in _lines_outside_code(text) if not in_code)
+    marks = sum(prose.count(mark) for mark in "[*_`<&")
+    _over("inline_marks", marks, limits.inline_marks, "characters that start inline markup")
+    # Raw HTML nests as typed: refuse deep nesting before Python-Markdown spends time on it.
+    raw_depth = _element_depth(_CODE_SPAN.sub("", prose), 2 * limits.depth)
+    _over("depth", raw_depth, 2 * limits.depth, "levels of nested HTML elements")
+    return "".join(out)
+
+
+def fenced_code_length(text: str) -> int:
+    """Give how many characters of the text are fenced code (fences included)."""
+    return sum(len(line) for line, in_code in _lines_outside_code(text) if in_code)
+
+
+def _lines_outside_code(text: str) -> Iterator[tuple[str, bool]]:
+    """Give each line of the text with whether it is inside fenced code (fences included)."""
     fence: str | None = None
-
-    def flush() -> None:
-        chunk = "".join(block)
-        if chunk.count("[") > BRACKETS_PER_BLOCK:
-            chunk = _UNESCAPED_BRACKET.sub(r"\\[", chunk)
-        out.append(chunk)
-        block.clear()
-
     for line in text.splitlines(keepends=True):
         opening = _FENCE.match(line)
         if fence is None and opening:
-            flush()
             fence = opening.group(1)[0] * 3
-            out.append(line)
+            yield line, True
         elif fence is not None:
-            out.append(line)
+            yield line, True
             if line.lstrip().startswith(fence):
                 fence = None
+        else:
+            yield line, False
+
+
+def _over(what: str, count: int, limit: int, noun: str) -> None:
+    if count > limit:
+        raise RenderRefused(
+            what, f"This text has {count:,} {noun}; a post may have at most {limit:,}."
+        )
+
+
+# A start or end tag as Python-Markdown writes them (and as raw HTML passes through).
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*?(/?)>")
+
+
+def check_html(converted: str, source_length: int, limits: RenderLimits = DEFAULT_LIMITS) -> None:
+    """Refuse converted HTML that is too large, or nested too deeply, to sanitise and serve."""
+    allowed = min(limits.html_max, max(limits.html_floor, source_length * limits.html_ratio))
+    if len(converted) > allowed:
+        raise RenderRefused(
+            "html_size",
+            f"This text would make a page of {len(converted) / 1024:,.0f} KB; a post's page "
+            f"may be at most {allowed / 1024:,.0f} KB. Shorten it or split it into several"
+            " posts.",
+        )
+    _over("html_elements", converted.count("<"), limits.html_elements, "HTML tags once rendered")
+    # Each level of Markdown nesting writes up to two elements (a list and its item, a
+    # quote and its paragraph), so elements may nest twice as deep as blocks.
+    depth = _element_depth(converted, 2 * limits.depth)
+    _over("depth", depth, 2 * limits.depth, "levels of nested elements")
+
+
+def _element_depth(fragment: str, stop_at: int) -> int:
+    """Give how deeply the fragment's elements nest (unclosed ones stay open), or stop_at + 1.
+
+    The scan ends as soon as the depth passes `stop_at`: that is all a budget needs to know.
+    """
+    open_tags: list[str] = []
+    counts: dict[str, int] = {}
+    deepest = 0
+    for match in _TAG.finditer(fragment):
+        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID_TAGS or self_closing:
+            continue
+        if not closing:
+            open_tags.append(name)
+            counts[name] = counts.get(name, 0) + 1
+            deepest = max(deepest, len(open_tags))
+            if deepest > stop_at:
+                break
+        elif counts.get(name):
+            # Close the nearest open element of this name and whatever is still open inside it.
+            while open_tags:
+                top = open_tags.pop()
+                counts[top] -= 1
+                if top == name:
+                    break
+    return deepest
+
+
+# Python-Markdown looks for the "]" of every "[" to the end of its block, so unmatched
+# brackets make a block quadratic (80,000 of them took 15 s). An unmatched "[" can never
+# start a link, so escaping it changes nothing a reader sees; blocks with only a few are
+# left alone, which keeps escapes out of inline code in ordinary posts.
+UNMATCHED_BRACKETS_PER_BLOCK = 8
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
+
+
+def _defuse_brackets(text: str) -> str:
+    if text.count("[") <= UNMATCHED_BRACKETS_PER_BLOCK:
+        return text
+    out: list[str] = []
+    block: list[str] = []
+
+    def flush() -> None:
+        out.append(_escape_unmatched("".join(block)))
+        block.clear()
+
+    for line, in_code in _lines_outside_code(text):
+        if in_code:
+            flush()
+            out.append(line)
         elif not line.strip():
             block.append(line)
             flush()
@@ -224,6 +404,29 @@ def _defuse_brackets(text: str) -> str:
             block.append(line)
     flush()
     return "".join(out)
+
+
+def _escape_unmatched(block: str) -> str:
+    """Give the block with its unmatched "[" escaped, if it has more than a few of them."""
+    if block.count("[") <= UNMATCHED_BRACKETS_PER_BLOCK:
+        return block
+    # Brackets inside code spans are text, and an escape there would show: mask them.
+    masked = _CODE_SPAN.sub(lambda m: " " * len(m.group()), block)
+    open_at: list[int] = []
+    for index, char in enumerate(masked):
+        if char == "[" and (index == 0 or masked[index - 1] != "\\"):
+            open_at.append(index)
+        elif char == "]" and open_at and (index == 0 or masked[index - 1] != "\\"):
+            open_at.pop()
+    if len(open_at) <= UNMATCHED_BRACKETS_PER_BLOCK:
+        return block
+    pieces, start = [], 0
+    for index in open_at:
+        pieces.append(block[start:index])
+        pieces.append("\\[")
+        start = index + 1
+    pieces.append(block[start:])
+    return "".join(pieces)
 
 
 def sanitize_html(fragment: str) -> str:

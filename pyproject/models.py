@@ -17,11 +17,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    func,
-    select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def _system_clock() -> datetime:
@@ -104,8 +102,10 @@ class User(Base):
 
 
 class PostView(Base):
-    """A post's view count, in a narrow table of its own: a reader's view is a small write
-    that no author's save waits for (and that rewrites no post)."""
+    """A post's view count on PostgreSQL, in a narrow table of its own: a reader's view is a
+    small write that no author's save waits for. On SQLite the counts live in a database
+    file of their own (pyproject.db.ViewCounts), and this table is only read once, to carry
+    its counts over."""
 
     __tablename__ = "post_views"
 
@@ -170,15 +170,6 @@ class Post(Base):
             sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
             postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
         ),
-    )
-
-    # Read-only, loaded only where asked for (undefer): views are written by ViewCounter.
-    view_count: Mapped[int] = column_property(
-        select(func.coalesce(func.max(PostView.views), 0))
-        .where(PostView.post_id == id)
-        .correlate_except(PostView)
-        .scalar_subquery(),
-        deferred=True,
     )
 
     __mapper_args__ = {"version_id_col": revision, "version_id_generator": False}

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, defer, selectinload, undefer
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.orm import Session, defer, selectinload
 
 from pyproject.auth import current_user, login_required
 from pyproject.caching import reader_page
-from pyproject.db import get_db
+from pyproject.db import get_db, get_view_counts, lock_post_writes
 from pyproject.errors import Forbidden, Gone, NotFound, Redirect
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
-from pyproject.models import GoneSlug, OldSlug, Post, PostView, Tag, User, post_tags, utcnow
+from pyproject.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
 from pyproject.slugs import is_valid_slug
 
 PER_PAGE = 10
@@ -100,18 +100,17 @@ def post_list_query(*, with_body: bool = False) -> Select:
     return query.order_by(Post.published_at.desc(), Post.id.desc())
 
 
-def popular_posts(db: Session, now: datetime) -> list[Post]:
-    """Give the most-read posts published in the last week."""
-    query = published(
-        select(Post)
-        .join(PostView, PostView.post_id == Post.id)
-        .where(Post.published_at >= now - timedelta(days=POPULAR_DAYS), PostView.views > 0)
-        .options(undefer(Post.view_count)),
-        now,
+def popular_posts(db: Session, now: datetime) -> list[tuple[Post, int]]:
+    """Give the most-read posts published in the last week, each with its view count."""
+    week = published(
+        select(Post.id).where(Post.published_at >= now - timedelta(days=POPULAR_DAYS)), now
     )
-    return list(
-        db.scalars(query.order_by(PostView.views.desc(), Post.id.desc()).limit(POPULAR_COUNT))
-    )
+    top = get_view_counts(current_app()).most_viewed(db.scalars(week), POPULAR_COUNT)
+    if not top:
+        return []
+    query = post_list_query().where(Post.id.in_([post_id for post_id, _ in top]))
+    posts = {post.id: post for post in db.scalars(query).unique()}
+    return [(posts[post_id], views) for post_id, views in top if post_id in posts]
 
 
 def can_edit(user: User | None, post: Post) -> bool:
@@ -169,7 +168,7 @@ def view_counter(post_id: int) -> Callable[[str], None]:
     Only a GET counts: a HEAD or a revalidation reads nothing. The page cache calls it
     too, when it serves the kept page.
     """
-    counter = current_app().extensions["view_counter"]
+    counter = get_view_counts(current_app())
 
     def count(method: str) -> None:
         if method == "GET":
@@ -240,6 +239,41 @@ def drafts(request: Request) -> str:
     return render_template("posts/drafts.html", page=page, now=utcnow())
 
 
+def carried_by_visible_posts(now: datetime) -> Any:
+    """Give the condition for tags that at least one post readers may see carries.
+
+    Readers know a tag only through such posts: one that only drafts, scheduled or
+    trashed posts carry does not exist for them (no page, feed, list entry or name).
+    """
+    return (
+        select(post_tags.c.tag_id)
+        .join(Post, Post.id == post_tags.c.post_id)
+        .where(post_tags.c.tag_id == Tag.id, *visible(now))
+        .exists()
+    )
+
+
+def prune_unused_tags(db: Session, tag_ids: Iterable[int] | None = None) -> None:
+    """Delete the tags no post carries any more, among `tag_ids` (all tags when None).
+
+    Call it after a post lost tags (retagged, purged); the caller commits. It queues
+    behind other post writes, so a save that is giving a post one of these tags
+    right now keeps it.
+    """
+    if tag_ids is not None:
+        tag_ids = sorted(set(tag_ids))
+        if not tag_ids:
+            return
+    lock_post_writes(db)
+    db.flush()  # the links as they are now: a purged post's are gone
+    unused = delete(Tag).where(
+        ~select(post_tags.c.tag_id).where(post_tags.c.tag_id == Tag.id).exists()
+    )
+    if tag_ids is not None:
+        unused = unused.where(Tag.id.in_(tag_ids))
+    db.execute(unused, execution_options={"synchronize_session": "fetch"})
+
+
 def tag_counts(db: Session) -> list[Any]:
     """Give every tag with published posts as (name, slug, count) rows, most used first."""
     count = func.count(Post.id)
@@ -266,8 +300,14 @@ def _to_canonical(request: Request, name: str, value: str) -> None:
 
 
 def tag_or_404(request: Request, tag: str) -> Tag:
-    """Give the tag a URL names; another spelling of it (/tags/Python) redirects."""
-    found = get_db(request).scalar(select(Tag).where(Tag.slug == tag_slug(tag)))
+    """Give the tag a URL names; another spelling of it (/tags/Python) redirects.
+
+    A tag no visible post carries is 404, before any redirect: its name (even its
+    canonical spelling) is still only its authors' to see.
+    """
+    found = get_db(request).scalar(
+        select(Tag).where(Tag.slug == tag_slug(tag), carried_by_visible_posts(utcnow()))
+    )
     if found is None:
         raise NotFound("There is no such tag.")
     if tag != found.slug:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from pyproject.auth import current_user, login_required
-from pyproject.db import get_db, lock_post_writes
+from pyproject.db import begin_write, end_transaction, get_db
 from pyproject.diffing import word_diff
-from pyproject.editor import add_revision, parse_tags, render_onto, set_tags
+from pyproject.editor import add_revision, parse_tags, render_body, render_onto, set_tags
 from pyproject.errors import NotFound
 from pyproject.forms import Form
 from pyproject.lib import App, Request, Response, flash, redirect, render_template, url_for
-from pyproject.markup import render_markdown
 from pyproject.models import Post, Revision, utcnow
 from pyproject.posts import get_post_or_404
 
@@ -67,16 +66,27 @@ def show_revision(request: Request, slug: str, number: int) -> str:
 
 @login_required
 def restore_revision(request: Request, slug: str, number: int) -> Response:
-    """Make a revision's content current again, as a new revision; nothing is overwritten."""
+    """Make a revision's content current again, as a new revision; nothing is overwritten.
+
+    The revision is rendered before the write transaction begins, so that no lock is held
+    while it renders; a revision the budgets now refuse is not restored, and the author is
+    told why.
+    """
     post = get_post_or_404(request, slug, check_author=True)
     revision = get_revision_or_404(request, post, number)
     db = get_db(request)
-    lock_post_writes(db)
+    end_transaction(db)
+    form = Form({"body": revision.body_md, "tags": revision.tags}, ("body", "tags"))
+    rendered = render_body(form, revision.body_md)
+    if rendered is None:
+        flash(f"Revision {number} cannot be restored: {form.errors['body']}", "error")
+        return redirect(url_for("show_revision", slug=post.slug, number=number))
+    begin_write(db)
     db.refresh(post)
     previous_body = post.body_md
     post.title = revision.title
-    render_onto(post, revision.body_md, render_markdown(revision.body_md), revision.summary)
-    set_tags(db, post, parse_tags(Form({"tags": revision.tags}, ("tags",))))
+    render_onto(post, revision.body_md, rendered, revision.summary)
+    set_tags(db, post, parse_tags(form))
     post.updated_at = utcnow()
     new = add_revision(db, post, "restore", current_user(request), previous_body)
     post.revision = new.number

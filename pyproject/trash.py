@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.auth import current_user, login_required
 from pyproject.cli import PREPARE_STEPS, command
-from pyproject.db import Database, get_database, get_db
+from pyproject.db import Database, ViewCounts, get_database, get_db, get_view_counts
 from pyproject.errors import Forbidden, NotFound
 from pyproject.lib import (
     App,
@@ -23,7 +23,7 @@ from pyproject.lib import (
     url_for,
 )
 from pyproject.models import GoneSlug, OldSlug, Post, utcnow
-from pyproject.posts import can_edit
+from pyproject.posts import can_edit, prune_unused_tags
 
 
 def trashed_post_or_404(request: Request, slug: str) -> Post:
@@ -38,8 +38,8 @@ def trashed_post_or_404(request: Request, slug: str) -> Post:
     return post
 
 
-def purge(db: Session, post: Post) -> None:
-    """Delete a post for good; its URLs (current and earlier slugs) answer 410 from now on."""
+def _delete_for_good(db: Session, post: Post) -> None:
+    """Delete a post; its URLs (current and earlier slugs) answer 410 from now on."""
     slugs = [post.slug, *db.scalars(select(OldSlug.slug).where(OldSlug.post_id == post.id))]
     for slug in slugs:
         if db.get(GoneSlug, slug) is None:
@@ -47,14 +47,32 @@ def purge(db: Session, post: Post) -> None:
     db.delete(post)
 
 
+def purge(db: Session, post: Post) -> None:
+    """Delete a post for good, and the tags only it carried."""
+    tag_ids = [tag.id for tag in post.tags]
+    _delete_for_good(db, post)
+    prune_unused_tags(db, tag_ids)
+
+
 def purge_expired(database: Database, days: int) -> int:
-    """Purge every post that has been in the trash longer than `days`; give how many."""
+    """Purge every post that has been in the trash longer than `days`; give how many.
+
+    Every tag no post carries goes too: the purged posts' own, and any an earlier
+    version of the blog left behind.
+    """
     cutoff = utcnow() - timedelta(days=days)
     with database.write() as db:
         posts = list(db.scalars(select(Post).where(Post.deleted_at < cutoff)))
+        ids = [post.id for post in posts]
         for post in posts:
-            purge(db, post)
-    return len(posts)
+            _delete_for_good(db, post)
+        prune_unused_tags(db)
+    counts = ViewCounts(database)
+    try:
+        counts.forget(ids)  # a new post may get a purged one's id
+    finally:
+        counts.close()
+    return len(ids)
 
 
 @login_required
@@ -84,9 +102,10 @@ def purge_post(request: Request, slug: str) -> Response:
     """Delete a trashed post for good."""
     post = trashed_post_or_404(request, slug)
     db = get_db(request)
-    title = post.title
+    title, post_id = post.title, post.id
     purge(db, post)
     db.commit()
+    get_view_counts(current_app()).forget([post_id])
     flash(f"“{title}” is deleted for good.", "success")
     return redirect(url_for("trash"))
 

@@ -17,6 +17,7 @@ from blog.conftest import (
     AUTHOR,
     OTHER,
     Cast,
+    Person,
     create_author,
     csrf_token,
     field_error,
@@ -33,6 +34,7 @@ from pyproject import auth
 from pyproject.config import ROOT
 from pyproject.db import get_database
 from pyproject.lib import App
+from pyproject.lib.http import parse_http_date
 from pyproject.lib.testing import TestClient, TestResponse
 from pyproject.models import User
 
@@ -403,10 +405,11 @@ def test_a_success_resets_the_account_count(cast: Cast) -> None:
     client = cast.app.test_client()
     fail_to_sign_in(client, AUTHOR.username, auth.ACCOUNT_FREE_FAILURES - 1)
     assert login(client, AUTHOR.email, AUTHOR.password).status_code == 303
-    logout(client)
-    # Nine failures in the window, but only the ones since the success count.
-    fail_to_sign_in(client, AUTHOR.username, auth.ACCOUNT_FREE_FAILURES)
-    assert_throttled(login(client, "alice", AUTHOR.password), "alice", at_most=30)
+    # Nine failures in the window, but only the ones since the success count. They come
+    # from a new browser elsewhere: the one that signed in is now exempt from this count.
+    elsewhere = browser_at(cast, "192.0.2.44")
+    fail_to_sign_in(elsewhere, AUTHOR.username, auth.ACCOUNT_FREE_FAILURES)
+    assert_throttled(login(elsewhere, "alice", AUTHOR.password), "alice", at_most=30)
 
 
 def test_failures_are_throttled_per_address(cast: Cast) -> None:
@@ -425,6 +428,189 @@ def test_username_and_email_share_one_failure_count(cast: Cast) -> None:
     fail_to_sign_in(client, AUTHOR.email.upper(), 2)
     assert_throttled(login(client, AUTHOR.email, AUTHOR.password), AUTHOR.email, at_most=30)
     assert_throttled(login(client, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+
+
+# --- strangers cannot lock the owner out (issue #24) -------------------------------------
+
+OWNER_ADDRESS, STRANGER_ADDRESS, NEW_ADDRESS = "192.0.2.10", "203.0.113.66", "198.51.100.23"
+
+
+def browser_at(cast: Cast, address: str) -> TestClient:
+    """Give a new browser whose requests come from `address`."""
+    return cast.app.test_client(environ_overrides={"REMOTE_ADDR": address})
+
+
+def account_key(app: App, person: Person) -> str:
+    return f"user:{get_user(app, person.username).id}"
+
+
+def owners_browser(cast: Cast, person: Person = AUTHOR) -> TestClient:
+    """Give a browser at the owner's address that has signed in before (and signed out)."""
+    owner = browser_at(cast, OWNER_ADDRESS)
+    assert login(owner, person.username, person.password).status_code == 303
+    assert logout(owner).status_code == 303
+    return owner
+
+
+def stranger_fails(cast: Cast, person: Person = AUTHOR, times: int = 20) -> None:
+    """A stranger fails at `person`'s password `times` times from STRANGER_ADDRESS.
+
+    Through the form until the pair throttle stops them; the rest are recorded directly
+    (a patient stranger would make them as each wait ends).
+    """
+    stranger = browser_at(cast, STRANGER_ADDRESS)
+    fail_to_sign_in(stranger, person.username, auth.PAIR_FREE_FAILURES)
+    assert login(stranger, person.username, "wrong password").status_code == 429
+    key = account_key(cast.app, person)
+    rest = times - auth.PAIR_FREE_FAILURES
+    add_failures(cast.app, key, rest, utc_ago(seconds=0), address=STRANGER_ADDRESS)
+
+
+def known_device_cookie(response: TestResponse) -> tuple[str, str, dict[str, str]]:
+    """Give the name, value and attributes (names lower-cased) of the known-device cookie."""
+    for header in response.headers.getlist("Set-Cookie"):
+        pair, *parts = header.split(";")
+        name, _, value = pair.strip().partition("=")
+        if name.endswith(auth.KNOWN_DEVICE_COOKIE):
+            attributes = {}
+            for part in parts:
+                key, _, val = part.strip().partition("=")
+                attributes[key.lower()] = val
+            return name, value, attributes
+    raise AssertionError(f"no known-device cookie in {response.headers.getlist('Set-Cookie')}")
+
+
+def test_a_strangers_failures_do_not_stop_the_owners_browser(cast: Cast) -> None:
+    owner = owners_browser(cast)
+    stranger_fails(cast, times=20)
+    newcomer = browser_at(cast, NEW_ADDRESS)
+    wait = auth.MAX_WAIT_SECONDS
+    assert_throttled(login(newcomer, AUTHOR.username, AUTHOR.password), "alice", at_most=wait)
+    assert not is_signed_in(newcomer)
+    assert login(owner, AUTHOR.username, AUTHOR.password).status_code == 303
+    assert is_signed_in(owner)
+
+
+def test_the_owners_browser_is_exempt_by_email_too_and_after_a_wrong_password(
+    cast: Cast,
+) -> None:
+    owner = owners_browser(cast)
+    stranger_fails(cast, times=20)
+    assert failed_page(login(owner, AUTHOR.email, "a typo")) == (422, LOGIN_ERROR, "")
+    assert login(owner, AUTHOR.email.upper(), AUTHOR.password).status_code == 303
+
+
+def test_the_pair_throttle_stops_the_strangers_own_address(cast: Cast) -> None:
+    stranger_fails(cast, times=auth.PAIR_FREE_FAILURES)
+    stranger = browser_at(cast, STRANGER_ADDRESS)
+    assert_throttled(login(stranger, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+    # Five failures are far from the address's twenty: another account signs in from there.
+    assert login(stranger, OTHER.username, OTHER.password).status_code == 303
+
+
+def test_the_owners_success_elsewhere_does_not_free_the_strangers_address(cast: Cast) -> None:
+    owner = owners_browser(cast)
+    stranger_fails(cast, times=auth.PAIR_FREE_FAILURES)
+    assert login(owner, AUTHOR.username, AUTHOR.password).status_code == 303
+    stranger = browser_at(cast, STRANGER_ADDRESS)
+    assert_throttled(login(stranger, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+
+
+def test_a_stolen_known_device_cookie_still_meets_the_pair_and_address_throttles(
+    cast: Cast,
+) -> None:
+    owner = owners_browser(cast)
+    thief = browser_at(cast, STRANGER_ADDRESS)
+    thief.cookies[auth.KNOWN_DEVICE_COOKIE] = owner.cookies[auth.KNOWN_DEVICE_COOKIE]
+    fail_to_sign_in(thief, AUTHOR.username, auth.PAIR_FREE_FAILURES)
+    assert_throttled(login(thief, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+    crowd = "198.51.100.99"
+    for n in range(auth.ADDRESS_FREE_FAILURES):
+        add_failures(cast.app, f"guess{n}", 1, utc_ago(seconds=1), address=crowd)
+    there = browser_at(cast, crowd)
+    there.cookies[auth.KNOWN_DEVICE_COOKIE] = owner.cookies[auth.KNOWN_DEVICE_COOKIE]
+    assert_throttled(login(there, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+    assert not is_signed_in(thief) and not is_signed_in(there)
+
+
+def test_a_tampered_known_device_cookie_gives_no_exemption(cast: Cast) -> None:
+    owner = owners_browser(cast)
+    stranger_fails(cast, times=20)
+    value = owner.cookies[auth.KNOWN_DEVICE_COOKIE]
+    owner.cookies[auth.KNOWN_DEVICE_COOKIE] = value[:-1] + ("A" if value[-1] != "A" else "B")
+    response = login(owner, AUTHOR.username, AUTHOR.password)
+    assert_throttled(response, "alice", at_most=auth.MAX_WAIT_SECONDS)
+    assert not is_signed_in(owner)
+
+
+def test_another_accounts_known_device_cookie_gives_no_exemption(cast: Cast) -> None:
+    owner = owners_browser(cast, OTHER)  # this browser knows bob, not alice
+    stranger_fails(cast, AUTHOR, times=20)
+    response = login(owner, AUTHOR.username, AUTHOR.password)
+    assert_throttled(response, "alice", at_most=auth.MAX_WAIT_SECONDS)
+
+
+def test_the_known_device_cookie_is_httponly_lax_and_lasts_a_year(cast: Cast) -> None:
+    browser = browser_at(cast, OWNER_ADDRESS)
+    failed = login(browser, AUTHOR.username, "wrong password")
+    assert not any("known_device" in c for c in failed.headers.getlist("Set-Cookie"))
+    response = login(browser, AUTHOR.username, AUTHOR.password)
+    name, value, attributes = known_device_cookie(response)
+    assert name == "known_device" and value
+    assert "httponly" in attributes
+    assert attributes["samesite"] == "Lax"
+    assert attributes["path"] == "/"
+    assert "secure" not in attributes and "domain" not in attributes
+    assert int(attributes["max-age"]) == 365 * 24 * 3600
+    expires = parse_http_date(attributes["expires"])
+    assert abs((expires - utc_ago(days=-365)).total_seconds()) < 60
+
+
+@pytest.mark.parametrize(
+    ("base_url", "client_url"),
+    [("https://localhost", "https://localhost"), ("https://localhost", "http://localhost")],
+    ids=["https", "https site behind a proxy that says http"],
+)
+def test_on_an_https_site_the_known_device_cookie_is_secure_and_host_prefixed(
+    make_app, base_url: str, client_url: str
+) -> None:
+    app = make_app(BASE_URL=base_url)
+    admin = app.test_client(base_url=client_url)
+    response = signup_admin(admin)
+    assert response.status_code == 303
+    name, _, attributes = known_device_cookie(response)
+    assert name == "__Host-known_device"
+    assert "secure" in attributes and "httponly" in attributes
+    assert attributes["path"] == "/" and "domain" not in attributes
+
+
+def test_the_known_device_cookie_remembers_the_five_newest_accounts(cast: Cast) -> None:
+    people = [ADMIN, AUTHOR, OTHER]
+    for n in range(3):
+        person = Person(f"extra{n}", f"extra{n}@example.com", f"extra passphrase {n}")
+        created = create_author(cast.admin, person.username, password=person.password)
+        assert created.status_code == 303
+        people.append(person)
+    browser = browser_at(cast, OWNER_ADDRESS)
+    for person in people:  # admin first, so admin is the one forgotten
+        assert login(browser, person.username, person.password).status_code == 303
+        assert logout(browser).status_code == 303
+    for person in (ADMIN, AUTHOR):
+        add_failures(cast.app, account_key(cast.app, person), 20, utc_ago(seconds=0))
+    wait = auth.MAX_WAIT_SECONDS
+    assert_throttled(login(browser, ADMIN.username, ADMIN.password), "admin", at_most=wait)
+    assert login(browser, AUTHOR.username, AUTHOR.password).status_code == 303
+
+
+def test_changing_the_password_is_throttled_even_from_a_known_browser(cast: Cast) -> None:
+    # A stolen session comes with its browser's cookies: the account-wide count still guards
+    # the current password, so a stranger's failures may delay a change (never a sign-in).
+    assert auth.KNOWN_DEVICE_COOKIE in cast.author.cookies
+    stranger_fails(cast, times=auth.ACCOUNT_FREE_FAILURES)
+    response = change_password(cast.author, AUTHOR.password, "a brand new passphrase")
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 30
+    assert "Too many wrong passwords" in field_error(response, "current_password")
 
 
 # --- signing out -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from blog.conftest import (
     set_post,
     slug_of,
     utc_ago,
+    views_of,
     write_post,
 )
 from pyproject.db import get_database
@@ -623,7 +624,7 @@ def test_admins_may_delete_any_post(cast: Cast) -> None:
 
 
 def views(app: App, slug: str) -> int:
-    return get_post(app, slug).view_count
+    return views_of(app, slug)
 
 
 def test_core_post_flow_on_every_database(any_db_cast: Cast) -> None:

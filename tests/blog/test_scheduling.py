@@ -54,11 +54,17 @@ def reader_surfaces(slug: str) -> dict[str, tuple[str, str]]:
     }
 
 
+# A tag no visible post carries does not exist for readers: its page and feed are 404.
+TAG_OWN = {"tag page", "tag feed"}
+
+
 def surfaces_showing(client: TestClient, slug: str) -> set[str]:
     """Give the names of the reader surfaces that show the post (each must answer)."""
     showing = set()
     for name, (path, marker) in reader_surfaces(slug).items():
         page = client.get(path)
+        if name in TAG_OWN and page.status_code == 404:
+            continue
         assert page.status_code == 200, f"{name} ({path}) answered {page.status_code}"
         if marker in page.text:
             showing.add(name)

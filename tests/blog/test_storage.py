@@ -25,9 +25,10 @@ from blog.conftest import (
     make_blog_app,
     make_cast,
     slug_of,
+    views_of,
     write_post,
 )
-from pyproject.db import get_database
+from pyproject.db import ViewCounts, get_database, get_view_counts
 from pyproject.lib import App
 from pyproject.migrate import current_revision, downgrade, head_revision, upgrade
 from pyproject.models import Base, Post, SessionRecord, User, utcnow
@@ -62,18 +63,44 @@ def test_view_counts_keep_their_numbers_across_migration_0005(any_db_cast: Cast)
     cast = any_db_cast
     slug = slug_of(write_post(cast.author, title="Counted"))
     unread = slug_of(write_post(cast.author, title="Unread"))
-    for _ in range(3):
-        assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
     engine = get_database(cast.app).engine
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO post_views (post_id, views) SELECT id, 3 FROM posts WHERE slug = :s"),
+            {"s": slug},
+        )
     downgrade(engine, "0004")
     with engine.connect() as connection:
         counts = dict(connection.execute(text("SELECT slug, view_count FROM posts")).all())
     assert counts == {slug: 3, unread: 0}
     upgrade(engine, "head")
-    assert get_post(cast.app, slug).view_count == 3
-    assert get_post(cast.app, unread).view_count == 0
-    assert cast.anonymous.get(f"/posts/{unread}").status_code == 200
-    assert get_post(cast.app, unread).view_count == 1
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT p.slug, v.views FROM post_views v JOIN posts p ON p.id = v.post_id")
+        ).all()
+    assert dict(rows) == {slug: 3}
+
+
+def test_sqlite_counts_carry_over_from_the_site_table_once(cast: Cast) -> None:
+    """Counts a site kept in its own post_views table join the counter store on first use."""
+    slug = slug_of(write_post(cast.author, title="Read before the store"))
+    engine = get_database(cast.app).engine
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO post_views (post_id, views) SELECT id, 7 FROM posts WHERE slug = :s"),
+            {"s": slug},
+        )
+    store = ViewCounts(get_database(cast.app))
+    store.path = f"{store.sqlite_path}-views-fresh"  # a store that has never been used
+    try:
+        post_id = get_post(cast.app, slug).id
+        store.count(post_id)
+        assert store.views([post_id]) == {post_id: 8}
+        store.close()
+        store.count(post_id)  # a new connection: nothing is carried over a second time
+        assert store.views([post_id]) == {post_id: 9}
+    finally:
+        store.close()
 
 
 # The full-text index is database-specific and lives only in the migrations, by design.
@@ -182,7 +209,7 @@ def test_a_post_request_s_own_transaction_starts_with_begin_immediate(cast: Cast
 
 def test_counting_a_view_writes_with_begin_immediate_while_reads_do_not(cast: Cast) -> None:
     slug = slug_of(write_post(cast.author))
-    counter = cast.app.extensions["view_counter"]
+    counter = get_view_counts(cast.app)
     counted: list[str] = []
     counter.close()  # the next count opens a connection that reports its statements
     counter.trace = counted.append
@@ -192,14 +219,16 @@ def test_counting_a_view_writes_with_begin_immediate_while_reads_do_not(cast: Ca
     finally:
         counter.close()
         counter.trace = None
-    # Counters queue on a lock file beside the database before SQLite's own lock.
+    # Counts live in a database of their own, and counters queue on a lock file beside it.
     database_file = get_database(cast.app).engine.url.database
-    assert Path(f"{database_file}-counter.lock").exists()
+    assert Path(f"{database_file}-views").exists()
+    assert Path(f"{database_file}-views.lock").exists()
     # The count is its own write transaction on the counter's connection, begun IMMEDIATE.
-    assert counted[0] == "BEGIN IMMEDIATE"
-    assert counted[1].startswith("INSERT INTO post_views (post_id, views) SELECT id, 1 FROM posts")
-    assert counted[2:] == ["COMMIT"]
-    # The page itself only read.
+    # (A new connection first carries over older counts, once: the count is the last write.)
+    writes = counted[len(counted) - 1 - counted[::-1].index("BEGIN IMMEDIATE") :]
+    assert writes[1].startswith("INSERT INTO post_views (post_id, views) VALUES (")
+    assert writes[2:] == ["COMMIT"]
+    # The page itself only read, and the site's database was never written.
     assert not log.writing()
     assert log.transactions and all(t[0] == "BEGIN" for t in log.transactions)
 
@@ -285,7 +314,7 @@ def test_concurrent_views_are_all_counted(any_db_cast: Cast) -> None:
         thread.join(timeout=60)
     assert all(status == 200 for batch in statuses for status in batch)
     assert sum(len(batch) for batch in statuses) == 100
-    assert get_post(app, slug).view_count == 100
+    assert views_of(app, slug) == 100
 
 
 def test_a_failed_save_keeps_nothing(cast: Cast) -> None:
@@ -330,3 +359,18 @@ def test_a_post_that_saves_nothing_does_not_lock_itself_out(
         assert response.form_values("#post-form")["body"] == "Words I *must not* lose."
     finally:
         get_database(app).dispose()
+
+
+def test_purging_a_post_forgets_its_view_count(cast: Cast) -> None:
+    """A purged post's count goes with it: SQLite may give a new post the same id."""
+    from blog.conftest import delete_post, set_post, utc_ago
+    from pyproject.trash import purge_expired
+
+    slug = slug_of(write_post(cast.author, title="Read, then purged", status="published"))
+    assert cast.anonymous.get(f"/posts/{slug}").status_code == 200
+    post_id = get_post(cast.app, slug).id
+    assert get_view_counts(cast.app).views([post_id]) == {post_id: 1}
+    assert delete_post(cast.author, slug).status_code == 303
+    set_post(cast.app, slug, deleted_at=utc_ago(days=40))
+    assert purge_expired(get_database(cast.app), 30) == 1
+    assert get_view_counts(cast.app).views([post_id]) == {}

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -339,6 +340,7 @@ class StoredPost:
 
 def stored_posts(url: str) -> list[StoredPost]:
     """Give every post in the database with its tags and saved revisions."""
+    counts = view_counts(url)
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
@@ -350,14 +352,10 @@ def stored_posts(url: str) -> list[StoredPost]:
                     row.body_md,
                     row.body_html,
                     row.tag_names,
-                    row.view_count,
+                    counts.get(row.id, 0),
                 )
                 for row in connection.execute(
-                    text(
-                        "SELECT p.id, p.title, p.slug, p.body_md, p.body_html, p.tag_names,"
-                        " COALESCE(v.views, 0) AS view_count"
-                        " FROM posts p LEFT JOIN post_views v ON v.post_id = p.id"
-                    )
+                    text("SELECT id, title, slug, body_md, body_html, tag_names FROM posts")
                 )
             }
             for post_id, slug in connection.execute(
@@ -371,6 +369,28 @@ def stored_posts(url: str) -> list[StoredPost]:
     finally:
         engine.dispose()
     return list(posts.values())
+
+
+def view_counts(url: str) -> dict[int, int]:
+    """Give every post's view count by post id, from wherever the site keeps them.
+
+    SQLite sites keep them in a database of their own beside the site's (pyproject.db).
+    """
+    if url.startswith("sqlite"):
+        path = Path(f"{make_url(url).database}-views")
+        if not path.exists():
+            return {}
+        connection = sqlite3.connect(path)
+        try:
+            return dict(connection.execute("SELECT post_id, views FROM post_views").fetchall())
+        finally:
+            connection.close()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return dict(connection.execute(text("SELECT post_id, views FROM post_views")).all())
+    finally:
+        engine.dispose()
 
 
 def scalar(url: str, sql: str, **params: Any) -> Any:

@@ -224,6 +224,11 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
         {
             "read the draft": ("GET", f"/posts/{d}", {404}),
             "read the draft through the API": ("GET", f"/api/posts/{d}", {404}),
+            # "hush" is carried only by alice's draft, trashed and scheduled posts.
+            "the page of a tag only hidden posts carry": ("GET", "/tags/hush", {404}),
+            "the second page of that tag": ("GET", "/tags/hush?page=2", {404}),
+            "the feed of that tag": ("GET", "/tags/hush/feed.atom", {404}),
+            "that tag spelled otherwise": ("GET", "/tags/HUSH", {404}),
             "preview as the published post": ("POST", "/posts/preview", {403}),
             "restore the trashed post": ("POST", f"/posts/{t}/restore", {403}),
             "purge the trashed post": ("POST", f"/posts/{t}/purge", {403}),
@@ -358,6 +363,10 @@ def test_drafts_scheduled_and_trashed_posts_show_nowhere(blog: Blog, who: str) -
         assert client.get(f"/posts/{slug}").status_code == 404
         assert client.get(f"/api/posts/{slug}").status_code == 404
     assert client.get(f"/posts/{blog.trashed}").status_code == 410
+    for path in ("/tags/hush", "/tags/hush/feed.atom", "/tags/Hush"):  # no redirect either
+        assert client.get(path).status_code == 404, path
+    for path in ("/tags", "/api/tags", "/sitemap.xml"):
+        assert "hush" not in client.get(path).text.lower(), f"{path} names the hidden tag"
     for path in PUBLIC_PLACES:
         response = client.get(path)
         assert response.status_code in (200, 404), f"{path}: {response.status_code}"

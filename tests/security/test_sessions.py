@@ -87,7 +87,7 @@ def test_session_cookie_is_httponly_samesite_and_site_wide(blog: App) -> None:
     assert headers, "no session cookie was ever set"
     for header in headers:
         name, _, attributes = cookie_attributes(header)
-        assert name == "session", header
+        assert name in ("session", "known_device"), header
         assert "httponly" in attributes, header
         assert attributes.get("samesite", "").lower() in ("lax", "strict"), header
         assert attributes.get("path") == "/", header
@@ -107,7 +107,7 @@ def test_over_https_the_cookie_is_secure_and_host_prefixed(tmp_path) -> None:
         assert headers
         for header in headers:
             name, _, attributes = cookie_attributes(header)
-            assert name == "__Host-session", header
+            assert name in ("__Host-session", "__Host-known_device"), header
             assert "secure" in attributes, header
             assert "httponly" in attributes, header
             assert attributes.get("path") == "/", header
