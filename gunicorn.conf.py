@@ -35,9 +35,9 @@ max_requests_jitter = 2000
 def when_ready(server):
     """Say clearly, once, if the database is behind the code (gunicorn never migrates)."""
     try:
+        from pyproject.blog.db import make_engine
+        from pyproject.blog.migrate import behind_message
         from pyproject.config import load_config
-        from pyproject.db import make_engine
-        from pyproject.migrate import behind_message
 
         engine = make_engine(load_config()["DATABASE_URL"])
         message = behind_message(engine)

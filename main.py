@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pyproject import create_app
+from pyproject.app import create_app
 from pyproject.cli import main as cli_main
 from pyproject.config import ConfigError
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/generate.py --posts 10000 --out bench/data/blog-10000.sqlite3
     .venv/bin/python bench/generate.py --posts 10000 --database-url postgresql+psycopg://...
 
-Builds a database migrated with the real migrations (pyproject.migrate.upgrade) holding
+Builds a database migrated with the real migrations (pyproject.blog.migrate.upgrade) holding
 5 authors, a pool of 50 tags and N posts of 300 to 3,000 words of Markdown (headings,
 code blocks, lists, links, quotes and paragraphs drawn from a Zipf-weighted word list),
 1 to 5 tags each, dated over the last 5 years; about 3% are drafts, 1% scheduled and 1%
@@ -41,13 +41,13 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Engine, event, insert, inspect, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from pyproject.auth import hash_password  # noqa: E402
-from pyproject.db import make_engine  # noqa: E402
-from pyproject.markup import Rendered, render_markdown  # noqa: E402
-from pyproject.migrate import downgrade, upgrade  # noqa: E402
-from pyproject.models import Post, PostView, Revision, SiteState, Tag, User, post_tags  # noqa: E402
-from pyproject.posts import tag_slug  # noqa: E402
-from pyproject.slugs import slugify  # noqa: E402
+from pyproject.blog.auth import hash_password  # noqa: E402
+from pyproject.blog.db import make_engine  # noqa: E402
+from pyproject.blog.markup import Rendered, render_markdown  # noqa: E402
+from pyproject.blog.migrate import downgrade, upgrade  # noqa: E402
+from pyproject.blog.models import Post, PostView, Revision, SiteState, Tag, User, post_tags  # noqa: E402
+from pyproject.blog.posts import tag_slug  # noqa: E402
+from pyproject.blog.slugs import slugify  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 DISTINCT_BODIES = 200
@@ -412,7 +412,7 @@ def prepare_database(database_url: str, *, force: bool) -> Engine:
         if path.exists():
             if not force:
                 raise SystemExit(f"{path} exists: pass --force to replace it")
-            # The view-count store beside it (pyproject.db.ViewCounts) goes too: it carries
+            # The view-count store beside it (pyproject.blog.db.ViewCounts) goes too: it carries
             # the new database's post_views over on first use.
             for suffix in ("", "-wal", "-shm", "-views", "-views-wal", "-views-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)

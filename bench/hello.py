@@ -37,7 +37,7 @@ def build_framework_app(data_dir: str | None = None) -> Any:
     """Give the site's App with a /bench/hello route that returns "Hello"."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from pyproject import create_app
+    from pyproject.app import create_app
 
     data = Path(
         data_dir

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if not database.exists():
         raise SystemExit(f"{database} is missing: run bench/run.py --sizes {args.posts} first")
 
-    from pyproject.db import get_database
+    from pyproject.blog.db import get_database
 
     with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
         site = run.make_site(run.generate.sqlite_url(database), tmp)

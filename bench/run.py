@@ -82,8 +82,8 @@ def ensure_database(posts: int) -> Path:
     url = generate.sqlite_url(path)
     if generate.count_posts(url) == posts:
         # A blog made by an older checkout: bring its schema up to this one's.
-        from pyproject.db import make_engine
-        from pyproject.migrate import upgrade
+        from pyproject.blog.db import make_engine
+        from pyproject.blog.migrate import upgrade
 
         engine = make_engine(url)
         upgrade(engine)
@@ -98,7 +98,7 @@ def ensure_database(posts: int) -> Path:
 
 
 def make_site(database_url: str, instance: str) -> Any:
-    from pyproject import create_app
+    from pyproject.app import create_app
 
     return create_app(
         {
@@ -120,7 +120,7 @@ def time_renders(database: Path, posts: int, kinds: list[str], repeat: int) -> d
     change. The 304 and the stylesheet are timed as they are. The pages (and the ETag of
     the 304) are found again here, from this app.
     """
-    from pyproject.db import get_database
+    from pyproject.blog.db import get_database
 
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
@@ -171,8 +171,8 @@ def time_saves(saves: int, words: int) -> dict[str, Any]:
     CSRF check, validation, Markdown rendering and sanitising, storing the post, its tags
     and a revision, and the redirect. Each post has a body of its own.
     """
-    from pyproject.db import get_database
-    from pyproject.migrate import upgrade
+    from pyproject.blog.db import get_database
+    from pyproject.blog.migrate import upgrade
 
     vocabulary = generate.Vocabulary(random.Random(2026))
     bodies = [generate.markdown_body(vocabulary, words) for _ in range(saves + 1)]

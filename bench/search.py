@@ -1,4 +1,4 @@
-"""Search benchmark: how long pyproject.search.search() takes on blogs of 100 to 100,000 posts.
+"""Search benchmark: how long pyproject.blog.search.search() takes on blogs of 100 to 100,000 posts.
 
     .venv/bin/python bench/search.py [--sizes 100 10000 100000] [--repeat 25]
     .venv/bin/python bench/search.py --sizes 10000 --postgres-url postgresql+psycopg://...
@@ -44,9 +44,9 @@ for folder in (ROOT, BENCH):
 import generate  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from pyproject.db import make_engine  # noqa: E402
-from pyproject.migrate import current_revision, head_revision  # noqa: E402
-from pyproject.search import search  # noqa: E402
+from pyproject.blog.db import make_engine  # noqa: E402
+from pyproject.blog.migrate import current_revision, head_revision  # noqa: E402
+from pyproject.blog.search import search  # noqa: E402
 
 RESULTS = BENCH / "results"
 SIZES = (100, 10_000, 100_000)

@@ -1,11 +1,11 @@
-"""Alembic environment: runs migrations on the connection or URL pyproject.migrate gives it."""
+"""Alembic environment: runs migrations on the connection or URL pyproject.blog.migrate gives it."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from pyproject.models import Base
+from pyproject.blog.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,68 +1,7 @@
-"""PyProject: a small, fast, safe, server-rendered blog on its own WSGI framework."""
+"""PyProject: a small, fast, safe, server-rendered blog on its own WSGI framework.
 
-from __future__ import annotations
+``pyproject.app.create_app`` wires it together; ``pyproject.lib`` is the framework (it
+knows nothing of blogs) and ``pyproject.blog`` everything that knows what a post is.
+"""
 
-import logging
-from typing import Any
-
-from pyproject import caching, db, rendering
-from pyproject.config import ROOT, load_config
-from pyproject.db import Database
-from pyproject.lib import App, Request
-from pyproject.lib.security import origin_of
-from pyproject.lib.sessions import SessionInterface
-from pyproject.lib.static import StaticFiles
-from pyproject.session_store import DatabaseSessionStore
-
-
-def create_app(overrides: dict[str, Any] | None = None) -> App:
-    """Give the blog's WSGI app, configured and with every area's routes registered."""
-    config = load_config(overrides)
-    configure_logging(config["LOG_LEVEL"])
-    app = App(config, template_folder=str(ROOT / "templates"))
-    app.request_class = type(
-        "SiteRequest",
-        (Request,),
-        {
-            "max_content_length": config["MAX_CONTENT_LENGTH"],
-            "max_form_fields": config["MAX_FORM_FIELDS"],
-            "max_form_parts": config["MAX_FORM_PARTS"],
-            "max_form_memory_size": config["MAX_FORM_MEMORY_SIZE"],
-            "allowed_hosts": config["ALLOWED_HOSTS"],
-        },
-    )
-    app.trusted_origins = [origin_of(config["BASE_URL"])]
-    database = Database(config["DATABASE_URL"])
-    db.init_app(app, database)
-    rendering.init_app(app)
-    caching.init_app(app, ROOT, database)
-    app.session_interface = SessionInterface(
-        config.get("SESSION_STORE") or DatabaseSessionStore(database),
-        cookie_name=config["SESSION_COOKIE_NAME"],
-        max_age=config["SESSION_MAX_AGE"],
-    )
-    app.static_files = StaticFiles(
-        app.wsgi_app,
-        str(ROOT / "static"),
-        extra_headers=app.security_headers,
-        check_changes=bool(config["DEBUG"]),
-        allowed_hosts=config["ALLOWED_HOSTS"],
-    )
-    app.wsgi_app = app.static_files
-
-    from pyproject import api, auth, commands, editor, feeds, posts, revisions, search, site, trash
-
-    for area in (site, auth, posts, editor, revisions, trash, search, feeds, api, commands):
-        area.register(app)
-    return app
-
-
-def configure_logging(level: str) -> None:
-    """Send the app's logs to stderr at `level` (once per process)."""
-    logger = logging.getLogger("pyproject")
-    logger.setLevel(level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+__version__ = "0.1.0"

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from pyproject import create_app
-from pyproject.db import get_database
+from pyproject.app import create_app
+from pyproject.blog.db import get_database
+from pyproject.blog.migrate import upgrade
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
-from pyproject.migrate import upgrade
 
 # Where a PostgreSQL server is reachable (this machine has one with a database `test`),
 # each test run works in a database of its own, made from that one and dropped at the

@@ -1,4 +1,4 @@
-"""Tests for pyproject/markup.py: Markdown in, safe HTML out, for every input an author can type."""
+"""Tests for pyproject/blog/markup.py: Markdown in, safe HTML out, for every input an author can type."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pygments.styles import get_style_by_name
 from pygments.token import STANDARD_TYPES, Error, Whitespace
 
-from pyproject import markup
-from pyproject.markup import (
+from pyproject.blog import markup
+from pyproject.blog.markup import (
     RENDERER_VERSION,
     Heading,
     Rendered,
@@ -749,7 +749,7 @@ def test_css_has_light_rules_and_dark_rules_that_override_them() -> None:
 
 def test_static_css_file_is_up_to_date() -> None:
     assert markup.CSS_PATH.read_text(encoding="utf-8") == markup.pygments_css(), (
-        "static/css/pygments.css is stale: run `python -m pyproject.markup --css`"
+        "static/css/pygments.css is stale: run `python -m pyproject.blog.markup --css`"
     )
 
 

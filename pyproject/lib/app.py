@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyproject.errors import BadRequest, HTTPException
-from pyproject.errors.render import error_response, plain_500, unexpected_error_response
+from pyproject.lib.errorpages import error_response, plain_500, unexpected_error_response
+from pyproject.lib.exceptions import BadRequest, HTTPException
 from pyproject.lib.http import check_header, is_token
 from pyproject.lib.request import Request
 from pyproject.lib.response import Response, finalize, json_response

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl
 
 import multipart
 
-from pyproject.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from pyproject.lib.datastructures import EnvironHeaders, FileStorage, MultiDict, cached_property
+from pyproject.lib.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from pyproject.lib.http import parse_cookie, parse_options_header, prefers_json
 
 _CHUNK = 64 * 1024

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pyproject.errors import MethodNotAllowed, NotFound, Redirect
+from pyproject.lib.exceptions import MethodNotAllowed, NotFound, Redirect
 
 
 @dataclass(frozen=True)

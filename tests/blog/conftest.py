@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from pyproject import create_app
-from pyproject.db import get_database, get_view_counts
+from pyproject.app import create_app
+from pyproject.blog.db import get_database, get_view_counts
+from pyproject.blog.migrate import upgrade
+from pyproject.blog.models import LoginAttempt, Post, set_clock, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.migrate import upgrade
-from pyproject.models import LoginAttempt, Post, set_clock, utcnow
 
 BASE_URL = "http://localhost"
 

@@ -23,10 +23,10 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_search import module_app
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Post, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import Post, utcnow
 
 BASE = "http://localhost"
 POST_FIELDS = {

@@ -30,13 +30,13 @@ from blog.conftest import (
     utc_ago,
 )
 from blog.conftest import add_login_attempts as add_failures
-from pyproject import auth
+from pyproject.blog import auth
+from pyproject.blog.db import get_database
+from pyproject.blog.models import User
 from pyproject.config import ROOT
-from pyproject.db import get_database
 from pyproject.lib import App
 from pyproject.lib.http import parse_http_date
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import User
 
 LOGIN_ERROR = "That username or email and password do not match an account."
 

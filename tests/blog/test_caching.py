@@ -29,10 +29,10 @@ from blog.conftest import (
     views_of,
     write_post,
 )
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import set_clock, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import set_clock, utcnow
 from tests.conftest import build_app
 
 

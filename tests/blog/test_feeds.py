@@ -27,10 +27,10 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_search import module_app
-from pyproject import feeds
+from pyproject.blog import feeds
+from pyproject.blog.models import set_clock, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import set_clock, utcnow
 
 BASE = "http://localhost"
 ATOM = "{http://www.w3.org/2005/Atom}"

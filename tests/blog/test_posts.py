@@ -29,10 +29,10 @@ from blog.conftest import (
     views_of,
     write_post,
 )
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Post
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import Post
 
 # --- the shared world: alice's published post and her draft -----------------------------
 

@@ -24,7 +24,7 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_autosave import JSON, autosave
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib.testing import TestResponse
 
 TOO_MANY_HEADINGS = "".join(f"## Part {n}\n\nText.\n\n" for n in range(301))
@@ -115,7 +115,7 @@ def test_an_autosave_is_refused_where_a_save_would_be(
     with get_database(cast.app).read() as db:
         from sqlalchemy import func, select
 
-        from pyproject.models import Post, Revision
+        from pyproject.blog.models import Post, Revision
 
         assert db.scalar(select(func.count()).select_from(Post)) == 1
         assert db.scalar(select(func.count()).where(Revision.kind == "autosave")) == 0

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from pyproject.markup import RenderLimits, RenderRefused, render_markdown
-from pyproject.rendering import Renderer, RenderTimeout, rendered_from_json, rendered_to_json
+from pyproject.blog.markup import RenderLimits, RenderRefused, render_markdown
+from pyproject.blog.rendering import Renderer, RenderTimeout, rendered_from_json, rendered_to_json
 
 SAMPLE = "# Title\n\nSome *text* with a [link](https://example.org).\n\n```python\nx = 1\n```\n"
 

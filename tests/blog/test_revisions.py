@@ -26,10 +26,10 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Post, Revision
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import Post, Revision
 
 # --- reading the pages -------------------------------------------------------------------
 
@@ -474,7 +474,7 @@ def test_a_refused_save_gives_the_author_their_text_back_whatever_the_session_ne
 ) -> None:
     # The session is written after the view; on SQLite a POST that saved nothing must have
     # let go of its write lock by then. Should it not, fail after a moment, not after 30 s.
-    monkeypatch.setattr("pyproject.db.SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("pyproject.blog.db.SQLITE_BUSY_TIMEOUT_MS", 200)
     app = make_blog_app(tmp_path)
     try:
         cast = make_cast(app)

@@ -37,15 +37,15 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
-from pyproject.db import get_database
-from pyproject.editor import add_revision, render_onto, set_tags, unique_slug
+from pyproject.blog.db import get_database
+from pyproject.blog.editor import add_revision, render_onto, set_tags, unique_slug
+from pyproject.blog.markup import render_markdown
+from pyproject.blog.models import Post, User, set_clock, utcnow
+from pyproject.blog.posts import tag_slug
+from pyproject.blog.search import QUERY_MAX, search
+from pyproject.blog.slugs import slugify
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.markup import render_markdown
-from pyproject.models import Post, User, set_clock, utcnow
-from pyproject.posts import tag_slug
-from pyproject.search import QUERY_MAX, search
-from pyproject.slugs import slugify
 from tests.conftest import POSTGRES_URL, build_app, postgres_unavailable_reason
 
 FILLER = (

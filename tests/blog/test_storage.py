@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, inspect, select, text
 
-import pyproject.db
+import pyproject.blog.db
 from blog.conftest import (
     AUTHOR,
     Cast,
@@ -28,10 +28,10 @@ from blog.conftest import (
     views_of,
     write_post,
 )
-from pyproject.db import ViewCounts, get_database, get_view_counts
+from pyproject.blog.db import ViewCounts, get_database, get_view_counts
+from pyproject.blog.migrate import current_revision, downgrade, head_revision, upgrade
+from pyproject.blog.models import Base, Post, SessionRecord, User, utcnow
 from pyproject.lib import App
-from pyproject.migrate import current_revision, downgrade, head_revision, upgrade
-from pyproject.models import Base, Post, SessionRecord, User, utcnow
 
 TABLES = {"users", "posts", "tags", "post_tags", "sessions", "login_attempts"}
 
@@ -342,7 +342,7 @@ def test_a_post_that_saves_nothing_does_not_lock_itself_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, situation: str
 ) -> None:
     # The same wait, shortened from 30 s so that the failure shows quickly.
-    monkeypatch.setattr(pyproject.db, "SQLITE_BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(pyproject.blog.db, "SQLITE_BUSY_TIMEOUT_MS", 1000)
     app = make_blog_app(tmp_path)
     try:
         cast = make_cast(app)
@@ -364,7 +364,7 @@ def test_a_post_that_saves_nothing_does_not_lock_itself_out(
 def test_purging_a_post_forgets_its_view_count(cast: Cast) -> None:
     """A purged post's count goes with it: SQLite may give a new post the same id."""
     from blog.conftest import delete_post, set_post, utc_ago
-    from pyproject.trash import purge_expired
+    from pyproject.blog.trash import purge_expired
 
     slug = slug_of(write_post(cast.author, title="Read, then purged", status="published"))
     assert cast.anonymous.get(f"/posts/{slug}").status_code == 200

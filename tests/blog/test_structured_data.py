@@ -24,10 +24,10 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Post, set_clock, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestResponse
-from pyproject.models import Post, set_clock, utcnow
 
 BASE = "http://localhost"
 SITE_DESCRIPTION = "A small, fast blog."

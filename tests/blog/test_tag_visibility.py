@@ -24,11 +24,11 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_scheduling import local_input
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Tag
+from pyproject.blog.trash import purge_expired
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
-from pyproject.models import Tag
-from pyproject.trash import purge_expired
 
 BASE = "http://localhost"
 SURFACES = {"page", "feed", "tags index", "api tags", "sitemap"}

@@ -24,12 +24,12 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_revisions import post_rows
+from pyproject.blog.db import get_database
+from pyproject.blog.models import GoneSlug, Post
+from pyproject.blog.trash import purge_expired
 from pyproject.config import ROOT
-from pyproject.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import GoneSlug, Post
-from pyproject.trash import purge_expired
 
 
 def trash_rows(client: TestClient) -> list[dict[str, Any]]:

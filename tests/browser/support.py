@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pyproject.db import make_engine
-from pyproject.migrate import upgrade
+from pyproject.blog.db import make_engine
+from pyproject.blog.migrate import upgrade
 from tests.e2e.conftest import ServerHandle, start_gunicorn
 
 if TYPE_CHECKING:

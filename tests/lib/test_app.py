@@ -8,8 +8,8 @@ import re
 import pytest
 
 from pyproject.config import ROOT
-from pyproject.errors import Forbidden, HTTPException, NotFound, abort
 from pyproject.lib import Response, not_modified, redirect, url_for
+from pyproject.lib.exceptions import Forbidden, HTTPException, NotFound, abort
 from pyproject.lib.routing import RoutingError
 
 SECURITY_HEADERS = (

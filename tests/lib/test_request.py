@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pyproject.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from pyproject.lib.app import App
+from pyproject.lib.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from pyproject.lib.request import Request
 
 BOUNDARY = "----pyproject-test-boundary"

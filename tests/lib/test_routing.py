@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyproject.errors import MethodNotAllowed, NotFound, Redirect
 from pyproject.lib.app import App
+from pyproject.lib.exceptions import MethodNotAllowed, NotFound, Redirect
 from pyproject.lib.routing import Router, RoutingError, Rule
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pyproject import create_app
+from pyproject.app import create_app
 from pyproject.config import ROOT
 from pyproject.lib.http import http_date
 from pyproject.lib.static import StaticFiles

@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from pyproject import create_app, feeds, posts, search
-from pyproject.auth import hash_password
-from pyproject.db import get_database
+from pyproject.app import create_app
+from pyproject.blog import feeds, posts, search
+from pyproject.blog.auth import hash_password
+from pyproject.blog.db import get_database
+from pyproject.blog.markup import render_markdown
+from pyproject.blog.migrate import upgrade
+from pyproject.blog.models import Post, PostView, Tag, User, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.markup import render_markdown
-from pyproject.migrate import upgrade
-from pyproject.models import Post, PostView, Tag, User, utcnow
 
 PASSWORD = "reader passphrase 1"
 WORD = "zebrafish"  # in every listed post, so search finds them all

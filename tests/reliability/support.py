@@ -374,7 +374,7 @@ def stored_posts(url: str) -> list[StoredPost]:
 def view_counts(url: str) -> dict[int, int]:
     """Give every post's view count by post id, from wherever the site keeps them.
 
-    SQLite sites keep them in a database of their own beside the site's (pyproject.db).
+    SQLite sites keep them in a database of their own beside the site's (pyproject.blog.db).
     """
     if url.startswith("sqlite"):
         path = Path(f"{make_url(url).database}-views")

@@ -21,7 +21,7 @@ import html5lib
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from pyproject.markup import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
+from pyproject.blog.markup import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "xss"
 CORPUS_FILE = CORPUS_DIR / "payloadbox-xss-payload-list.txt"

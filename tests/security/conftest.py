@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from blog.conftest import make_blog_app
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 from tests.e2e.conftest import LogWatch, start_gunicorn
 

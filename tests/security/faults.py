@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 
 # What must never reach a client: how the code is built, where it lives, what it runs on.

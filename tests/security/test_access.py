@@ -23,9 +23,9 @@ from blog.conftest import (
 )
 from sqlalchemy import select, text
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Post, Revision, User, utcnow
 from pyproject.lib import App
-from pyproject.models import Post, Revision, User, utcnow
 
 from .checks import changed_tables, snapshot
 

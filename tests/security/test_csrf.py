@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from blog.conftest import ADMIN, csrf_token, login, make_blog_app
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 
 from .checks import changed_tables, snapshot

@@ -20,10 +20,10 @@ from blog.conftest import csrf_token, make_blog_app, signup_admin, slug_of, writ
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.markup import sanitize_html
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.markup import sanitize_html
 
 from .checks import script_problems
 from .faults import captured_errors

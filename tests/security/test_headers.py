@@ -18,7 +18,7 @@ from blog.conftest import (
     write_post,
 )
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import pytest
 from blog.conftest import signup_admin, slug_of, write_post
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 from tests.conftest import build_app
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 from blog.conftest import csrf_token, make_blog_app, signup_admin
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 

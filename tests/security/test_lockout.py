@@ -30,10 +30,10 @@ from blog.conftest import (
 )
 from sqlalchemy import select
 
-from pyproject import auth
-from pyproject.db import get_database
+from pyproject.blog import auth
+from pyproject.blog.db import get_database
+from pyproject.blog.models import User
 from pyproject.lib import App
-from pyproject.models import User
 
 SECRET = "test-secret-key"  # make_blog_app's SECRET_KEY
 NAME = auth.KNOWN_DEVICE_COOKIE
@@ -47,7 +47,9 @@ def signed(payload: str, key: bytes) -> str:
 
 def sign(payload: str, secret: str = SECRET) -> str:
     """Give a known-device cookie value for `payload`, signed as the site signs them."""
-    key = hmac.new(secret.encode(), b"pyproject.auth known-device cookie", hashlib.sha256).digest()
+    key = hmac.new(
+        secret.encode(), b"pyproject.blog.auth known-device cookie", hashlib.sha256
+    ).digest()
     return signed(payload, key)
 
 

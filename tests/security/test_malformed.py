@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from blog.conftest import csrf_token, make_blog_app, signup_admin, slug_of, write_post
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
 

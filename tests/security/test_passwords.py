@@ -25,10 +25,10 @@ from blog.conftest import (
 )
 from sqlalchemy import select
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import LoginAttempt, User, set_clock
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import LoginAttempt, User, set_clock
 
 from .live import Live, LiveClient
 

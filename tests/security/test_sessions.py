@@ -20,10 +20,10 @@ from blog.conftest import (
 )
 from sqlalchemy import func, select
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import SessionRecord, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
-from pyproject.models import SessionRecord, User
 
 from .live import Live
 

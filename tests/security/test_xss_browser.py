@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 import pytest
 from blog.conftest import create_author, login, slug_of, write_post
 
-from pyproject.posts import tag_slug
+from pyproject.blog.posts import tag_slug
 
 from .checks import CORPUS_FILE, CORPUS_MISSING, chunked, load_corpus, pack
 from .live import Live

@@ -22,10 +22,10 @@ from blog.conftest import (
 )
 from sqlalchemy import select
 
-from pyproject.db import get_database
+from pyproject.blog.db import get_database
+from pyproject.blog.models import Post, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
-from pyproject.models import Post, User
 
 PASSWORD = "author passphrase 1"
 NEW_PASSWORD = "a new passphrase 2"

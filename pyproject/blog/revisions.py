@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from pyproject.auth import current_user, login_required
-from pyproject.db import begin_write, end_transaction, get_db
-from pyproject.diffing import word_diff
-from pyproject.editor import add_revision, parse_tags, render_body, render_onto, set_tags
-from pyproject.errors import NotFound
-from pyproject.forms import Form
+from pyproject.blog.auth import current_user, login_required
+from pyproject.blog.db import begin_write, end_transaction, get_db
+from pyproject.blog.diffing import word_diff
+from pyproject.blog.editor import add_revision, parse_tags, render_body, render_onto, set_tags
+from pyproject.blog.forms import Form
+from pyproject.blog.models import Post, Revision, utcnow
+from pyproject.blog.posts import get_post_or_404
 from pyproject.lib import App, Request, Response, flash, redirect, render_template, url_for
-from pyproject.models import Post, Revision, utcnow
-from pyproject.posts import get_post_or_404
+from pyproject.lib.exceptions import NotFound
 
 
 def get_revision_or_404(request: Request, post: Post, number: int) -> Revision:

@@ -9,15 +9,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pyproject import migrate as migrations
-from pyproject.auth import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE, create_user
+from pyproject.blog import migrate as migrations
+from pyproject.blog.auth import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE, create_user
+from pyproject.blog.db import get_database
+from pyproject.blog.editor import render_onto
+from pyproject.blog.markup import RENDERER_VERSION, Rendered, RenderRefused
+from pyproject.blog.models import Post, User
+from pyproject.blog.rendering import RenderTimeout, render_post
 from pyproject.cli import PREPARE_STEPS, command
-from pyproject.db import get_database
-from pyproject.editor import render_onto
 from pyproject.lib import App
-from pyproject.markup import RENDERER_VERSION, Rendered, RenderRefused
-from pyproject.models import Post, User
-from pyproject.rendering import RenderTimeout, render_post
 
 
 def register(app: App) -> None:

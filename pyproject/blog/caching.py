@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pyproject.db import Database
+from pyproject.blog.db import Database
+from pyproject.blog.models import Post, SiteState, Tag, User, utcnow
 from pyproject.lib import App, Request, current_app
 from pyproject.lib.pagecache import PageCache
 from pyproject.lib.response import not_modified, with_validators
-from pyproject.models import Post, SiteState, Tag, User, utcnow
 
 READER_MODELS = (Post, Tag, User)
 

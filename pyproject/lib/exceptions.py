@@ -2,7 +2,7 @@
 
 Raise one anywhere in a request (or call `abort(code)`) and the app turns it into an
 HTML page through templates/errors/, or JSON for clients that prefer it; see
-`pyproject.errors.render`.
+`pyproject.lib.errorpages`.
 """
 
 from __future__ import annotations

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from pyproject.auth import current_user, login_required
-from pyproject.caching import reader_page
-from pyproject.db import get_db, get_view_counts, lock_post_writes
-from pyproject.errors import Forbidden, Gone, NotFound, Redirect
+from pyproject.blog.auth import current_user, login_required
+from pyproject.blog.caching import reader_page
+from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
+from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
+from pyproject.blog.slugs import is_valid_slug
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
-from pyproject.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
-from pyproject.slugs import is_valid_slug
+from pyproject.lib.exceptions import Forbidden, Gone, NotFound, Redirect
 
 PER_PAGE = 10
 POPULAR_DAYS, POPULAR_COUNT = 7, 5

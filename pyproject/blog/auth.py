@@ -17,9 +17,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pyproject.db import get_db
-from pyproject.errors import Forbidden, NotFound
-from pyproject.forms import Form, without_control_characters
+from pyproject.blog.db import get_db
+from pyproject.blog.forms import Form, without_control_characters
+from pyproject.blog.models import LoginAttempt, SiteState, User, utcnow
 from pyproject.lib import (
     App,
     Request,
@@ -30,8 +30,8 @@ from pyproject.lib import (
     render_template,
     url_for,
 )
+from pyproject.lib.exceptions import Forbidden, NotFound
 from pyproject.lib.http import is_safe_redirect
-from pyproject.models import LoginAttempt, SiteState, User, utcnow
 
 # OWASP's Argon2id recommendation (m=19 MiB, t=2, p=1); each hash takes ~20 ms here.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
@@ -220,7 +220,7 @@ def record_attempt(db: Session, account: str, address: str, succeeded: bool, now
 def _device_signature(payload: str) -> str:
     """Give the HMAC-SHA256 of a known-device payload under a key derived from SECRET_KEY."""
     secret = str(current_app().config["SECRET_KEY"]).encode("utf-8")
-    key = hmac.new(secret, b"pyproject.auth known-device cookie", hashlib.sha256).digest()
+    key = hmac.new(secret, b"pyproject.blog.auth known-device cookie", hashlib.sha256).digest()
     digest = hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 

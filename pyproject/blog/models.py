@@ -104,7 +104,7 @@ class User(Base):
 class PostView(Base):
     """A post's view count on PostgreSQL, in a narrow table of its own: a reader's view is a
     small write that no author's save waits for. On SQLite the counts live in a database
-    file of their own (pyproject.db.ViewCounts), and this table is only read once, to carry
+    file of their own (pyproject.blog.db.ViewCounts), and this table is only read once, to carry
     its counts over."""
 
     __tablename__ = "post_views"

@@ -7,14 +7,14 @@ import traceback
 from html import escape
 from typing import TYPE_CHECKING
 
-from pyproject.errors import HTTPException, InternalServerError, Redirect
+from pyproject.lib.exceptions import HTTPException, InternalServerError, Redirect
 from pyproject.lib.response import Response, json_response
 
 if TYPE_CHECKING:
     from pyproject.lib.app import App
     from pyproject.lib.request import Request
 
-log = logging.getLogger("pyproject.errors")
+log = logging.getLogger("pyproject.lib.exceptions")
 
 _PLAIN_500 = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>500 Internal Server Error</title>"

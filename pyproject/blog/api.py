@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyproject.caching import reader_page
-from pyproject.db import get_db
-from pyproject.lib import App, Request, url_for
-from pyproject.models import Post, utcnow
-from pyproject.posts import (
+from pyproject.blog.caching import reader_page
+from pyproject.blog.db import get_db
+from pyproject.blog.models import Post, utcnow
+from pyproject.blog.posts import (
     get_post_or_404,
     page_number,
     paginate,
@@ -16,7 +15,8 @@ from pyproject.posts import (
     published,
     tag_counts,
 )
-from pyproject.search import search
+from pyproject.blog.search import search
+from pyproject.lib import App, Request, url_for
 
 API_PER_PAGE = 10
 

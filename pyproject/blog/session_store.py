@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from pyproject.db import Database
-from pyproject.models import SessionRecord, utcnow
+from pyproject.blog.db import Database
+from pyproject.blog.models import SessionRecord, utcnow
 
 
 class DatabaseSessionStore:

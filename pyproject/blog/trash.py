@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pyproject.auth import current_user, login_required
+from pyproject.blog.auth import current_user, login_required
+from pyproject.blog.db import Database, ViewCounts, get_database, get_db, get_view_counts
+from pyproject.blog.models import GoneSlug, OldSlug, Post, utcnow
+from pyproject.blog.posts import can_edit, prune_unused_tags
 from pyproject.cli import PREPARE_STEPS, command
-from pyproject.db import Database, ViewCounts, get_database, get_db, get_view_counts
-from pyproject.errors import Forbidden, NotFound
 from pyproject.lib import (
     App,
     Request,
@@ -22,8 +23,7 @@ from pyproject.lib import (
     render_template,
     url_for,
 )
-from pyproject.models import GoneSlug, OldSlug, Post, utcnow
-from pyproject.posts import can_edit, prune_unused_tags
+from pyproject.lib.exceptions import Forbidden, NotFound
 
 
 def trashed_post_or_404(request: Request, slug: str) -> Post:

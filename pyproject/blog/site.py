@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pyproject.errors import BadRequest
+from pyproject.blog.models import utcnow
 from pyproject.lib import App, Request
+from pyproject.lib.exceptions import BadRequest
 from pyproject.lib.http import http_date
-from pyproject.models import utcnow
 
 
 def relative_time(value: datetime | None, now: datetime | None = None) -> str:

@@ -17,11 +17,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from pyproject.auth import current_user, login_required
-from pyproject.db import begin_write, end_transaction, get_db
-from pyproject.diffing import word_diff
-from pyproject.errors import UnprocessableEntity
-from pyproject.forms import Form
+from pyproject.blog.auth import current_user, login_required
+from pyproject.blog.db import begin_write, end_transaction, get_db
+from pyproject.blog.diffing import word_diff
+from pyproject.blog.forms import Form
+from pyproject.blog.markup import Rendered, RenderRefused
+from pyproject.blog.models import GoneSlug, OldSlug, Post, Revision, Tag, User, post_tags, utcnow
+from pyproject.blog.posts import get_post_or_404, prune_unused_tags, tag_slug
+from pyproject.blog.rendering import RenderTimeout, render_post
+from pyproject.blog.slugs import is_valid_slug, slugify
 from pyproject.lib import (
     App,
     Request,
@@ -32,12 +36,8 @@ from pyproject.lib import (
     render_template,
     url_for,
 )
+from pyproject.lib.exceptions import UnprocessableEntity
 from pyproject.lib.response import json_response
-from pyproject.markup import Rendered, RenderRefused
-from pyproject.models import GoneSlug, OldSlug, Post, Revision, Tag, User, post_tags, utcnow
-from pyproject.posts import get_post_or_404, prune_unused_tags, tag_slug
-from pyproject.rendering import RenderTimeout, render_post
-from pyproject.slugs import is_valid_slug, slugify
 
 TITLE_MAX, BODY_MAX, SUMMARY_MAX = 200, 200_000, 300
 TAG_MAX, TAGS_MAX = 40, 10

@@ -16,11 +16,11 @@ from markupsafe import Markup
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
-from pyproject.caching import reader_page
-from pyproject.db import get_db
+from pyproject.blog.caching import reader_page
+from pyproject.blog.db import get_db
+from pyproject.blog.models import Post, UTCDateTime, utcnow
+from pyproject.blog.posts import page_number
 from pyproject.lib import App, Request, render_template
-from pyproject.models import Post, UTCDateTime, utcnow
-from pyproject.posts import page_number
 
 PER_PAGE = 10
 QUERY_MAX = 1000

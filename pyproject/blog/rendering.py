@@ -1,6 +1,6 @@
 """Rendering posts in a helper process with a time limit, so no post can hold a worker.
 
-The budgets in :mod:`pyproject.markup` keep every known costly shape of Markdown cheap; this
+The budgets in :mod:`pyproject.blog.markup` keep every known costly shape of Markdown cheap; this
 is the last line behind them. Each worker process keeps one helper (a Python process
 running :func:`main`) and sends it the Markdown over a pipe. A render that is not done
 within the limit has its helper killed, the request gets a clear answer, and the next
@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from pyproject.lib import App, current_app
-from pyproject.markup import (
+from pyproject.blog.markup import (
     DEFAULT_LIMITS,
     Heading,
     Rendered,
@@ -35,10 +34,11 @@ from pyproject.markup import (
     RenderRefused,
     render_markdown,
 )
+from pyproject.lib import App, current_app
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Starting the helper (a Python process importing Markdown, Pygments and bleach) is not
 # part of any render's time.
 START_TIMEOUT = 60.0
@@ -104,7 +104,7 @@ class Renderer:
         paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
         helper = subprocess.Popen(
-            [sys.executable, "-c", "from pyproject.rendering import main; main()"],
+            [sys.executable, "-c", "from pyproject.blog.rendering import main; main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=str(ROOT),

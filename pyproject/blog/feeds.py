@@ -9,12 +9,10 @@ from typing import Any
 from sqlalchemy import Select, case, distinct, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from pyproject.caching import reader_page
-from pyproject.db import get_db
-from pyproject.errors import NotFound
-from pyproject.lib import App, Request, Response, current_app, render_template, url_for
-from pyproject.models import Post, Tag, User, post_tags, utcnow
-from pyproject.posts import (
+from pyproject.blog.caching import reader_page
+from pyproject.blog.db import get_db
+from pyproject.blog.models import Post, Tag, User, post_tags, utcnow
+from pyproject.blog.posts import (
     author_or_404,
     post_list_query,
     published,
@@ -22,6 +20,8 @@ from pyproject.posts import (
     tagged,
     visible,
 )
+from pyproject.lib import App, Request, Response, current_app, render_template, url_for
+from pyproject.lib.exceptions import NotFound
 
 FEED_SIZE = 20
 SITEMAP_MAX_URLS = 50_000
