@@ -1,4 +1,4 @@
-"""Tests for pyproject/blog/markup.py: Markdown in, safe HTML out, for every input an author can type."""
+"""Tests for pyproject/blog/markup.py: Markdown in, safe HTML out, for any input an author types."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pyproject.blog.markup import (
     sanitize_html,
 )
 
-CORPUS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "xss"
+CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "xss"
 
 # Elements that can run script, load other documents or post data, whatever their attributes.
 FORBIDDEN_TAGS = frozenset(
