@@ -274,6 +274,8 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
             seen_toc = True
         if _ATX_HEADING.match(bare) or (not previous_blank and _SETEXT_RULE.match(bare)):
             headings += 1
+        if "&#" in line:
+            line = _NUMERIC_REFERENCE.sub(_defuse_reference, line)
         if "|" in bare:
             cells += bare.count("|") + 1
         quotes = _QUOTE_PREFIX.match(bare)
@@ -300,6 +302,26 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
 def fenced_code_length(text: str) -> int:
     """Give how many characters of the text are fenced code (fences included)."""
     return sum(len(line) for line, in_code in _lines_outside_code(text) if in_code)
+
+
+# A numeric character reference names a code point: at most 7 digits (10FFFF in hex).
+# Longer ones name nothing, and past 4,300 digits int() refuses them (in html.unescape
+# and html5lib alike): the "&" of such a reference is escaped, so it shows as typed.
+_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+))")
+
+
+def unescape(value: str) -> str:
+    """Give html.unescape of the value, a reference to no code point read as U+FFFD."""
+    if "&#" in value:
+        value = _NUMERIC_REFERENCE.sub(
+            lambda m: "\ufffd" if len(m.group(1) or m.group(2)) > 7 else m.group(), value
+        )
+    return html.unescape(value)
+
+
+def _defuse_reference(match: re.Match[str]) -> str:
+    digits = match.group(1) or match.group(2)
+    return match.group() if len(digits) <= 7 else "&amp;" + match.group()[1:]
 
 
 def _lines_outside_code(text: str) -> Iterator[tuple[str, bool]]:
@@ -548,7 +570,7 @@ def _url_scheme(value: str) -> str:
     # Undo entity encoding a few levels deep: browsers decode once, but a link that only
     # becomes harmless because it is double-encoded is no link anyone meant to write.
     for _ in range(3):
-        decoded = html.unescape(value)
+        decoded = unescape(value)
         if decoded == value:
             break
         value = decoded
@@ -568,7 +590,7 @@ def _is_external(href: str) -> bool:
     if _url_scheme(href) in ("http", "https"):
         return True
     # Browsers read backslashes as slashes in http(s) URLs, so "\\host" is "//host".
-    start = _URL_NOISE.sub("", html.unescape(href)).replace("\\", "/")
+    start = _URL_NOISE.sub("", unescape(href)).replace("\\", "/")
     return start.startswith("//")
 
 
@@ -623,7 +645,7 @@ def _flatten_headings(tokens: list[dict]) -> list[Heading]:
     headings = []
     for token in tokens:
         # The toc extension keeps names HTML-escaped; a Heading holds plain text.
-        headings.append(Heading(token["level"], token["id"], html.unescape(token["name"])))
+        headings.append(Heading(token["level"], token["id"], unescape(token["name"])))
         headings.extend(_flatten_headings(token["children"]))
     return headings
 

@@ -782,3 +782,14 @@ def test_brackets_inside_fenced_code_are_left_alone_when_defused() -> None:
     text = "```\n" + "[" * 1000 + "\n```\n\n" + "[" * 500
     rendered = render_markdown(text)
     assert "\\[" not in rendered.html
+
+
+@pytest.mark.parametrize(
+    "reference", ["&#" + "1" * 5000 + ";", "&#x" + "f" * 6000 + ";", "&#" + "9" * 8 + ";"]
+)
+def test_a_numeric_reference_too_long_for_any_code_point_shows_as_typed(reference: str) -> None:
+    # Past 4,300 digits int() refuses the number, in html.unescape and in html5lib.
+    for text in (reference, f"[link]({reference})", f"Before {reference} after"):
+        rendered = render_markdown(text)
+        assert reference[2:20] in rendered.html
+    assert render_markdown("&#65; &#x41; &#0000065;").html == "<p>&#65; &#x41; &#0000065;</p>"
