@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from pyproject.lib import App, Request
+from pyproject.lib.security import UNSAFE_METHODS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def make_engine(url: str) -> Engine:

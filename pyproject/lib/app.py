@@ -39,7 +39,7 @@ class App:
         self.teardown_funcs: list[Callable[[Request, BaseException | None], None]] = []
         self.context_processors: list[Callable[[Request | None], dict[str, Any]]] = []
         self.handlers_by_code: dict[int, Callable[[Request, Exception], Any]] = {}
-        self.handlers_by_class: list[tuple[type[BaseException], Callable[..., Any]]] = []
+        self.handlers_by_class: dict[type[BaseException], Callable[..., Any]] = {}
         self.session_interface = SessionInterface(MemoryStore())
         self.static_files: Any = None
         self.trusted_origins: list[str] = []
@@ -124,7 +124,7 @@ class App:
             if isinstance(key, int):
                 self.handlers_by_code[key] = func
             else:
-                self.handlers_by_class.append((key, func))
+                self.handlers_by_class[key] = func
             return func
 
         return decorator
@@ -225,6 +225,17 @@ class App:
             return Response(value, status, headers)
         raise TypeError(f"a view returned {type(value).__name__}, not a response")
 
+    def handler_for_class(self, cls: type[BaseException]) -> Callable[..., Any] | None:
+        """Give the handler registered for the nearest class in `cls`'s MRO, if any.
+
+        The most specific registration wins, whatever order they were made in.
+        """
+        for klass in cls.__mro__:
+            handler = self.handlers_by_class.get(klass)
+            if handler is not None:
+                return handler
+        return None
+
     def handle_exception(self, request: Request, exc: Exception) -> Response:
         """Give the response for an exception: a registered handler, else the error page."""
         try:
@@ -232,10 +243,7 @@ class App:
             if isinstance(exc, HTTPException):
                 handler = self.handlers_by_code.get(exc.code)
             if handler is None:
-                for cls, func in self.handlers_by_class:
-                    if isinstance(exc, cls):
-                        handler = func
-                        break
+                handler = self.handler_for_class(type(exc))
             if handler is None and not isinstance(exc, HTTPException):
                 handler = self.handlers_by_code.get(500)
                 if handler is not None:

@@ -11,10 +11,9 @@ import functools
 import os
 import posixpath
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 STATUS_PHRASES: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
 
@@ -337,14 +336,3 @@ def normalize_path(path: str) -> str:
     if trailing and result != "/":
         result += "/"
     return result
-
-
-def quote_path(path: str) -> str:
-    """Give a URL path percent-encoded for a Location header or a link."""
-    return quote(path, safe="/:@!$&'()*+,;=-._~%")
-
-
-def iter_encoded(chunks: Iterable[str | bytes], charset: str = "utf-8") -> Iterable[bytes]:
-    """Give each chunk as bytes, encoding strings."""
-    for chunk in chunks:
-        yield chunk.encode(charset) if isinstance(chunk, str) else chunk

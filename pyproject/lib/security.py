@@ -11,7 +11,6 @@ from pyproject.lib.exceptions import CSRFError
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "X-CSRF-Token"
 _SESSION_KEY = "_csrf"
 
 DEFAULT_CSP = (

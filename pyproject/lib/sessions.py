@@ -97,12 +97,6 @@ class Session(MutableMapping[str, Any]):
                 self.sid = self._incoming_sid
         return self._data
 
-    @property
-    def is_new(self) -> bool:
-        """Give whether no stored session came with the request."""
-        self._load()
-        return self.sid is None
-
     def __getitem__(self, key: str) -> Any:
         return self._load()[key]
 

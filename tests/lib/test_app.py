@@ -365,6 +365,18 @@ def test_error_handler_by_base_class_catches_subclasses(make_app):
     assert response.data == b"handled 403"
 
 
+def test_the_most_specific_class_handler_wins_whatever_the_registration_order(make_app):
+    app = make_app()
+    app.add_route("/private", lambda request: abort(403), endpoint="private")
+    app.add_route("/missing", lambda request: abort(404), endpoint="missing")
+    app.errorhandler(HTTPException)(lambda request, error: ("any http error", error.code))
+    app.errorhandler(Forbidden)(lambda request, error: ("forbidden", 403))
+    client = app.test_client(validate=True)
+
+    assert client.get("/private").data == b"forbidden"
+    assert client.get("/missing").data == b"any http error"
+
+
 def test_error_handler_by_code_wins_over_one_by_class(make_app):
     app = make_app()
     app.add_route("/private", lambda request: abort(403), endpoint="private")
