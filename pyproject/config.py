@@ -79,6 +79,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MARKDOWN_MAX_HEADINGS", 300, "Most headings one post may have."),
     Setting("MARKDOWN_MAX_DEPTH", 32, "Deepest nesting of quotes, lists and HTML in a post."),
     Setting("MARKDOWN_MAX_TABLE_CELLS", 4000, "Most table cells one post may have."),
+    Setting("MARKDOWN_MAX_CODE_BLOCKS", 200, "Most fenced code blocks one post may have."),
+    Setting("MARKDOWN_MAX_ATTRIBUTES", 64, "Most attributes one raw HTML tag in a post may have."),
+    Setting("MARKDOWN_MAX_ABBREVIATIONS", 100, "Most abbreviation definitions in one post."),
     Setting("MARKDOWN_MAX_FOOTNOTES", 500, "Most footnote references one post may have."),
     Setting(
         "MARKDOWN_MAX_INLINE_MARKS", 12000, "Most characters that start inline markup ([*_`<&)."

@@ -14,6 +14,7 @@ as raw HTML survives only where it is on that allowlist.
 from __future__ import annotations
 
 import argparse
+import collections
 import html
 import re
 import threading
@@ -157,6 +158,12 @@ class RenderLimits:
 
     headings: int = 300
     depth: int = 32
+    # Fenced code blocks: each costs a lexer and formatter lookup, some milliseconds.
+    code_blocks: int = 200
+    # Attributes of one raw HTML tag: html5lib checks each against all before it.
+    attributes: int = 64
+    # Abbreviation definitions: each use of one becomes an <abbr> carrying its title.
+    abbreviations: int = 100
     table_cells: int = 4_000
     footnotes: int = 500
     # Characters that may start inline markup ([ * _ ` < &), outside fenced code: each one
@@ -244,26 +251,31 @@ def render_markdown(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendere
 _ATX_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
 _SETEXT_RULE = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
 _TOC_MARKER = re.compile(r"[ \t]*\[TOC\][ \t]*$")
-_QUOTE_PREFIX = re.compile(r"(?:[ \t]*>)+")
+# Quote markers and list markers at the start of a line, in any mix ("> - > 1. text").
+_NESTING_PREFIX = re.compile(r"(?:[ \t]*(?:>|(?:[-*+]|\d{1,9}[.)])(?=[ \t]|$)))+")
+_LIST_MARKER = re.compile(r"(?:^|(?<=[ \t>]))(?:[-*+]|\d{1,9}[.)])(?=[ \t]|$)")
 _INDENT = re.compile(r"[ \t]*")
-_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
 
 
 def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
     """Give the Markdown to convert: later [TOC] markers dropped, every budget checked.
 
-    Raises RenderRefused for too many headings, table cells or footnote references, or
-    for blocks nested deeper than the limit. Fenced code is not Markdown and counts for
-    nothing.
+    Raises RenderRefused for too many headings, table cells, blocks or footnote
+    references, or for nesting deeper than the limit, before Python-Markdown spends any
+    time on the text. Fenced code is not Markdown and counts for nothing.
     """
-    headings = cells = depth = 0
+    headings = cells = depth = elements = 0
     seen_toc = False
     previous_blank = True
     out: list[str] = []
+    blocks = 0
     for line, in_code in _lines_outside_code(text):
         if in_code:
+            if in_code == OPENING_FENCE:  # a block: div, pre, code and a span at least
+                blocks += 1
+                elements += 8
             out.append(line)
-            previous_blank = False
+            previous_blank = None
             continue
         bare = line.rstrip("\r\n")
         if _TOC_MARKER.match(bare):
@@ -278,17 +290,16 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
             line = _NUMERIC_REFERENCE.sub(_defuse_reference, line)
         if "|" in bare:
             cells += bare.count("|") + 1
-        quotes = _QUOTE_PREFIX.match(bare)
-        quote_depth = quotes.group().count(">") if quotes else 0
-        # Indentation nests only list items; indented code keeps its own indentation.
-        indent = len(_INDENT.match(bare).group().expandtabs(4)) if _LIST_ITEM.match(bare) else 0
-        # Each quote level is one element; each indented list level two (list and item).
-        depth = max(depth, quote_depth + 2 * (indent // 4) + 1)
-        previous_blank = not bare.strip()
+        level, content, items = _line_nesting(bare)
+        depth = max(depth, level)
+        elements += _tags_at_least(bare, content, items, previous_blank)
+        previous_blank = not content
         out.append(line)
     _over("headings", headings, limits.headings, "headings")
     _over("table_cells", cells, limits.table_cells, "table cells")
-    _over("depth", depth, limits.depth, "levels of nesting (quotes and indented blocks)")
+    _over("depth", depth, limits.depth, "levels of nesting (quotes and lists)")
+    _over("code_blocks", blocks, limits.code_blocks, "fenced code blocks")
+    _over("html_elements", elements, limits.html_elements, "HTML tags once rendered")
     _over("footnotes", text.count("[^"), limits.footnotes, "footnote references")
     prose = "".join(line for line, in_code in _lines_outside_code(text) if not in_code)
     marks = sum(prose.count(mark) for mark in "[*_`<&")
@@ -296,7 +307,65 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
     # Raw HTML nests as typed: refuse deep nesting before Python-Markdown spends time on it.
     raw_depth = _element_depth(_CODE_SPAN.sub("", prose), 2 * limits.depth)
     _over("depth", raw_depth, 2 * limits.depth, "levels of nested HTML elements")
+    attributes = max((len(_ATTRIBUTE.findall(tag)) for tag in _RAW_TAG.findall(prose)), default=0)
+    _over("attributes", attributes, limits.attributes, "attributes in one HTML tag")
+    _check_abbreviations(prose, len(text), limits)
     return "".join(out)
+
+
+def _tags_at_least(bare: str, content: str, items: int, previous_blank: bool | None) -> int:
+    """Give the fewest tags a line of Markdown will make, from what starts and ends it."""
+    if _RULE.match(bare):
+        return 2  # and Python-Markdown looks through the rest of the block for each
+    tags = 0
+    if content and (previous_blank is not False or items):
+        tags += 2 * max(1, items)  # a paragraph or list items: an element each
+    if content.startswith(":"):
+        tags += 4  # a definition
+    if bare.endswith(("  ", "\\")):
+        tags += 1  # a hard line break
+    return tags
+
+
+_RULE = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_RAW_TAG = re.compile(r"<[a-zA-Z][^<>]*")
+_ATTRIBUTE = re.compile(r"\s+[^\s=/>]")
+_ABBREVIATION = re.compile(r"^[ ]{0,3}\*\[([^\]]+)\][ ]?:[ \t]*(.*)$", re.MULTILINE)
+
+
+def _check_abbreviations(prose: str, source_length: int, limits: RenderLimits) -> None:
+    """Refuse abbreviations whose uses would make too many elements or too large a page."""
+    definitions = dict(_ABBREVIATION.findall(prose))
+    if not definitions:
+        return
+    _over("abbreviations", len(definitions), limits.abbreviations, "abbreviation definitions")
+    words = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in definitions))
+    uses = collections.Counter(words.findall(prose))
+    extra_tags = 2 * sum(uses.values())
+    _over("html_elements", extra_tags, limits.html_elements, "HTML tags once rendered")
+    extra_bytes = sum(count * (len(definitions[word]) + 24) for word, count in uses.items())
+    allowed = min(limits.html_max, max(limits.html_floor, source_length * limits.html_ratio))
+    if extra_bytes > allowed:
+        raise RenderRefused(
+            "html_size",
+            f"Abbreviations would make this page over {extra_bytes / 1024:,.0f} KB; a post's"
+            f" page may be at most {allowed / 1024:,.0f} KB.",
+        )
+
+
+def _line_nesting(bare: str) -> tuple[int, str, int]:
+    """Give a line's nesting level, its text after quote and list markers, and its items.
+
+    Each quote level is one element, each list level two (the list and its item), and an
+    indented list item sits one list level deeper per four columns; indented code keeps
+    its own indentation and counts for nothing.
+    """
+    markers = _NESTING_PREFIX.match(bare)
+    prefix = markers.group() if markers else ""
+    quotes = prefix.count(">")
+    items = len(_LIST_MARKER.findall(prefix))
+    indent = len(_INDENT.match(bare).group().expandtabs(4)) if items else 0
+    return quotes + 2 * (items + indent // 4) + 1, bare[len(prefix) :].strip(), items
 
 
 def fenced_code_length(text: str) -> int:
@@ -307,37 +376,49 @@ def fenced_code_length(text: str) -> int:
 # A numeric character reference names a code point: at most 7 digits (10FFFF in hex).
 # Longer ones name nothing, and past 4,300 digits int() refuses them (in html.unescape
 # and html5lib alike): the "&" of such a reference is escaped, so it shows as typed.
-_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+))")
+_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+))")
+_REFERENCE_DIGITS = 32  # leading zeros included: int() counts them too
 
 
 def unescape(value: str) -> str:
     """Give html.unescape of the value, a reference to no code point read as U+FFFD."""
     if "&#" in value:
         value = _NUMERIC_REFERENCE.sub(
-            lambda m: "\ufffd" if len(m.group(1) or m.group(2)) > 7 else m.group(), value
+            lambda m: "\ufffd" if _names_no_code_point(m) else m.group(), value
         )
     return html.unescape(value)
 
 
-def _defuse_reference(match: re.Match[str]) -> str:
+def _names_no_code_point(match: re.Match[str]) -> bool:
     digits = match.group(1) or match.group(2)
-    return match.group() if len(digits) <= 7 else "&amp;" + match.group()[1:]
+    return len(digits) > _REFERENCE_DIGITS or len(digits.lstrip("0")) > 7
 
 
-def _lines_outside_code(text: str) -> Iterator[tuple[str, bool]]:
-    """Give each line of the text with whether it is inside fenced code (fences included)."""
+def _defuse_reference(match: re.Match[str]) -> str:
+    return "&amp;" + match.group()[1:] if _names_no_code_point(match) else match.group()
+
+
+OPENING_FENCE = 2  # what _lines_outside_code gives for the line that opens fenced code
+
+
+def _lines_outside_code(text: str) -> Iterator[tuple[str, int]]:
+    """Give each line of the text with whether it is inside fenced code (fences included).
+
+    The second value is 0 outside code, OPENING_FENCE on a fence that opens a block and 1
+    on the other lines of fenced code.
+    """
     fence: str | None = None
     for line in text.splitlines(keepends=True):
         opening = _FENCE.match(line)
         if fence is None and opening:
             fence = opening.group(1)[0] * 3
-            yield line, True
+            yield line, OPENING_FENCE
         elif fence is not None:
-            yield line, True
+            yield line, 1
             if line.lstrip().startswith(fence):
                 fence = None
         else:
-            yield line, False
+            yield line, 0
 
 
 def _over(what: str, count: int, limit: int, noun: str) -> None:
