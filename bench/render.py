@@ -6,7 +6,9 @@
 
 The shapes are tests/adversarial_markdown.py's: Markdown that costs far more time or output
 than its length suggests. Each is built at the size asked for (BODY_MAX, 200,000 characters,
-by default) and rendered by pyproject.markup.render_markdown in a child process, one shape
+by default) and rendered as a worker's render helper does (pyproject.blog.rendering.
+render_within: the budgets, and code shown plain when colouring it takes too long) in a
+child process, one shape
 after another, so that a shape which never finishes is stopped after --timeout seconds and
 one that eats memory fails alone (each child may use at most --memory MiB).
 
@@ -40,11 +42,7 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-try:  # the blog's modules are moving into pyproject/blog/
-    from pyproject.blog.editor import BODY_MAX
-except ImportError:
-    from pyproject.editor import BODY_MAX
-
+from pyproject.blog.editor import BODY_MAX  # noqa: E402
 from tests.adversarial_markdown import SHAPES  # noqa: E402
 
 RESULTS = BENCH / "results"
@@ -58,10 +56,9 @@ def child(memory_mib: int) -> int:
     """Render jobs read from stdin, one JSON line each; answer one JSON line per job."""
     limit = memory_mib * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    try:
-        from pyproject.blog.markup import render_markdown
-    except ImportError:
-        from pyproject.markup import render_markdown
+    # What a worker's render helper runs: the Markdown pipeline within its budgets, code
+    # shown plain when a lexer cannot colour it in time.
+    from pyproject.blog.rendering import render_within as render_markdown
 
     render_markdown("warm *up*\n\n```python\nx = 1\n```\n")  # imports, lexers, cleaner
     print(json.dumps({"ready": True}), flush=True)

@@ -80,13 +80,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MARKDOWN_MAX_DEPTH", 32, "Deepest nesting of quotes, lists and HTML in a post."),
     Setting("MARKDOWN_MAX_TABLE_CELLS", 4000, "Most table cells one post may have."),
     Setting("MARKDOWN_MAX_CODE_BLOCKS", 200, "Most fenced code blocks one post may have."),
+    Setting("MARKDOWN_MAX_RULES", 200, "Most horizontal rules (---) one post may have."),
     Setting("MARKDOWN_MAX_ATTRIBUTES", 64, "Most attributes one raw HTML tag in a post may have."),
     Setting("MARKDOWN_MAX_ABBREVIATIONS", 100, "Most abbreviation definitions in one post."),
     Setting("MARKDOWN_MAX_FOOTNOTES", 500, "Most footnote references one post may have."),
     Setting(
         "MARKDOWN_MAX_INLINE_MARKS", 12000, "Most characters that start inline markup ([*_`<&)."
     ),
-    Setting("MARKDOWN_MAX_HTML_ELEMENTS", 15000, "Most HTML tags one rendered post may have."),
+    Setting("MARKDOWN_MAX_HTML_ELEMENTS", 10000, "Most HTML tags one rendered post may have."),
     Setting("MARKDOWN_MAX_HTML_RATIO", 25, "Rendered HTML at most this many times the Markdown."),
     Setting("MARKDOWN_MAX_HTML_KB", 2048, "Largest rendered post, in KB."),
     Setting(

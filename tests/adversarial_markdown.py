@@ -55,6 +55,15 @@ def fenced(language: str, body: str, size: int) -> str:
 
 
 HEADINGS = "# a\n" * 150
+PROSE = "Plain words with nothing in them for any parser to do. "
+
+
+def padded(text: str, size: int) -> str:
+    """Give the text, then a paragraph of plain prose that fills it out to size."""
+    room = size - len(text) - 2
+    if room <= 0:
+        return text
+    return text + "\n\n" + (PROSE * (room // len(PROSE) + 1))[:room]
 
 
 # --- tables of contents and headings ---------------------------------------------------------
@@ -525,3 +534,43 @@ def terraform_long_word(size: int) -> str:
 def console_colons(size: int) -> str:
     """Colon-joined a:a:a in a shell session block: BashSessionLexer is quadratic in it."""
     return fenced("console", "a:" * 3_950, min(size, 7_950))
+
+
+# --- sized to pass the first budgets (a43b001), then filled out with prose ---------------------
+# Each stays under 12,000 characters that start inline markup and 15,000 estimated tags.
+
+
+@shape
+def toc_in_quotes_in_prose(size: int) -> str:
+    """11,000 quoted [TOC] markers, each a full table of contents: seconds before any refusal."""
+    return padded(HEADINGS + "> [TOC]\n\n" * 11_000, size)
+
+
+@shape
+def formatting_misnested_in_prose(size: int) -> str:
+    """2,900 of <b><i><div></b> (11,600 marks): every <div> stays open, as formatting_misnested."""
+    return padded("a " + "<b><i><div></b>" * 2_900, size)
+
+
+@shape
+def abbreviation_definitions_in_prose(size: int) -> str:
+    """5,900 definitions of one abbreviation: one name, so a count of distinct names misses it."""
+    return padded("*[A]: t\n" * 5_900, size)
+
+
+@shape
+def rules_in_prose(size: int) -> str:
+    """7,400 spaced rules in one block: no marks, no setext headings, quadratic in HRProcessor."""
+    return padded("a\n" + "- - -\n" * 7_400, size)
+
+
+@shape
+def unfinished_tags_in_prose(size: int) -> str:
+    """5,900 unclosed <a then prose: _element_depth's _TAG ([^>]*?) scans to the end from each."""
+    return padded("a " + "<a" * 5_900, size)
+
+
+@shape
+def loose_list_in_prose(size: int) -> str:
+    """3,600 items of <li><p> in one list: the tree walker's getParentNode is quadratic in them."""
+    return padded("- a\n\n" * 3_600, size)

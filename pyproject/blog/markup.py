@@ -160,6 +160,8 @@ class RenderLimits:
     depth: int = 32
     # Fenced code blocks: each costs a lexer and formatter lookup, some milliseconds.
     code_blocks: int = 200
+    # Thematic breaks (---): each puts the rest of its block back to be parsed again.
+    rules: int = 200
     # Attributes of one raw HTML tag: html5lib checks each against all before it.
     attributes: int = 64
     # Abbreviation definitions: each use of one becomes an <abbr> carrying its title.
@@ -170,7 +172,7 @@ class RenderLimits:
     # Python-Markdown turns into markup costs tens of microseconds however small it is.
     inline_marks: int = 12_000
     # Elements (tags) in the converted HTML: sanitising costs most per element.
-    html_elements: int = 15_000
+    html_elements: int = 10_000
     # Fenced code is highlighted while there is at most this much of it in the post; past
     # that it is shown plain, since highlighting makes an element of nearly every token.
     highlighted_code: int = 8_000
@@ -264,7 +266,7 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
     references, or for nesting deeper than the limit, before Python-Markdown spends any
     time on the text. Fenced code is not Markdown and counts for nothing.
     """
-    headings = cells = depth = elements = 0
+    headings = cells = depth = elements = rules = 0
     seen_toc = False
     previous_blank = True
     out: list[str] = []
@@ -284,12 +286,18 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
                 previous_blank = True
                 continue
             seen_toc = True
+        elif "[TOC]" in line:
+            # Any element whose only text is [TOC] would get a copy (a quote, an item).
+            if seen_toc:
+                line = bare = line.replace("[TOC]", "")
+            seen_toc = True
         if _ATX_HEADING.match(bare) or (not previous_blank and _SETEXT_RULE.match(bare)):
             headings += 1
         if "&#" in line:
             line = _NUMERIC_REFERENCE.sub(_defuse_reference, line)
         if "|" in bare:
             cells += bare.count("|") + 1
+        rules += 1 if _RULE.match(bare) else 0
         level, content, items = _line_nesting(bare)
         depth = max(depth, level)
         elements += _tags_at_least(bare, content, items, previous_blank)
@@ -299,6 +307,7 @@ def check_source(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> str:
     _over("table_cells", cells, limits.table_cells, "table cells")
     _over("depth", depth, limits.depth, "levels of nesting (quotes and lists)")
     _over("code_blocks", blocks, limits.code_blocks, "fenced code blocks")
+    _over("rules", rules, limits.rules, "horizontal rules")
     _over("html_elements", elements, limits.html_elements, "HTML tags once rendered")
     _over("footnotes", text.count("[^"), limits.footnotes, "footnote references")
     prose = "".join(line for line, in_code in _lines_outside_code(text) if not in_code)
@@ -335,10 +344,12 @@ _ABBREVIATION = re.compile(r"^[ ]{0,3}\*\[([^\]]+)\][ ]?:[ \t]*(.*)$", re.MULTIL
 
 def _check_abbreviations(prose: str, source_length: int, limits: RenderLimits) -> None:
     """Refuse abbreviations whose uses would make too many elements or too large a page."""
-    definitions = dict(_ABBREVIATION.findall(prose))
-    if not definitions:
+    lines = _ABBREVIATION.findall(prose)
+    if not lines:
         return
-    _over("abbreviations", len(definitions), limits.abbreviations, "abbreviation definitions")
+    # Each definition line is taken off its block and the rest put back: count them all.
+    _over("abbreviations", len(lines), limits.abbreviations, "abbreviation definitions")
+    definitions = dict(lines)
     words = re.compile("|".join(rf"\b{re.escape(word)}\b" for word in definitions))
     uses = collections.Counter(words.findall(prose))
     extra_tags = 2 * sum(uses.values())
@@ -429,7 +440,7 @@ def _over(what: str, count: int, limit: int, noun: str) -> None:
 
 
 # A start or end tag as Python-Markdown writes them (and as raw HTML passes through).
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*?(/?)>")
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*?(/?)>")
 
 
 def check_html(converted: str, source_length: int, limits: RenderLimits = DEFAULT_LIMITS) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from pyproject.blog.markup import (
     Rendered,
     RenderLimits,
     RenderRefused,
+    fenced_code_length,
     render_markdown,
 )
 from pyproject.lib import App, current_app
@@ -162,6 +164,7 @@ def limits_from_config(config: dict[str, Any]) -> RenderLimits:
         depth=config["MARKDOWN_MAX_DEPTH"],
         table_cells=config["MARKDOWN_MAX_TABLE_CELLS"],
         code_blocks=config["MARKDOWN_MAX_CODE_BLOCKS"],
+        rules=config["MARKDOWN_MAX_RULES"],
         attributes=config["MARKDOWN_MAX_ATTRIBUTES"],
         abbreviations=config["MARKDOWN_MAX_ABBREVIATIONS"],
         footnotes=config["MARKDOWN_MAX_FOOTNOTES"],
@@ -247,6 +250,41 @@ def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
 
 # --- the helper ----------------------------------------------------------------------------
 
+# Some of Pygments' lexers take seconds (one, exponential time) on code no person
+# writes: colouring gets this long, then the post is rendered with its code plain.
+HIGHLIGHT_SECONDS = 0.75
+
+
+class _Overtime(Exception):
+    """The highlighting render ran past HIGHLIGHT_SECONDS."""
+
+
+def _overtime(_signum: int, _frame: Any) -> None:
+    raise _Overtime
+
+
+def render_within(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendered:
+    """Give the rendering of `text`, its code plain if colouring it takes too long.
+
+    Only for the helper (or any process's main thread): it times itself with SIGALRM,
+    which a runaway regular expression in a lexer still notices.
+    """
+    if not limits.highlighted_code or not fenced_code_length(text):
+        return render_markdown(text, limits)
+    previous = signal.signal(signal.SIGALRM, _overtime)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, HIGHLIGHT_SECONDS)
+        try:
+            return render_markdown(text, limits)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Overtime:
+        log.warning("colouring code took over %g s: rendering it plain", HIGHLIGHT_SECONDS)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return render_markdown(text, dataclasses.replace(limits, highlighted_code=0))
+
+
 _WARM_UP = "# Warm\n\n*a* [b](https://example.org)\n\n```python\nprint(1)\n```\n"
 
 
@@ -261,7 +299,7 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
         (length,) = _LENGTH.unpack(header)
         request = json.loads(incoming.read(length))
         try:
-            rendered = render_markdown(request["text"], RenderLimits(**request["limits"]))
+            rendered = render_within(request["text"], RenderLimits(**request["limits"]))
             answer: dict[str, Any] = {"rendered": rendered_to_json(rendered)}
         except RenderRefused as refused:
             answer = {"refused": [refused.what, refused.message]}

@@ -44,6 +44,11 @@ def body_typed(page: TestResponse) -> str:
         ("<b><i><u>" * 2000, "levels of nested HTML"),
         ("<span>" * 100 + "x", "levels of nested HTML"),
         ("Note[^1] " * 600 + "\n\n[^1]: The note.", "footnote references"),
+        ("Rule.\n\n" + "- - -\n\n" * 201, "201 horizontal rules"),
+        ("```\nx\n```\n\n" * 201, "201 fenced code blocks"),
+        ("<span" + " a" * 65 + ">x</span>", "attributes in one HTML tag"),
+        ("".join(f"*[A{n}]: t\n" for n in range(101)), "abbreviation definitions"),
+        ("a\n\n" * 6000, "HTML tags once rendered"),
     ],
 )
 def test_a_save_past_a_budget_is_refused_with_what_and_the_text_kept(
@@ -66,7 +71,7 @@ def test_an_edit_past_a_budget_keeps_the_post_and_the_typed_text(cast: Cast) -> 
 
 
 def test_only_the_first_toc_marker_makes_a_table_of_contents(cast: Cast) -> None:
-    body = "[TOC]\n\n# One\n\n## Two\n\n[TOC]\n\n## Three\n\n[TOC]\n\nEnd."
+    body = "[TOC]\n\n# One\n\n## Two\n\n[TOC]\n\n## Three\n\n> [TOC]\n\n- [TOC]\n\n*[TOC]*\n\nEnd."
     slug = slug_of(write_post(cast.author, title="Contents", body=body, status="published"))
     article = cast.anonymous.get(f"/posts/{slug}").html.select_one(".post-body")
     assert len(article.select("div.toc")) == 1

@@ -9,7 +9,14 @@ import time
 import pytest
 
 from pyproject.blog.markup import RenderLimits, RenderRefused, render_markdown
-from pyproject.blog.rendering import Renderer, RenderTimeout, rendered_from_json, rendered_to_json
+from pyproject.blog.rendering import (
+    HIGHLIGHT_SECONDS,
+    Renderer,
+    RenderTimeout,
+    rendered_from_json,
+    rendered_to_json,
+)
+from tests.adversarial_markdown import SHAPES
 
 SAMPLE = "# Title\n\nSome *text* with a [link](https://example.org).\n\n```python\nx = 1\n```\n"
 
@@ -63,6 +70,17 @@ def test_a_render_past_the_limit_kills_the_helper_within_the_limit() -> None:
         assert hurried.render("Fine.").html == "<p>Fine.</p>"
     finally:
         hurried.close()
+
+
+def test_code_a_lexer_cannot_colour_in_time_is_shown_plain(renderer: Renderer) -> None:
+    # Pygments' Scala lexer takes seconds (exponential time) on a few dozen backslashes.
+    text = "Before.\n\n" + SHAPES["scala_backslashes"](200) + "\n\nAfter."
+    started = time.monotonic()
+    rendered = renderer.render(text)
+    assert time.monotonic() - started < HIGHLIGHT_SECONDS + 3
+    assert "codehilite" not in rendered.html
+    assert "<pre><code" in rendered.html and "After." in rendered.html
+    assert "codehilite" in renderer.render("```python\nx = 1\n```").html
 
 
 def test_a_time_limit_of_zero_renders_in_this_process() -> None:
