@@ -219,3 +219,12 @@ def test_removing_a_drafts_tag_deletes_it_unless_another_post_carries_it(cast: C
     write_post(cast.other, title="Bob's draft", status="draft", tags="ours")
     assert edit_post(cast.author, draft, tags="").status_code == 303
     assert tag_slugs(cast.app) == {"ours"}
+
+
+def test_a_drafts_tags_are_shown_to_its_author_without_links_to_missing_pages(cast: Cast) -> None:
+    slug = slug_of(write_post(cast.author, title="Plan", body="B.", status="draft", tags="Hush"))
+    page = cast.author.get(f"/posts/{slug}").html
+    tags = page.select_one("ul.tags")
+    assert tags.get_text(strip=True) == "Hush"
+    assert tags.select("a") == []
+    assert cast.author.get("/tags/hush").status_code == 404
