@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import select
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +42,9 @@ if str(ROOT) not in sys.path:
 from pyproject.blog.editor import BODY_MAX  # noqa: E402
 from tests.adversarial_markdown import SHAPES  # noqa: E402
 
-RESULTS = BENCH / "results"
+sys.path.insert(0, str(BENCH))
+from saving import save_results  # noqa: E402
+
 TARGET_SECONDS = 1.0
 
 
@@ -205,25 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         if over:
             print(f"Over the target: {', '.join(over)}")
 
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"render-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": {
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                },
-                "timeout": args.timeout,
-                "target": {"size": BODY_MAX, "seconds": TARGET_SECONDS, "met": met},
-                "results": rows,
-            },
-            indent=2,
-        )
+    out = save_results(
+        "render",
+        {
+            "timeout": args.timeout,
+            "target": {"size": BODY_MAX, "seconds": TARGET_SECONDS, "met": met},
+            "results": rows,
+        },
     )
     print(f"saved {out.relative_to(ROOT)}")
     return 0 if met in (True, None) else 1

@@ -25,13 +25,9 @@ seeded, so both hold the same posts). Exits 1 if the target is missed.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +38,13 @@ for folder in (ROOT, BENCH):
         sys.path.insert(0, str(folder))
 
 import generate  # noqa: E402
+from saving import save_results  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from pyproject.blog.db import make_engine  # noqa: E402
 from pyproject.blog.migrate import current_revision, head_revision  # noqa: E402
 from pyproject.blog.search import search  # noqa: E402
 
-RESULTS = BENCH / "results"
 SIZES = (100, 10_000, 100_000)
 TARGET_SIZE, TARGET_MS = 100_000, 20.0
 NO_MATCH = ("zyzzogeton", "qwxplortic", "frobnicatorium")
@@ -233,26 +229,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{verdict}, median {median:.2f} ms"
         )
 
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"search-{stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "machine": {
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                },
-                "repeat": args.repeat,
-                "target": {"posts": TARGET_SIZE, "median_ms": TARGET_MS, "met": met},
-                "built": built,
-                "results": rows,
-            },
-            indent=2,
-        )
+    out = save_results(
+        "search",
+        {
+            "repeat": args.repeat,
+            "target": {"posts": TARGET_SIZE, "median_ms": TARGET_MS, "met": met},
+            "built": built,
+            "results": rows,
+        },
     )
     print(f"saved {out.relative_to(ROOT)}")
     return 0 if met in (True, None) else 1
