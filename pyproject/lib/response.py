@@ -194,7 +194,7 @@ def finalize(
             iterable = []
         else:
             wrapper = environ.get("wsgi.file_wrapper")
-            iterable = wrapper(body, 64 * 1024) if wrapper else _read_chunks(body)
+            iterable = wrapper(body, 64 * 1024) if wrapper else read_chunks(body)
     else:
         if environ.get("REQUEST_METHOD") == "HEAD":
             _close(body)
@@ -215,7 +215,8 @@ def _file_size(stream: IO[bytes]) -> int | None:
         return None
 
 
-def _read_chunks(stream: IO[bytes]) -> Iterable[bytes]:
+def read_chunks(stream: IO[bytes]) -> Iterable[bytes]:
+    """Give a file's content in 64 KB pieces, closing it when done or abandoned."""
     try:
         while chunk := stream.read(64 * 1024):
             yield chunk

@@ -20,6 +20,7 @@ from pyproject.lib.http import (
     status_line,
 )
 from pyproject.lib.request import host_allowed, split_host
+from pyproject.lib.response import read_chunks
 
 _EXTRA_TYPES = {
     ".css": "text/css",
@@ -114,7 +115,7 @@ class StaticFiles:
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             return wrapper(handle, 64 * 1024)
-        return _iter_file(handle)
+        return read_chunks(handle)
 
     def _file(self, raw: str) -> tuple[Any, ...] | None:
         """Give a file's path, stat and header values, remembered unless files may change."""
@@ -231,11 +232,3 @@ class StaticFiles:
             ],
         )
         return [body]
-
-
-def _iter_file(handle) -> Iterable[bytes]:
-    try:
-        while chunk := handle.read(64 * 1024):
-            yield chunk
-    finally:
-        handle.close()
