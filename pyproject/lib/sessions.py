@@ -158,6 +158,15 @@ class SessionInterface:
         """Give the cookie name: `__Host-` prefixed when served over HTTPS."""
         return f"__Host-{self.cookie_name}" if self._is_secure(environ) else self.cookie_name
 
+    def carries_session(self, environ: dict[str, Any]) -> bool:
+        """Give whether a request may carry the session cookie: the one test of "anonymous".
+
+        Deliberately coarse, and cheap enough to run before a Request is built: any cookie
+        text holding the name (either form) counts. A false "yes" only costs a fresh page.
+        """
+        cookies = environ.get("HTTP_COOKIE")
+        return bool(cookies) and self.cookie_name in cookies
+
     def open(self, environ: dict[str, Any], cookies: dict[str, str]) -> Session:
         """Give the (lazy) session for a request.
 
