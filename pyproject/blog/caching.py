@@ -25,7 +25,7 @@ from pyproject.blog.db import Database
 from pyproject.blog.models import Post, SiteState, Tag, User, utcnow
 from pyproject.lib import App, Request, current_app
 from pyproject.lib.pagecache import PageCache
-from pyproject.lib.response import not_modified, with_validators
+from pyproject.lib.response import Shared, not_modified, with_validators
 
 READER_MODELS = (Post, Tag, User)
 
@@ -146,12 +146,6 @@ def _parse_sqlite_time(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def is_anonymous(request: Request) -> bool:
-    """Give whether the request carries no session cookie (the page is the same for all)."""
-    interface = current_app().session_interface
-    return interface.cookie_for(request.environ) not in request.cookies
-
-
 def etag_for(state: ContentState) -> Callable[[int | None], tuple[str, datetime]]:
     """Give the function of a refresh period that gives reader pages' current validators.
 
@@ -174,39 +168,41 @@ def reader_page(
     """Make a view answer anonymous readers from validators and the page cache.
 
     A revalidation that matches is a 304 before the view runs; a page rendered at the
-    current validators is marked for the page cache (pyproject.lib.pagecache), which
-    answers the next anonymous reader of the URL before the app runs. A view may set
-    `response.on_cache_hit` to a function of the request method, run when the kept page
-    is served (counting a view).
+    current validators, with the session untouched, is declared shared
+    (`response.shared`), so the app's page cache (pyproject.lib.pagecache) answers the
+    next anonymous reader of the URL before the app runs. A view may set
+    `response.shared = Shared(on_hit=...)` itself to give what runs whenever the kept
+    page is served (counting a view); this decorator fills in the validators.
     """
 
     def decorate(func_: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func_)
         def wrapper(request: Request, **kwargs: Any) -> Any:
-            if request.method not in ("GET", "HEAD") or not is_anonymous(request):
-                return func_(request, **kwargs)
             app = current_app()
-            pages: PageCache = app.extensions["page_cache"]
-            quoted, last_modified = pages.etag_for(refresh_seconds)
+            if request.method not in ("GET", "HEAD") or not app.is_anonymous(request.environ):
+                return func_(request, **kwargs)
+            quoted, last_modified = app.page_cache.etag_for(refresh_seconds)
             etag = quoted[1:-1]
-            key = pages.key(request.environ, request.args)
-            page_mark = pages.mark(request.environ, key, quoted, refresh_seconds) if key else None
             early = not_modified(request.environ, etag=etag, last_modified=last_modified)
             if early is not None:
                 early.headers.add("Cache-Control", "public, no-cache")
                 early.vary_cookie = True
+                early.shared = Shared(quoted, refresh_seconds)
                 return early
             response = app.make_response(func_(request, **kwargs))
             # Signed-in readers see other pages at the same URLs: caches must tell apart.
             response.vary_cookie = True
-            if response.status_code == 200:
-                with_validators(response, etag=etag, last_modified=last_modified)
-                response.headers.setdefault("Cache-Control", "public, no-cache")
-                if page_mark is not None:
-                    session = request.session
-                    untouched = session is None or not session.modified
-                    page_mark.keep_body = untouched and isinstance(response.body, str | bytes)
-                    page_mark.on_hit = getattr(response, "on_cache_hit", None)
+            if response.status_code != 200:
+                response.shared = None
+                return response
+            with_validators(response, etag=etag, last_modified=last_modified)
+            response.headers.setdefault("Cache-Control", "public, no-cache")
+            session = request.session
+            if (session is None or not session.modified) and isinstance(response.body, str | bytes):
+                on_hit = response.shared.on_hit if response.shared is not None else None
+                response.shared = Shared(quoted, refresh_seconds, on_hit)
+            else:
+                response.shared = None
             return response
 
         return wrapper
@@ -214,19 +210,19 @@ def reader_page(
     return decorate(view) if view is not None else decorate
 
 
+# The query parameters that make a reader page distinct (others share its cache entry).
+PAGE_PARAMETERS = ("page", "q")
+
+
 def init_app(app: App, root: Path, database: Database) -> None:
-    """Track changes, and put this worker's page cache in front of the app."""
+    """Track changes, and give the app a page cache for its anonymous readers."""
     track_changes(database.sessions)
     version = templates_version([root / "templates", root / "static"])
     state = ContentState(database, version)
     app.extensions["templates_version"] = version
     app.extensions["content_state"] = state
-    pages = PageCache(
-        app.wsgi_app,
+    app.page_cache = PageCache(
         etag_for=etag_for(state),
-        session_cookie=app.config["SESSION_COOKIE_NAME"],
-        allowed_hosts=app.request_class.allowed_hosts,
+        parameters=PAGE_PARAMETERS,
         request_class=app.request_class,
     )
-    app.extensions["page_cache"] = pages
-    app.wsgi_app = pages

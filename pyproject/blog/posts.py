@@ -19,6 +19,7 @@ from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags,
 from pyproject.blog.slugs import is_valid_slug
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.lib.exceptions import Forbidden, Gone, NotFound, Redirect
+from pyproject.lib.response import Shared
 
 PER_PAGE = 10
 POPULAR_DAYS, POPULAR_COUNT = 7, 5
@@ -217,8 +218,8 @@ def show_post(request: Request, slug: str) -> Response:
     if post.is_published and (user is None or user.id != post.author_id):
         count = view_counter(post.id)
         count(request.method)
-        # A cached copy of the page counts its readers too.
-        response.on_cache_hit = count
+        # A kept copy of the page counts its readers too.
+        response.shared = Shared(on_hit=count)
     return response
 
 

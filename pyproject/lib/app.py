@@ -11,8 +11,9 @@ from typing import Any
 from pyproject.lib.errorpages import error_response, plain_500, unexpected_error_response
 from pyproject.lib.exceptions import BadRequest, HTTPException
 from pyproject.lib.http import check_header, is_token
+from pyproject.lib.pagecache import PageCache
 from pyproject.lib.request import Request
-from pyproject.lib.response import Response, finalize, json_response
+from pyproject.lib.response import Response, json_response, wsgi_parts
 from pyproject.lib.routing import Router, RoutingError, Rule
 from pyproject.lib.security import DEFAULT_CSP, check_csrf, csrf_token, security_headers
 from pyproject.lib.sessions import MemoryStore, SessionInterface
@@ -42,6 +43,8 @@ class App:
         self.handlers_by_class: dict[type[BaseException], Callable[..., Any]] = {}
         self.session_interface = SessionInterface(MemoryStore())
         self.static_files: Any = None
+        # Set by a site that keeps shared anonymous pages (see pyproject.lib.pagecache).
+        self.page_cache: PageCache | None = None
         self.trusted_origins: list[str] = []
         self.extensions: dict[str, Any] = {}
         self._got_first_request = False
@@ -136,6 +139,15 @@ class App:
 
     def _wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         started = time.perf_counter()
+        pages = self.page_cache
+        kept = None
+        if pages is not None and self.is_anonymous(environ):
+            kept = pages.answer(environ)
+        if kept is not None:
+            start_response(kept.status, kept.headers)
+            if log.isEnabledFor(logging.INFO):
+                log_request(environ, kept.status, kept.length, started)
+            return kept.body
         self._got_first_request = True
         request = self.request_class(environ)
         tokens = (_current_app.set(self), _current_request.set(request))
@@ -152,20 +164,29 @@ class App:
                 error = exc
                 response = unexpected_error_response(self, request, exc)
             try:
-                status, headers, body = self.finalize(request, response)
+                status, headers, body = self.seal(request, response)
             except Exception as exc:  # a header with CR/LF, a broken body: our bug, a 500
                 error = exc
                 response = unexpected_error_response(self, request, exc)
-                status, headers, body = self.finalize(request, response, save_session=False)
+                status, headers, body = self.seal(request, response, save_session=False)
         finally:
             self.teardown(request, error)
             request.close()
             _current_request.reset(tokens[1])
             _current_app.reset(tokens[0])
+        if response.shared is not None and pages is not None and self.is_anonymous(environ):
+            body = pages.keep(request, response.shared, status, headers, body)
         start_response(status, headers)
         if log.isEnabledFor(logging.INFO):
             log_request(environ, status, response.headers.get("Content-Length", "-"), started)
         return body
+
+    def is_anonymous(self, environ: dict[str, Any]) -> bool:
+        """Give whether a request comes without a session: the pages it gets are everyone's.
+
+        The one place that decides it, for the page cache and for views alike.
+        """
+        return not self.session_interface.carries_session(environ)
 
     def full_dispatch(self, request: Request) -> Response:
         """Give the response for a request: before-hooks, routing, CSRF, the view."""
@@ -257,15 +278,16 @@ class App:
             log.error("error handler failed", exc_info=second)
             return plain_500()
 
-    def finalize(
+    def seal(
         self, request: Request, response: Response, *, save_session: bool = True
     ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
-        """Save the session, add security headers, and give what WSGI needs."""
+        """Close a response for sending: save the session, then give its WSGI parts
+        (`wsgi_parts`) with the app's security headers added."""
         session = getattr(request, "session", None)
         if save_session and session is not None:
             self.session_interface.save(request.environ, session, response)
-        status, headers, body = finalize(response, request.environ)
-        # Added after the check in finalize(): they are constants, checked once at start-up.
+        status, headers, body = wsgi_parts(response, request.environ)
+        # Added after the check in wsgi_parts(): constants, checked once at start-up.
         present = {name.lower() for name, _ in headers}
         headers.extend(h for h in self.security_headers if h[0].lower() not in present)
         return status, headers, body

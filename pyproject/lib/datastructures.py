@@ -157,6 +157,10 @@ class Headers:
         if any(len(k) == size and k.lower() == lower for k, _ in self._list):
             self._list = [(k, v) for k, v in self._list if len(k) != size or k.lower() != lower]
 
+    def clear(self) -> None:
+        """Drop every header."""
+        self._list = []
+
     def get(self, key: str, default: str | None = None) -> str | None:
         """Give the first value of a header, or `default`."""
         lower, size = key.lower(), len(key)

@@ -1,51 +1,38 @@
-"""Finished anonymous pages, answered in front of the app from a per-worker cache.
+"""Finished anonymous pages, answered by the app from a per-worker cache.
 
-A view decorator (the blog's `reader_page`) marks a response as a page that is the same
-for every anonymous reader, with the validators it was built at: `mark(environ, ...)`.
-`PageCache`, a WSGI middleware around the app, then keeps what the app finally sent
-(status line, every header, the body) and answers the next anonymous GET or HEAD of
-the same URL itself, before a Request is even built: a 304 when the reader's copy is
-current, else the kept page. Every answer is checked against the validators of the
-moment (`etag_for`), which come from the shared database, so a change made by any
+A view says its response is the same for every anonymous reader by setting
+`response.shared` (a `Shared`: the validators it was built at, and what to run on every
+hit). The `App` hands what it finally sent (status line, every header, the body) to its
+`PageCache`, and asks the cache first on the next anonymous GET or HEAD, before a
+Request is even built: the cache answers a 304 when the reader's copy is current, else
+the kept page. Every answer is checked against the validators of the moment
+(`etag_for`), which the site computes from its shared storage, so a change made by any
 worker or host retires every kept page at once.
 
-What is never kept or answered here: anything but GET and HEAD, any request carrying
-the session cookie, a Host the app would refuse, an unparsable query string, a page
-that set a cookie or said `private` or `no-store`. Those all go to the app.
+What is never kept or answered here: anything but GET and HEAD, any request that may
+carry the session cookie (the App asks its session interface), a Host the app would
+refuse, an unparsable query string, a page that set a cookie or said `private` or
+`no-store`. Those all go to the app.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pyproject.lib.app import log, log_request
 from pyproject.lib.http import is_not_modified
 from pyproject.lib.request import Request, host_problem
+from pyproject.lib.response import Shared
 
-MARK = "pyproject.page_mark"  # the environ key a view's mark travels in
 _NOT_MODIFIED = "304 Not Modified"
 _NO_CONTENT_HEADERS = ("content-type", "content-length")
 
 # Validators of the moment for a page kind: the quoted ETag and Last-Modified.
 EtagFor = Callable[[int | None], tuple[str, datetime]]
-
-
-@dataclass(slots=True)
-class PageMark:
-    """What a view tells the cache about its response (see `PageCache.mark`)."""
-
-    key: str
-    etag: str
-    refresh: int | None
-    keep_body: bool = False
-    on_hit: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)
@@ -59,46 +46,49 @@ class Entry:
     size: int = 0
 
 
+@dataclass(slots=True)
+class Answer:
+    """What the cache sends for a request: status line, headers, body, logged length."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: list[bytes]
+    length: str
+
+
 def _size(headers: list[tuple[str, str]] | None) -> int:
     return sum(len(name) + len(value) for name, value in headers) if headers else 0
 
 
 class PageCache:
-    """WSGI middleware: keeps marked anonymous pages and answers them before the app.
+    """Keeps shared anonymous pages and answers them before the app builds a Request.
 
     `etag_for(refresh)` gives the current quoted ETag and Last-Modified for a page whose
     validators include a time bucket of `refresh` seconds (None for none).
-    `session_cookie` is the session cookie's name: a request whose cookies hold it (the
-    `__Host-` form too) is not anonymous. The cache is bounded in bytes (bodies and
-    headers) and in entries.
+    `parameters` names the query parameters that make a page distinct (the site's own
+    choice; others, such as utm_source, share the entry). The Host is checked against
+    `request_class.allowed_hosts`, as the Request would. The cache is bounded in bytes
+    (bodies and headers) and in entries.
     """
 
     def __init__(
         self,
-        app: Callable[..., Iterable[bytes]],
         *,
         etag_for: EtagFor,
-        session_cookie: str,
-        allowed_hosts: tuple[str, ...] | list[str],
-        parameters: tuple[str, ...] = ("page", "q"),
+        parameters: tuple[str, ...],
         request_class: type[Request] = Request,
         max_bytes: int = 8 * 1024 * 1024,
         max_entries: int = 10_000,
     ) -> None:
-        self.app = app
         self.etag_for = etag_for
-        self.session_cookie = session_cookie
-        self.allowed_hosts = tuple(allowed_hosts)
         self.parameters = parameters
         self.request_class = request_class
+        self.allowed_hosts = tuple(request_class.allowed_hosts)
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._good_hosts: set[str] = set()
         self._size = 0
         self._lock = threading.Lock()
-
-    # --- what views call -----------------------------------------------------------
 
     def key(self, environ: dict[str, Any], args: Any = None) -> str | None:
         """Give the cache key of a request: its path and the parameters pages read.
@@ -117,69 +107,17 @@ class PageCache:
         kept = [f"{name}={args.get(name)}" for name in self.parameters if name in args]
         return path + "?" + "&".join(kept)
 
-    def is_anonymous(self, environ: dict[str, Any]) -> bool:
-        """Give whether a request carries no session cookie (its pages are everyone's).
-
-        Deliberately coarse: any cookie text holding the name counts as a session, and
-        the app, which parses cookies properly, decides those requests.
-        """
-        cookies = environ.get("HTTP_COOKIE")
-        return not cookies or self.session_cookie not in cookies
-
-    def mark(
-        self,
-        environ: dict[str, Any],
-        key: str,
-        etag: str,
-        refresh: int | None,
-    ) -> PageMark:
-        """Mark the response to this request as an anonymous page at these validators.
-
-        Set `keep_body` on the mark (and `on_hit`, a function of the method to run when
-        a kept page is served, such as counting a view) once the page is known to be
-        the same for every anonymous reader.
-        """
-        page_mark = PageMark(key, etag, refresh)
-        environ[MARK] = page_mark
-        return page_mark
-
-    # --- the middleware ------------------------------------------------------------
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+    def answer(self, environ: dict[str, Any]) -> Answer | None:
+        """Give the kept answer to an anonymous GET or HEAD, or None for the app to answer."""
         method = environ.get("REQUEST_METHOD")
-        if method != "GET" and method != "HEAD":
-            return self.app(environ, start_response)
-        if self._entries:
-            started = time.perf_counter()
-            answer = self._answer(environ, method)
-            if answer is not None:
-                status, headers, body, length = answer
-                start_response(status, headers)
-                if log.isEnabledFor(logging.INFO):
-                    log_request(environ, status, length, started)
-                return body
-        sent: list[Any] = []
-
-        def remember_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-            sent[:] = (status, headers)
-            return start_response(status, headers, exc_info)
-
-        body = self.app(environ, remember_start)
-        page_mark = environ.get(MARK)
-        if page_mark is None or not sent:
-            return body
-        return self._keep(page_mark, method, sent[0], sent[1], body)
-
-    def _answer(
-        self, environ: dict[str, Any], method: str
-    ) -> tuple[str, list[tuple[str, str]], list[bytes], str] | None:
-        """Give the status, headers, body and logged length to send, or None for the app."""
+        if not self._entries or (method != "GET" and method != "HEAD"):
+            return None
         key = self.key(environ)
         entry = self._entries.get(key) if key is not None else None
-        if entry is None or not self.is_anonymous(environ):
+        if entry is None:
             return None
         host = environ.get("HTTP_HOST")
-        if host is None or (host not in self._good_hosts and not self._host_is_good(host)):
+        if host is None or host_problem(host.strip().lower(), self.allowed_hosts):
             return None
         try:
             etag, last_modified = self.etag_for(entry.refresh)
@@ -194,7 +132,7 @@ class PageCache:
             ):
                 if entry.not_modified_headers is None:
                     return None
-                return _NOT_MODIFIED, list(entry.not_modified_headers), [], "-"
+                return Answer(_NOT_MODIFIED, list(entry.not_modified_headers), [], "-")
             if entry.body is None or entry.page_headers is None:
                 return None
             if entry.on_hit is not None:
@@ -205,50 +143,44 @@ class PageCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
         body = [entry.body] if method == "GET" else []
-        return "200 OK", list(entry.page_headers), body, str(len(entry.body))
+        return Answer("200 OK", list(entry.page_headers), body, str(len(entry.body)))
 
-    def _host_is_good(self, host: str) -> bool:
-        """Give whether the app would accept this Host value; remember the ones it would."""
-        if host_problem(host.strip().lower(), self.allowed_hosts):
-            return False
-        if len(self._good_hosts) < 64:  # a bounded set: only names the site answers to
-            self._good_hosts.add(host)
-        return True
-
-    def _keep(
+    def keep(
         self,
-        page_mark: PageMark,
-        method: str,
+        request: Request,
+        shared: Shared,
         status: str,
         headers: list[tuple[str, str]],
         body: Iterable[bytes],
     ) -> Iterable[bytes]:
-        """Keep what the app sent for a marked page, if it may be kept; give the body."""
+        """Keep what the app sent for a shared page, if it may be kept; give the body."""
         code = status[:3]
-        if code not in ("200", "304") or not _shareable(headers):
+        if shared.etag is None or code not in ("200", "304") or not _shareable(headers):
+            return body
+        if request.method != "GET" and request.method != "HEAD":
+            return body
+        try:
+            key = self.key(request.environ, request.args)
+        except Exception:  # malformed: the app has said why; nothing to keep
+            return body
+        if key is None:
             return body
         if code == "304":
-            self._store(page_mark, not_modified_headers=list(headers))
+            self._store(key, shared, not_modified_headers=list(headers))
             return body
-        if method != "GET" or not page_mark.keep_body or not isinstance(body, list):
+        if request.method != "GET" or not isinstance(body, list):
             return body
         content = b"".join(body)
-        self._store(
-            page_mark,
-            page_headers=list(headers),
-            body=content,
-            on_hit=page_mark.on_hit,
-        )
+        self._store(key, shared, page_headers=list(headers), body=content, on_hit=shared.on_hit)
         return [content]
 
-    def _store(self, page_mark: PageMark, **parts: Any) -> None:
-        key = page_mark.key
+    def _store(self, key: str, shared: Shared, **parts: Any) -> None:
         with self._lock:
             entry = self._entries.pop(key, None)
             if entry is not None:
                 self._size -= entry.size
-            if entry is None or entry.etag != page_mark.etag:
-                entry = Entry(page_mark.etag, page_mark.refresh)
+            if entry is None or entry.etag != shared.etag:
+                entry = Entry(str(shared.etag), shared.refresh)
             for name, value in parts.items():
                 setattr(entry, name, value)
             if entry.not_modified_headers is None and entry.page_headers is not None:

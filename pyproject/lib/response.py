@@ -1,10 +1,11 @@
-"""The Response, its helpers (redirect, JSON, conditional 304s) and the one finalising step."""
+"""The Response, its helpers (redirect, JSON, conditional 304s), and how one becomes WSGI."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote
@@ -23,6 +24,21 @@ from pyproject.lib.http import (
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 _NO_BODY = {204, 304}
+
+
+@dataclass(slots=True)
+class Shared:
+    """A view's word that its response is the same for every anonymous reader.
+
+    The app's page cache (pyproject.lib.pagecache) may then keep the page and answer
+    the same URL itself while `etag` (quoted, as sent) is still current, for
+    validators with a time bucket of `refresh` seconds. `on_hit(method)` runs each time
+    a kept copy is served, as the view would have run it (counting a view, say).
+    """
+
+    etag: str | None = None
+    refresh: int | None = None
+    on_hit: Callable[[str], None] | None = None
 
 
 class Response:
@@ -45,9 +61,7 @@ class Response:
         if headers is None:
             # The common case: no headers yet, so no lookups either.
             self.headers = Headers()
-            self.headers._list.append(
-                ("Content-Type", content_type or mimetype or self.default_mimetype)
-            )
+            self.headers.add("Content-Type", content_type or mimetype or self.default_mimetype)
         else:
             self.headers = headers if isinstance(headers, Headers) else Headers(headers)
             if content_type is None and "Content-Type" not in self.headers:
@@ -57,6 +71,8 @@ class Response:
         self.body = body if body is not None else b""
         # Whether the response depends on the session (set by the session layer).
         self.vary_cookie = False
+        # Set by a view whose page anonymous readers may share (see Shared).
+        self.shared: Shared | None = None
 
     # --- convenience -----------------------------------------------------------------
 
@@ -144,12 +160,12 @@ class Response:
         return self
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        status, headers, body = finalize(self, environ)
+        status, headers, body = wsgi_parts(self, environ)
         start_response(status, headers)
         return body
 
 
-def finalize(
+def wsgi_parts(
     response: Response, environ: dict[str, Any]
 ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
     """Give the WSGI status, header list and body iterable for a response.
@@ -286,12 +302,12 @@ def not_modified(
     ):
         response = Response(b"", 304)
         # A 304 has no content to type: its headers are the validators alone.
-        lines = response.headers._list
-        lines.clear()
+        headers = response.headers
+        headers.clear()
         if quoted is not None:
-            lines.append(("ETag", quoted))
+            headers.add("ETag", quoted)
         if last_modified is not None:
-            lines.append(("Last-Modified", http_date(last_modified)))
+            headers.add("Last-Modified", http_date(last_modified))
         return response
     return None
 

@@ -1,7 +1,8 @@
-"""The page cache in front of the app (pyproject.lib.pagecache), on a small App.
+"""The page cache the app asks first (pyproject.lib.pagecache), on a small App.
 
-The view below marks its page the way the blog's `reader_page` does; the tests check
-what the middleware then answers by itself, and everything it must leave to the app.
+The view below declares its page shared (`response.shared`) the way the blog's
+`reader_page` does; the tests check what the cache then answers by itself, and
+everything it must leave to the app.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from pyproject.lib import App, Request, Response, not_modified, with_validators
 from pyproject.lib.pagecache import PageCache
+from pyproject.lib.response import Shared
 from pyproject.lib.testing import TestClient
 
 CHANGED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -31,14 +33,12 @@ class Site:
         self.fail_hit = False
         self.app = make_app()
         self.pages = PageCache(
-            self.app.wsgi_app,
             etag_for=self.etag_for,
-            session_cookie=self.app.session_interface.cookie_name,
-            allowed_hosts=self.app.request_class.allowed_hosts,
+            parameters=("page", "q"),
             request_class=self.app.request_class,
             **cache_options,
         )
-        self.app.wsgi_app = self.pages
+        self.app.page_cache = self.pages
         self.app.add_route("/page/<slug>", self.page, methods=("GET", "POST"), csrf=False)
         self.app.add_route("/signed", self.signed)
 
@@ -55,22 +55,19 @@ class Site:
     def page(self, request: Request, slug: str) -> Response:
         self.renders.append(request.path)
         quoted, last_modified = self.pages.etag_for(None)
-        mark = None
-        if request.method in ("GET", "HEAD"):
-            key = self.pages.key(request.environ, request.args)
-            mark = self.pages.mark(request.environ, key, quoted, None)
+        anonymous = self.app.is_anonymous(request.environ)
         early = not_modified(request.environ, etag=quoted[1:-1], last_modified=last_modified)
         if early is not None:
             early.headers.add("Cache-Control", "public, no-cache")
+            early.shared = Shared(quoted) if anonymous else None
             return early
         text = f"{slug} v{self.version} page={request.args.get('page', '1')}"
         response = with_validators(Response(text), etag=quoted[1:-1], last_modified=last_modified)
         response.headers.set("Cache-Control", request.args.get("cc", "public, no-cache"))
         if "cookie" in request.args:
             response.set_cookie("seen", "1")
-        if mark is not None:
-            mark.keep_body = True
-            mark.on_hit = self.on_hit
+        if anonymous:
+            response.shared = Shared(quoted, on_hit=self.on_hit)
         return response
 
     def signed(self, request: Request) -> str:

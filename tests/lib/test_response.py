@@ -1,4 +1,4 @@
-"""Tests for the Response, finalize and the response helpers in pyproject/lib/response.py."""
+"""Tests for the Response, wsgi_parts and the response helpers in pyproject/lib/response.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyproject.lib.app import App
 from pyproject.lib.http import http_date
 from pyproject.lib.response import (
     Response,
-    finalize,
+    wsgi_parts,
     json_response,
     not_modified,
     redirect,
@@ -26,13 +26,13 @@ MODIFIED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def environ(method: str = "GET", **extra: Any) -> dict[str, Any]:
-    """Give the parts of a WSGI environ that finalize and the 304 helpers read."""
+    """Give the parts of a WSGI environ that wsgi_parts and the 304 helpers read."""
     return {"REQUEST_METHOD": method, **extra}
 
 
 def run(response: Response, method: str = "GET", **extra: Any):
-    """Give the status, Headers-like dict list and joined body finalize produces."""
-    status, headers, body = finalize(response, environ(method, **extra))
+    """Give the status, Headers-like dict list and joined body wsgi_parts produces."""
+    status, headers, body = wsgi_parts(response, environ(method, **extra))
     data = b"".join(body)
     close = getattr(body, "close", None)
     if close is not None:
@@ -114,7 +114,7 @@ def test_content_type_defaults_to_html_and_can_be_chosen():
     assert Response(headers={"content-type": "image/png"}).mimetype == "image/png"
 
 
-# --- finalize ----------------------------------------------------------------------------
+# --- wsgi_parts ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("body", "length"), [(b"hello", "5"), ("café", "5"), (b"", "0")])
@@ -149,7 +149,7 @@ def test_finalize_sends_a_real_file_with_its_length(tmp_path):
 def test_finalize_uses_the_servers_file_wrapper(tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(b"%PDF")
-    _, _, body = finalize(
+    _, _, body = wsgi_parts(
         Response(path.open("rb"), mimetype="application/pdf"),
         environ(**{"wsgi.file_wrapper": FileWrapper}),
     )
@@ -252,7 +252,7 @@ def test_finalize_refuses_cr_lf_nul_in_header_names_and_values(name, value):
     response = Response(b"ok")
     response.headers.add(name, value)
     with pytest.raises(ValueError):
-        finalize(response, environ())
+        wsgi_parts(response, environ())
 
 
 def test_session_dependent_response_varies_on_cookie_once():

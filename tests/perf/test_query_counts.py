@@ -164,7 +164,7 @@ def posts_per_page(size: int) -> Iterator[None]:
 def count_render(app: App, client: TestClient, url: str) -> tuple[TestResponse, list[str]]:
     """Render `url` once to warm up, then again (past the page cache) counting statements."""
     assert client.get(url).status_code == 200
-    app.extensions["page_cache"].clear()  # an anonymous first render
+    app.page_cache.clear()  # an anonymous first render
     with statements(app) as seen:
         response = client.get(url)
     assert response.status_code == 200, f"{url} answered {response.status}"
@@ -197,7 +197,7 @@ def test_anonymous_first_render_is_counted_from_the_validators_connection(blog: 
     client = blog.test_client()
     client.get("/")
     assert getattr(blog.extensions["content_state"]._local, "connection", None) is not None
-    blog.extensions["page_cache"].clear()
+    blog.page_cache.clear()
     with statements(blog) as seen:
         client.get("/")
     assert any("data_version" in statement for statement in seen), seen
