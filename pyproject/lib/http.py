@@ -131,6 +131,7 @@ def is_not_modified(
 # --- header values ---------------------------------------------------------------------
 
 # \Z, not $: `$` also matches before a trailing newline, which would let "X-Name\n" through.
+# A token is what header, method and cookie names are made of.
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 
@@ -225,7 +226,6 @@ def prefers_json(accept: str | None) -> bool:
 
 # --- cookies ---------------------------------------------------------------------------
 
-_COOKIE_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _COOKIE_VALUE_RE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*\Z")
 
 
@@ -245,7 +245,7 @@ def parse_cookie(header: str | None) -> dict[str, str]:
         name, value = name.strip(), value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        if not _COOKIE_NAME_RE.match(name) or not _COOKIE_VALUE_RE.match(value):
+        if not _TOKEN_RE.match(name) or not _COOKIE_VALUE_RE.match(value):
             continue
         cookies.setdefault(name, value)
     return cookies
@@ -264,7 +264,7 @@ def dump_cookie(
     samesite: str | None = "Lax",
 ) -> str:
     """Give a Set-Cookie header value; refuse names and values a browser would mangle."""
-    if not _COOKIE_NAME_RE.match(name):
+    if not _TOKEN_RE.match(name):
         raise ValueError(f"invalid cookie name {name!r}")
     if not _COOKIE_VALUE_RE.match(value):
         raise ValueError("cookie values may hold only printable ASCII without ; , \\ or quotes")
