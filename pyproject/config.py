@@ -70,6 +70,11 @@ SETTINGS: tuple[Setting, ...] = (
         "One line describing the blog, for meta tags and feeds.",
     ),
     Setting("TIMEZONE", "UTC", "Time zone for entering and showing times (an IANA name)."),
+    Setting(
+        "PAGE_CACHE_MB",
+        8,
+        "Memory each worker keeps finished anonymous pages in, in MB (0: no page cache).",
+    ),
     Setting("TRASH_DAYS", 30, "Days a deleted post stays in the trash before it is purged."),
     Setting(
         "RENDER_TIME_LIMIT_MS",

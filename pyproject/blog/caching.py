@@ -181,7 +181,7 @@ def reader_page(
             app = current_app()
             if request.method not in ("GET", "HEAD") or not app.is_anonymous(request.environ):
                 return func_(request, **kwargs)
-            quoted, last_modified = app.page_cache.etag_for(refresh_seconds)
+            quoted, last_modified = app.extensions["reader_validators"](refresh_seconds)
             etag = quoted[1:-1]
             early = not_modified(request.environ, etag=etag, last_modified=last_modified)
             if early is not None:
@@ -221,8 +221,12 @@ def init_app(app: App, root: Path, database: Database) -> None:
     state = ContentState(database, version)
     app.extensions["templates_version"] = version
     app.extensions["content_state"] = state
-    app.page_cache = PageCache(
-        etag_for=etag_for(state),
-        parameters=PAGE_PARAMETERS,
-        request_class=app.request_class,
-    )
+    validators = app.extensions["reader_validators"] = etag_for(state)
+    megabytes = app.config.get("PAGE_CACHE_MB", 8)
+    if megabytes > 0:
+        app.page_cache = PageCache(
+            etag_for=validators,
+            parameters=PAGE_PARAMETERS,
+            request_class=app.request_class,
+            max_bytes=megabytes * 1024 * 1024,
+        )

@@ -318,3 +318,23 @@ def test_workers_on_the_same_database_agree_on_validators(tmp_path: Path) -> Non
     finally:
         get_database(first).dispose()
         get_database(second).dispose()
+
+
+# --- without a page cache ------------------------------------------------------------------
+
+
+def test_with_the_page_cache_off_pages_still_revalidate_and_every_read_counts(
+    tmp_path: Path,
+) -> None:
+    app = build_app(tmp_path, PAGE_CACHE_MB=0)
+    try:
+        assert app.page_cache is None
+        site = make_site(app)
+        path = f"/posts/{site.slug}"
+        first = site.reader.get(path)
+        etag, _ = validators(first, "post")
+        assert site.reader.get(path).text == first.text
+        assert_not_modified(site.reader.get(path, headers={"If-None-Match": etag}), etag, "post")
+        assert views_of(app, site.slug) == 2
+    finally:
+        get_database(app).dispose()
