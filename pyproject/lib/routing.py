@@ -6,7 +6,7 @@ import heapq
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from pyproject.lib.exceptions import MethodNotAllowed, NotFound, Redirect
@@ -46,6 +46,13 @@ class RoutingError(Exception):
     """A mistake in how routes were declared or built (always a programming error)."""
 
 
+class RulePart(NamedTuple):
+    """A piece of a rule as written: literal text, or the name of a placeholder."""
+
+    text: str
+    is_placeholder: bool = False
+
+
 @dataclass
 class Rule:
     """One URL rule: its pattern, endpoint, methods and the compiled regex."""
@@ -57,7 +64,7 @@ class Rule:
     options: dict[str, Any] = field(default_factory=dict)
     regex: re.Pattern[str] = field(init=False)
     converters: dict[str, Converter] = field(init=False)
-    parts: list[tuple[bool, str]] = field(init=False)
+    parts: list[RulePart] = field(init=False)
     is_static: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,7 +75,7 @@ class Rule:
         for match in _PLACEHOLDER.finditer(self.rule):
             literal = self.rule[position : match.start()]
             pattern.append(re.escape(literal))
-            self.parts.append((False, literal))
+            self.parts.append(RulePart(literal))
             kind, name = match.group("kind") or "str", match.group("name")
             if kind not in CONVERTERS:
                 raise RoutingError(f"unknown converter {kind!r} in rule {self.rule!r}")
@@ -76,13 +83,13 @@ class Rule:
                 raise RoutingError(f"placeholder {name!r} appears twice in {self.rule!r}")
             self.converters[name] = CONVERTERS[kind]
             pattern.append(f"(?P<{name}>{CONVERTERS[kind].regex})")
-            self.parts.append((True, name))
+            self.parts.append(RulePart(name, is_placeholder=True))
             position = match.end()
         tail = self.rule[position:]
         if "<" in tail or ">" in tail:
             raise RoutingError(f"malformed placeholder in rule {self.rule!r}")
         pattern.append(re.escape(tail))
-        self.parts.append((False, tail))
+        self.parts.append(RulePart(tail))
         pattern.append(r"\Z")  # not $, which also matches before a trailing newline
         self.regex = re.compile("".join(pattern))
         self.is_static = not self.converters
@@ -102,18 +109,26 @@ class Rule:
     def build(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Give the path for these values and the values the rule did not use."""
         out = []
-        for is_var, text in self.parts:
-            if not is_var:
-                out.append(text)
+        for part in self.parts:
+            if not part.is_placeholder:
+                out.append(part.text)
                 continue
-            if text not in values or values[text] is None:
-                raise RoutingError(f"url_for({self.endpoint!r}) needs a value for {text!r}")
-            built = self.converters[text].to_url(values[text])
+            name = part.text
+            if values.get(name) is None:
+                raise RoutingError(f"url_for({self.endpoint!r}) needs a value for {name!r}")
+            built = self.converters[name].to_url(values[name])
             if not built:
-                raise RoutingError(f"url_for({self.endpoint!r}) got an empty {text!r}")
+                raise RoutingError(f"url_for({self.endpoint!r}) got an empty {name!r}")
             out.append(built)
         extra = {k: v for k, v in values.items() if k not in self.converters and v is not None}
         return "".join(out), extra
+
+
+class NumberedRule(NamedTuple):
+    """A pattern rule with its place in registration order (rules are tried in that order)."""
+
+    number: int
+    rule: Rule
 
 
 class Router:
@@ -126,8 +141,8 @@ class Router:
         # Pattern rules by their first path segment when it is literal ("posts" for
         # /posts/<slug>), so a request tries only the rules that could match; the rest
         # (a placeholder first) in `_anywhere`. Each keeps its registration order.
-        self._by_segment: dict[str, list[tuple[int, Rule]]] = {}
-        self._anywhere: list[tuple[int, Rule]] = []
+        self._by_segment: dict[str, list[NumberedRule]] = {}
+        self._anywhere: list[NumberedRule] = []
         # What a request tries per first segment, both lists merged (made on first use).
         self._tried: dict[str | None, list[Rule]] = {}
 
@@ -147,7 +162,7 @@ class Router:
         if rule.is_static:
             self._static.setdefault(rule.rule, []).append(rule)
         else:
-            entry = (len(self.rules), rule)
+            entry = NumberedRule(len(self.rules), rule)
             first = rule.rule.split("/", 2)[1]
             if "<" in first:
                 self._anywhere.append(entry)
@@ -170,7 +185,8 @@ class Router:
         tried = self._tried.get(key)
         if tried is None:
             own = self._by_segment.get(segment, ()) if key is not None else ()
-            tried = self._tried[key] = [rule for _, rule in heapq.merge(own, self._anywhere)]
+            merged = heapq.merge(own, self._anywhere)  # by number: registration order
+            tried = self._tried[key] = [entry.rule for entry in merged]
         return tried
 
     def _candidates(self, path: str) -> list[tuple[Rule, dict[str, Any]]]:
@@ -215,9 +231,9 @@ class Router:
             raise RoutingError(f"no endpoint named {endpoint!r}")
         if list(rule.converters) != [name]:
             raise RoutingError(f"{endpoint!r} does not take exactly the value {name!r}")
-        index = next(i for i, (is_var, _) in enumerate(rule.parts) if is_var)
-        prefix = "".join(text for _, text in rule.parts[:index])
-        suffix = "".join(text for _, text in rule.parts[index + 1 :])
+        index = next(i for i, part in enumerate(rule.parts) if part.is_placeholder)
+        prefix = "".join(part.text for part in rule.parts[:index])
+        suffix = "".join(part.text for part in rule.parts[index + 1 :])
         to_url = rule.converters[name].to_url
 
         def build(value: Any) -> str:

@@ -54,6 +54,17 @@ class MemoryStore:
         with self._lock:
             self._data.pop(key, None)
 
+    def keys(self) -> list[str]:
+        """Give the keys held, expired ones included."""
+        with self._lock:
+            return list(self._data)
+
+    def expires_at(self, key: str) -> float | None:
+        """Give when the data under `key` expires (a Unix time), or None if absent."""
+        with self._lock:
+            item = self._data.get(key)
+        return None if item is None else item[1]
+
 
 def session_key(sid: str) -> str:
     """Give the store key for a session id (its SHA-256, hex)."""
@@ -113,6 +124,20 @@ class Session(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._load())
+
+    @property
+    def incoming_sid(self) -> str | None:
+        """Give the well-formed id the request's cookie carried, live or not (else None)."""
+        return self._incoming_sid
+
+    def snapshot(self) -> dict[str, Any]:
+        """Give a copy of the data, as it should be written to the store."""
+        return dict(self._load())
+
+    def pop_stale_sids(self) -> list[str]:
+        """Give the ids this session was rotated away from, and forget them."""
+        stale, self._stale_sids = self._stale_sids, []
+        return stale
 
     def rotate(self) -> None:
         """Issue a new id for the same data (at sign-in) and drop the old one from the store."""
@@ -184,20 +209,19 @@ class SessionInterface:
         if not session.accessed:
             return
         response.vary_cookie = True
-        if session._incoming_sid is not None or session.modified:
+        if session.incoming_sid is not None or session.modified:
             # The page may show this visitor's data: no shared cache may keep it.
             cache = response.headers.get("Cache-Control") or ""
             if "private" not in cache and "no-store" not in cache:
                 response.headers.set("Cache-Control", "private, no-cache")
-        for stale in session._stale_sids:
+        for stale in session.pop_stale_sids():
             self.store.delete(session_key(stale))
-        session._stale_sids.clear()
         secure = self._is_secure(environ)
         name = self.cookie_for(environ)
-        data = session._data or {}
+        data = session.snapshot()
         now = time.time()
         if not data:
-            if session._incoming_sid is not None:
+            if session.incoming_sid is not None:
                 if session.sid is not None:
                     self.store.delete(session_key(session.sid))
                 response.delete_cookie(name, secure=secure, samesite=self.samesite)

@@ -8,6 +8,8 @@ import os
 import stat as stat_module
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +40,28 @@ KEEP_FILE_BYTES = 256 * 1024
 KEEP_TOTAL_BYTES = 32 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    """One servable file: where it is, and the header values it is sent with."""
+
+    path: str
+    stat: os.stat_result
+    content_type: str
+    etag: str
+    last_modified: str
+    modified_at: datetime | None
+    content: bytes | None  # the bytes when small enough to keep in memory
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A file's content hash, with the mtime and size it was computed for."""
+
+    mtime_ns: int
+    size: int
+    value: str
+
+
 class StaticFiles:
     """Serves files under `directory` at `prefix`, passing every other request to the app.
 
@@ -64,11 +88,16 @@ class StaticFiles:
         self.extra_headers = list(extra_headers or ())
         self.check_changes = check_changes
         self.allowed_hosts = allowed_hosts
-        self._fingerprints: dict[str, tuple[int, int, str]] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}
         self._url_cache: dict[str, str] = {}
-        self._known: dict[str, tuple[Any, ...]] = {}
+        self._known: dict[str, StaticFile] = {}
         self._kept_bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def kept_bytes(self) -> int:
+        """Give how many bytes of file content are held in memory."""
+        return self._kept_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         path = environ.get("PATH_INFO", "")
@@ -84,17 +113,17 @@ class StaticFiles:
         found = self._file(path[len(self.prefix) :])
         if found is None:
             return self._plain(start_response, 404, "Not Found")
-        real, stat, content_type, etag, modified_header, modified_at, content = found
+        stat, content = found.stat, found.content
         headers = [
-            ("Content-Type", content_type),
-            ("ETag", etag),
-            ("Last-Modified", modified_header),
-            ("Cache-Control", self._cache_control(environ, real, stat)),
+            ("Content-Type", found.content_type),
+            ("ETag", found.etag),
+            ("Last-Modified", found.last_modified),
+            ("Cache-Control", self._cache_control(environ, found.path, stat)),
             *self.extra_headers,
         ]
         if is_not_modified(
-            etag=etag,
-            last_modified=modified_at,
+            etag=found.etag,
+            last_modified=found.modified_at,
             if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
             if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
         ):
@@ -107,7 +136,7 @@ class StaticFiles:
             start_response(status_line(200), [*headers, ("Content-Length", str(len(content)))])
             return [content]
         try:
-            handle = open(real, "rb")  # noqa: SIM115 - the file wrapper closes it
+            handle = open(found.path, "rb")  # noqa: SIM115 - the file wrapper closes it
         except OSError:  # removed since it was remembered
             self._known.pop(path[len(self.prefix) :], None)
             return self._plain(start_response, 404, "Not Found")
@@ -117,7 +146,7 @@ class StaticFiles:
             return wrapper(handle, 64 * 1024)
         return read_chunks(handle)
 
-    def _file(self, raw: str) -> tuple[Any, ...] | None:
+    def _file(self, raw: str) -> StaticFile | None:
         """Give a file's path, stat and header values, remembered unless files may change."""
         known = self._known.get(raw)
         if known is not None:
@@ -127,20 +156,19 @@ class StaticFiles:
             return None
         real, stat = found
         modified_header = http_date(int(stat.st_mtime))
-        known = (
-            real,
-            stat,
-            self._content_type(real),
-            quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}"),
-            modified_header,
-            parse_http_date(modified_header),
-            None,
-        )
         # Only files that exist are remembered (a bounded set: what static/ holds), and
         # only where they cannot change under a running server. Small ones are kept in
         # memory too: no open, read and close per request.
+        known = StaticFile(
+            path=real,
+            stat=stat,
+            content_type=self._content_type(real),
+            etag=quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}"),
+            last_modified=modified_header,
+            modified_at=parse_http_date(modified_header),
+            content=None if self.check_changes else self._content(real, stat),
+        )
         if not self.check_changes:
-            known = (*known[:6], self._content(real, stat))
             self._known[raw] = known
         return known
 
@@ -195,15 +223,19 @@ class StaticFiles:
 
     def _fingerprint(self, real: str, stat: os.stat_result) -> str:
         cached = self._fingerprints.get(real)
-        if cached and cached[0] == stat.st_mtime_ns and cached[1] == stat.st_size:
-            return cached[2]
+        if (
+            cached is not None
+            and cached.mtime_ns == stat.st_mtime_ns
+            and cached.size == stat.st_size
+        ):
+            return cached.value
         digest = hashlib.sha256()
         with open(real, "rb") as handle:
             for chunk in iter(lambda: handle.read(64 * 1024), b""):
                 digest.update(chunk)
         value = digest.hexdigest()[:12]
         with self._lock:
-            self._fingerprints[real] = (stat.st_mtime_ns, stat.st_size, value)
+            self._fingerprints[real] = Fingerprint(stat.st_mtime_ns, stat.st_size, value)
         return value
 
     def url_for(self, filename: str) -> str:

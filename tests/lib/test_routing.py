@@ -6,7 +6,7 @@ import pytest
 
 from pyproject.lib.app import App
 from pyproject.lib.exceptions import MethodNotAllowed, NotFound, Redirect
-from pyproject.lib.routing import Router, RoutingError, Rule
+from pyproject.lib.routing import Router, RoutingError, Rule, RulePart
 
 
 def _view(request, **values):
@@ -273,6 +273,32 @@ def test_same_rule_and_method_twice_fails_loudly():
 def test_malformed_rules_fail_loudly(rule):
     with pytest.raises(RoutingError):
         Rule(rule, "endpoint", frozenset({"GET"}), _view)
+
+
+def test_a_rule_is_split_into_literal_text_and_placeholder_names():
+    rule = Rule("/posts/<int:year>/<slug>.html", "post", frozenset({"GET"}), _view)
+
+    assert rule.parts == [
+        RulePart("/posts/"),
+        RulePart("year", is_placeholder=True),
+        RulePart("/"),
+        RulePart("slug", is_placeholder=True),
+        RulePart(".html"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("/<section>/<slug>", "anywhere"), ("/posts/<slug>", "posts")),
+        (("/posts/<slug>", "posts"), ("/<section>/<slug>", "anywhere")),
+    ],
+)
+def test_pattern_rules_are_tried_in_registration_order(first, second):
+    router = make_router((*first, ("GET",)), (*second, ("GET",)))
+
+    assert router.match("/posts/hello", "GET")[0].endpoint == first[1]
+    assert router.match("/tags/hello", "GET")[0].endpoint == "anywhere"
 
 
 def test_app_rule_for_get_also_answers_head_but_not_post(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pyproject.lib.sessions import session_key
+from pyproject.lib.sessions import MemoryStore, Session, session_key
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_no_cookie_is_set_for_a_visitor_whose_session_stays_empty(app, path):
 
     assert "Set-Cookie" not in response.headers
     assert client.cookies == {}
-    assert app.session_interface.store._data == {}
+    assert app.session_interface.store.keys() == []
 
 
 def test_session_data_persists_across_requests(app):
@@ -147,7 +147,7 @@ def test_after_rotate_the_old_id_no_longer_loads(app):
     response = attacker.get("/read", headers={"Cookie": f"session={old_sid}"})
 
     assert response.data == b"anonymous"
-    assert session_key(old_sid) not in app.session_interface.store._data
+    assert app.session_interface.store.expires_at(session_key(old_sid)) is None  # deleted
 
 
 def test_rotate_of_an_anonymous_session_gives_a_fresh_id(app):
@@ -182,7 +182,7 @@ def test_after_logout_the_old_cookie_is_anonymous_even_if_replayed(app):
     response = replayed.get("/read", headers={"Cookie": f"session={old_sid}"})
 
     assert response.data == b"anonymous"
-    assert app.session_interface.store._data == {}
+    assert app.session_interface.store.keys() == []
 
 
 # --- hostile cookies -------------------------------------------------------------------
@@ -285,12 +285,11 @@ def test_a_page_that_never_touched_the_session_does_not_vary_on_cookie(app):
 def test_the_store_keeps_a_hash_of_the_id_never_the_id(app):
     _, sid = signed_in(app)
 
-    store = app.session_interface.store._data
-    assert len(store) == 1
-    (key,) = store
-    assert key != sid
+    store = app.session_interface.store
+    (key,) = store.keys()
+    assert key == session_key(sid)
     assert sid not in key
-    assert sid not in repr(store)
+    assert sid not in repr(store.load(key))
 
 
 def test_the_cookie_lasts_as_long_as_the_store_keeps_the_session(make_app):
@@ -300,17 +299,21 @@ def test_the_cookie_lasts_as_long_as_the_store_keeps_the_session(make_app):
 
     response = app.test_client(validate=True).get("/write")
 
-    _, _, attributes = cookie_attributes(response.headers["Set-Cookie"])
+    _, sid, attributes = cookie_attributes(response.headers["Set-Cookie"])
     assert "max-age=60" in attributes
-    ((_, expires_at),) = app.session_interface.store._data.values()
+    expires_at = app.session_interface.store.expires_at(session_key(sid))
     assert before + 60 <= expires_at <= time.time() + 60
+
+
+def expire(store: MemoryStore, sid: str) -> None:
+    """Make the stored session of `sid` one second past its expiry."""
+    key = session_key(sid)
+    store.save(key, store.load(key), time.time() - 1)
 
 
 def test_an_expired_session_is_anonymous(app):
     client, sid = signed_in(app)
-    store = app.session_interface.store._data
-    data, _ = store[session_key(sid)]
-    store[session_key(sid)] = (data, time.time() - 1)
+    expire(app.session_interface.store, sid)
 
     response = client.get("/read")
 
@@ -319,12 +322,107 @@ def test_an_expired_session_is_anonymous(app):
 
 def test_an_expired_session_cookie_is_deleted_when_the_session_is_read(app):
     client, sid = signed_in(app)
-    store = app.session_interface.store._data
-    data, _ = store[session_key(sid)]
-    store[session_key(sid)] = (data, time.time() - 1)
+    expire(app.session_interface.store, sid)
 
     response = client.get("/read")
 
     _, value, attributes = cookie_attributes(response.headers["Set-Cookie"])
     assert value == ""
     assert "max-age=0" in attributes
+
+
+def test_the_memory_store_lists_its_keys_and_when_each_expires():
+    store = MemoryStore()
+    store.save("a", {"n": 1}, 100.0)
+    store.save("b", {"n": 2}, 200.0)
+    store.delete("b")
+
+    assert store.keys() == ["a"]
+    assert store.expires_at("a") == 100.0
+    assert store.expires_at("b") is None
+    assert store.load("a") is None  # expired long ago, though still listed
+
+
+# --- what a Session offers the interface -----------------------------------------------
+
+
+def stored_session(data: dict) -> tuple[MemoryStore, str]:
+    """Give a store holding `data` under a fresh, live session id, and that id."""
+    store, sid = MemoryStore(), secrets.token_urlsafe(32)
+    store.save(session_key(sid), data, time.time() + 60)
+    return store, sid
+
+
+def test_incoming_sid_is_the_well_formed_id_the_cookie_carried_live_or_not():
+    store, sid = stored_session({"name": "ada"})
+    unknown = secrets.token_urlsafe(32)
+
+    assert Session(store, sid).incoming_sid == sid
+    assert Session(store, unknown).incoming_sid == unknown
+    assert Session(store, None).incoming_sid is None
+
+
+@pytest.mark.parametrize("sid", ["", "short", "A" * 44, "A" * 42 + "é", "A" * 42 + ";"])
+def test_incoming_sid_of_a_malformed_cookie_is_none(sid):
+    assert Session(MemoryStore(), sid).incoming_sid is None
+
+
+def test_incoming_sid_is_read_only_and_outlives_rotate():
+    store, sid = stored_session({"name": "ada"})
+    session = Session(store, sid)
+
+    session.rotate()
+
+    assert session.incoming_sid == sid
+    assert session.sid is None
+    with pytest.raises(AttributeError):
+        session.incoming_sid = secrets.token_urlsafe(32)
+
+
+def test_snapshot_gives_the_stored_data_loading_it_first():
+    store, sid = stored_session({"name": "ada"})
+    session = Session(store, sid)
+
+    assert session.snapshot() == {"name": "ada"}
+    assert session.accessed
+    assert session.sid == sid
+
+
+def test_snapshot_is_a_copy_that_does_not_change_the_session():
+    session = Session(MemoryStore(), None)
+    session["name"] = "ada"
+
+    snapshot = session.snapshot()
+    snapshot["name"] = "mallory"
+    snapshot["extra"] = 1
+
+    assert dict(session) == {"name": "ada"}
+
+
+def test_pop_stale_sids_gives_the_ids_rotated_away_from_once():
+    store, sid = stored_session({"name": "ada"})
+    session = Session(store, sid)
+    session.rotate()
+
+    assert session.pop_stale_sids() == [sid]
+    assert session.pop_stale_sids() == []
+
+
+def test_clear_leaves_the_old_id_stale_too():
+    store, sid = stored_session({"name": "ada"})
+    session = Session(store, sid)
+    session.clear()
+
+    assert session.pop_stale_sids() == [sid]
+    assert session.snapshot() == {}
+
+
+@pytest.mark.parametrize("kind", ["none", "unknown"])
+def test_rotating_a_session_without_a_live_id_leaves_nothing_stale(kind):
+    sid = None if kind == "none" else secrets.token_urlsafe(32)
+    session = Session(MemoryStore(), sid)
+    session["name"] = "ada"
+
+    session.rotate()
+
+    assert session.pop_stale_sids() == []

@@ -398,5 +398,23 @@ def test_the_memory_kept_is_bounded(folder, monkeypatch):
     client.get("/static/hello.txt")
     client.get("/static/app.js")
     client.get("/static/logo.png")
-    assert files._kept_bytes <= len(TEXT) + 10
+    assert files.kept_bytes <= len(TEXT) + 10
     assert client.get("/static/logo.png").data == (folder / "logo.png").read_bytes()
+
+
+def test_kept_bytes_counts_each_file_held_in_memory_once(folder):
+    files = StaticFiles(inner_app, str(folder))
+    client = TestClient(files, validate=True)
+    assert files.kept_bytes == 0
+
+    client.get("/static/hello.txt")
+    client.get("/static/hello.txt")
+    client.head("/static/app.js")
+
+    assert files.kept_bytes == len(TEXT) + (folder / "app.js").stat().st_size
+
+
+def test_a_server_that_checks_for_changes_keeps_nothing_in_memory(client, files):
+    client.get("/static/hello.txt")
+
+    assert files.kept_bytes == 0
