@@ -21,7 +21,7 @@ from pyproject.lib.http import (
     safe_join,
     status_line,
 )
-from pyproject.lib.request import host_allowed, split_host
+from pyproject.lib.request import host_problem
 from pyproject.lib.response import read_chunks
 
 _EXTRA_TYPES = {
@@ -87,7 +87,7 @@ class StaticFiles:
         self.max_age = max_age
         self.extra_headers = list(extra_headers or ())
         self.check_changes = check_changes
-        self.allowed_hosts = allowed_hosts
+        self.allowed_hosts = tuple(allowed_hosts) if allowed_hosts is not None else None
         self._fingerprints: dict[str, Fingerprint] = {}
         self._url_cache: dict[str, str] = {}
         self._known: dict[str, StaticFile] = {}
@@ -104,8 +104,8 @@ class StaticFiles:
         if not path.startswith(self.prefix):
             return self.app(environ, start_response)
         if self.allowed_hosts is not None:
-            name = split_host(environ.get("HTTP_HOST", "").strip())
-            if name is None or not host_allowed(name, self.allowed_hosts):
+            host = environ.get("HTTP_HOST", "").strip().lower()
+            if host_problem(host, self.allowed_hosts):
                 return self._plain(start_response, 400, "Bad Request")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
