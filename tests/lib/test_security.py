@@ -1,4 +1,4 @@
-"""Tests for pyproject/lib/security.py: CSRF tokens and origin checks on unsafe methods."""
+"""Tests for pyproject/lib/security.py: CSRF tokens, origin checks, the security headers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import secrets
 
 import pytest
 
-from pyproject.lib.security import csrf_token
+from pyproject.lib.security import (
+    CSRF_FIELD,
+    DEFAULT_CSP,
+    UNSAFE_METHODS,
+    csrf_token,
+    origin_of,
+    security_headers,
+)
 
 UNSAFE = ["POST", "PUT", "PATCH", "DELETE"]
 
@@ -263,3 +270,91 @@ def test_the_403_is_json_when_the_client_asks_for_json(client, calls):
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert response.json["error"]["status"] == 403
     assert calls == []
+
+
+# --- the pieces on their own ---------------------------------------------------------------
+
+
+def test_unsafe_methods_are_the_ones_that_change_things():
+    assert frozenset({"POST", "PUT", "PATCH", "DELETE"}) == UNSAFE_METHODS
+    assert not {"GET", "HEAD", "OPTIONS", "TRACE"} & UNSAFE_METHODS
+    assert CSRF_FIELD == "csrf_token"
+
+
+def test_csrf_token_makes_one_token_per_session_and_keeps_it():
+    session: dict[str, str] = {}
+
+    first = csrf_token(session)
+
+    assert len(first) >= 43  # 32 random bytes, URL-safe base64
+    assert set(first) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert csrf_token(session) == first
+    assert list(session.values()) == [first]
+    assert csrf_token({}) != first
+
+
+def test_csrf_token_replaces_an_empty_stored_token():
+    session: dict[str, str] = {}
+    csrf_token(session)
+    (key,) = session
+    session[key] = ""
+
+    token = csrf_token(session)
+
+    assert token
+    assert session[key] == token
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://blog.example/", "https://blog.example"),
+        ("https://Blog.Example:8443/path?q=1#top", "https://blog.example:8443"),
+        ("HTTP://LOCALHOST", "http://localhost"),
+        ("http://[::1]:8000/x", "http://[::1]:8000"),
+    ],
+)
+def test_origin_of_gives_scheme_and_host_lower_cased(url, origin):
+    assert origin_of(url) == origin
+
+
+def test_security_headers_by_default():
+    headers = dict(security_headers())
+
+    assert headers == {
+        "Content-Security-Policy": DEFAULT_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
+def test_security_headers_add_hsts_only_when_asked():
+    assert "Strict-Transport-Security" not in dict(security_headers())
+
+    headers = dict(security_headers(hsts=True))
+
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_security_headers_take_another_csp():
+    headers = dict(security_headers("default-src 'none'"))
+
+    assert headers["Content-Security-Policy"] == "default-src 'none'"
+
+
+def csp_directives(policy: str) -> dict[str, str]:
+    return dict(part.strip().partition(" ")[::2] for part in policy.split(";"))
+
+
+def test_the_default_csp_allows_only_our_own_scripts_and_no_framing():
+    directives = csp_directives(DEFAULT_CSP)
+
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["base-uri"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["form-action"] == "'self'"
+    assert "unsafe-inline" not in DEFAULT_CSP and "unsafe-eval" not in DEFAULT_CSP
