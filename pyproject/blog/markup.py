@@ -6,7 +6,8 @@ pipeline can be found and rendered again.
 
 Python-Markdown does the conversion (with Pygments for code), then bleach keeps only the
 elements, attributes, classes and URLs that this Markdown produces. Whatever the author typed
-as raw HTML survives only where it is on that allowlist.
+as raw HTML survives only where it is on that allowlist. Last, every table and code block is
+made a scrolling region that a keyboard can reach (see :class:`_ScrollRegions`).
 
 ``python -m pyproject.blog.markup --css`` writes the code-highlighting stylesheet.
 """
@@ -22,18 +23,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import markdown
 from bleach.html5lib_shim import Filter
 from bleach.sanitizer import Cleaner
 from markdown.extensions.toc import slugify_unicode
+from pygments.formatters.html import HtmlFormatter
 from pygments.styles import get_style_by_name
 from pygments.token import STANDARD_TYPES, Token
 
 # Bump whenever the same Markdown would come out as different HTML (a new extension, a changed
 # allowlist, another Pygments style class...): posts stored with an older number are re-rendered.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 
 PROSE_WORDS_PER_MINUTE = 230
 CODE_WORDS_PER_MINUTE = 100
@@ -43,6 +45,29 @@ TOC_MIN_HEADINGS = 3
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
 CSS_PATH = Path(__file__).resolve().parents[2] / "static" / "css" / "pygments.css"
+
+
+class _LanguageFormatter(HtmlFormatter):
+    """Pygments' HTML formatter, writing a block's language on its <code> as plain code has it.
+
+    Python-Markdown hands it ``lang_str`` ("language-python"); that class is what names the
+    block's scrolling region ("Code: python") once the HTML is sanitised.
+    """
+
+    def __init__(self, lang_str: str = "", **options: Any) -> None:
+        super().__init__(**options)
+        # A block without a language is given the text lexer, whose name says nothing.
+        self.code_tag = (
+            f'<code class="{html.escape(lang_str)}">'
+            if lang_str and lang_str != "language-text"
+            else "<code>"
+        )
+
+    def _wrap_code(self, inner: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        yield 0, self.code_tag
+        yield from inner
+        yield 0, "</code>"
+
 
 _EXTENSIONS = [
     "fenced_code",
@@ -57,6 +82,7 @@ _EXTENSIONS = [
 _EXTENSION_CONFIGS = {
     "codehilite": {
         "css_class": "codehilite",
+        "pygments_formatter": _LanguageFormatter,
         # Guessing makes prose-like snippets flip between lexers from one edit to the next.
         "guess_lang": False,
         # Line-number tables only when a fence asks for them, never because of a shebang line.
@@ -93,7 +119,10 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "sup": frozenset({"id"}),
     "ol": frozenset({"start"}),
     "img": frozenset({"src", "alt", "title"}),
-    "div": frozenset({"class"}),
+    # tabindex, role and aria-label are _ScrollRegions' own: it removes them from every
+    # element that is not one of its regions, and sets them on those.
+    "div": frozenset({"class", "tabindex", "role", "aria-label"}),
+    "code": frozenset({"class"}),
     "span": frozenset({"class"}),
     "table": frozenset({"class"}),
     "td": frozenset({"class"}),
@@ -105,7 +134,9 @@ IMAGE_SCHEMES = frozenset({"http", "https"})
 # cannot borrow the site's own classes to dress itself up as part of the page.
 _ALLOWED_CLASSES: dict[str, frozenset[str]] = {
     "a": frozenset({"headerlink", "footnote-ref", "footnote-backref"}),
-    "div": frozenset({"codehilite", "toc", "footnote", "linenodiv"}),
+    "div": frozenset({"codehilite", "toc", "footnote", "linenodiv", "table-scroll", "code-scroll"}),
+    # Besides "language-<name>" (see _LANGUAGE_CLASS), which names a code block's language.
+    "code": frozenset({"linenums"}),
     "table": frozenset({"codehilitetable"}),
     "td": frozenset({"linenos", "code"}),
     "span": frozenset(name for name in STANDARD_TYPES.values() if name)
@@ -114,6 +145,9 @@ _ALLOWED_CLASSES: dict[str, frozenset[str]] = {
 # Pygments names a token type it has no short name for after its nearest known ancestor:
 # Token.Name.Custom becomes "n-Custom".
 _PYGMENTS_SUBTYPE = re.compile(r"([a-z0-9]+)(?:-[A-Z][A-Za-z0-9]*)+")
+# The language of a code block, as Python-Markdown names it (and _LanguageFormatter for
+# highlighted code): the characters a fence's language may have, and not too many of them.
+_LANGUAGE_CLASS = re.compile(r"language-([A-Za-z0-9_#.+\-]{1,32})")
 
 _EXTERNAL_REL = "nofollow noopener"
 # Everything a browser ignores or a parser may drop inside a URL scheme: whitespace, control
@@ -642,6 +676,10 @@ def _allow_attribute(tag: str, name: str, value: str) -> bool:
         return _url_allowed(value, IMAGE_SCHEMES)
     if name == "start":
         return value.isascii() and value.isdigit()
+    if name == "tabindex":
+        return value == "0"
+    if name == "role":
+        return value == "region"
     return True
 
 
@@ -650,6 +688,8 @@ def _classes_allowed(tag: str, value: str) -> bool:
     allowed = _ALLOWED_CLASSES.get(tag, frozenset())
     for name in value.split():
         if name in allowed:
+            continue
+        if tag == "code" and _LANGUAGE_CLASS.fullmatch(name):
             continue
         subtype = _PYGMENTS_SUBTYPE.fullmatch(name) if tag == "span" else None
         if subtype is None or subtype.group(1) not in allowed:
@@ -704,6 +744,184 @@ class _ExternalLinkRel(Filter):
             yield token
 
 
+# A region's name is at most this long; a table's is its header row, which may be long.
+REGION_LABEL_LIMIT = 60
+_REGION_KEYS = ((None, "tabindex"), (None, "role"), (None, "aria-label"))
+_CLASS = (None, "class")
+_TABLE_WRAPPER = "table-scroll"
+_CODE_WRAPPER = "code-scroll"
+
+
+@dataclass(slots=True)
+class _Region:
+    """A scrolling region whose name is not known when its start tag is."""
+
+    start: dict  # the start tag token that is given the region's attributes
+    number: int = 0  # of a table: the how-manieth table of the fragment it is
+    cells: list[list[str]] | None = None  # the text of a table's first row, cell by cell
+    header: bool = False  # whether that row has header cells
+    named: bool = False
+
+    def name(self, label: str) -> None:
+        classes = self.start["data"].get(_CLASS)
+        self.start["data"] = {
+            **({_CLASS: classes} if classes else {}),
+            (None, "tabindex"): "0",
+            (None, "role"): "region",
+            (None, "aria-label"): label,
+        }
+        self.named = True
+
+    def table_label(self) -> str:
+        """Give a table's name: its header row's text, short, or else its number."""
+        if self.header and self.cells:
+            text = ", ".join(filter(None, (" ".join("".join(cell).split()) for cell in self.cells)))
+            if text:
+                return _truncate(f"Table: {text}", REGION_LABEL_LIMIT)
+        return f"Table {self.number}"
+
+
+@dataclass(slots=True)
+class _Open:
+    """An element that _ScrollRegions has seen start and not yet end."""
+
+    name: str
+    drop: bool = False  # a wrapper found in the input: dropped, its content kept
+    wrapped: bool = False  # given a wrapper that ends after it
+    region: _Region | None = None  # the region this element starts
+    first_row_of: _Region | None = None  # the table whose first row this is
+
+
+class _ScrollRegions(Filter):
+    """Makes every table and code block a scrolling region that a keyboard can reach.
+
+    A wide table or code block scrolls inside itself, and a keyboard can only scroll what
+    can take focus (WCAG 2.1.1; axe-core's scrollable-region-focusable). Each is given
+    tabindex="0", role="region" and a name: a table inside <div class="table-scroll">
+    ("Table: " and its header row, or "Table 2"), a Pygments block on its own
+    <div class="codehilite"> and a plain <pre> inside <div class="code-scroll"> ("Code", or
+    "Code: python"). Tables and pre inside a code block are part of it.
+
+    No other element keeps tabindex, role or aria-label, and wrappers found in the input are
+    dropped and made again, so raw HTML cannot make a region of its own, and cleaning the
+    output again changes nothing. A region is named only once the elements after its start
+    are seen, so tokens are held back until then: up to a table's first row or a code
+    block's <code>.
+    """
+
+    def __iter__(self) -> Iterator[dict]:
+        held: list[dict] = []
+        unnamed = 0  # regions in `held` still without a name
+        stack: list[_Open] = []
+        tables: list[_Region] = []  # tables open, innermost last
+        code: _Region | None = None  # the code block open, if any
+        count = 0
+        for token in super().__iter__():
+            kind = token["type"]
+            out = [token]
+            if kind == "StartTag":
+                attributes = token.get("data") or {}
+                for key in _REGION_KEYS:
+                    attributes.pop(key, None)
+                token["data"] = attributes
+                name = token["name"]
+                classes = attributes.get(_CLASS, "").split()
+                entry = _Open(name)
+                if name == "div" and (_TABLE_WRAPPER in classes or _CODE_WRAPPER in classes):
+                    entry.drop = True
+                    out = []
+                elif code is None and (
+                    name in ("table", "pre") or (name == "div" and "codehilite" in classes)
+                ):
+                    start = token
+                    if name != "div":
+                        start = _wrapper_start(token, name)
+                        out.insert(0, start)
+                        entry.wrapped = True
+                    entry.region = _Region(start)
+                    unnamed += 1
+                    if name == "table":
+                        count += 1
+                        entry.region.number = count
+                        tables.append(entry.region)
+                    else:
+                        code = entry.region
+                elif code is not None:
+                    if name == "code" and not code.named:
+                        language = _language(classes)
+                        code.name(f"Code: {language}" if language else "Code")
+                        unnamed -= 1
+                elif tables and not tables[-1].named:
+                    table = tables[-1]
+                    if name == "tr" and table.cells is None:
+                        table.cells = []
+                        entry.first_row_of = table
+                    elif name in ("th", "td") and stack and stack[-1].first_row_of is table:
+                        table.cells.append([])
+                        table.header = table.header or name == "th"
+                stack.append(entry)
+            elif kind == "EndTag":
+                entry = _close(stack, token["name"])
+                if entry is not None:
+                    if entry.drop:
+                        out = []
+                    region = entry.first_row_of or entry.region
+                    if region is not None and not region.named:
+                        region.name("Code" if region is code else region.table_label())
+                        unnamed -= 1
+                    if entry.wrapped:
+                        out.append(
+                            {"type": "EndTag", "name": "div", "namespace": token.get("namespace")}
+                        )
+                    if entry.region is code:
+                        code = None
+                    elif entry.region is not None:
+                        tables.pop()
+            elif tables and kind in ("Characters", "SpaceCharacters", "Entity"):
+                text = token["data"] if kind != "Entity" else unescape(f"&{token['name']};")
+                for table in tables:
+                    if table.cells and not table.named:
+                        table.cells[-1].append(text[: 2 * REGION_LABEL_LIMIT])
+            if unnamed:
+                held.extend(out)
+                continue
+            if held:
+                yield from held
+                held.clear()
+            yield from out
+        yield from held
+
+
+def _wrapper_start(token: dict, name: str) -> dict:
+    """Give the start tag of the <div> that wraps a table or a plain <pre>."""
+    wrapper = _TABLE_WRAPPER if name == "table" else _CODE_WRAPPER
+    return {
+        "type": "StartTag",
+        "name": "div",
+        "namespace": token.get("namespace"),
+        "data": {_CLASS: wrapper},
+    }
+
+
+def _close(stack: list[_Open], name: str) -> _Open | None:
+    """Give the nearest open element of this name, closing it and everything inside it."""
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index].name == name:
+            entry = stack[index]
+            del stack[index:]
+            return entry
+    return None
+
+
+def _language(classes: list[str]) -> str:
+    """Give the language a code element's classes name, or "" if none."""
+    for name in classes:
+        match = _LANGUAGE_CLASS.fullmatch(name)
+        if match:
+            return match.group(1)
+    return ""
+
+
 # bleach's Cleaner keeps parser state between calls, so each thread (gunicorn gthread) needs
 # its own; building one per call would cost more than the small fragments it cleans.
 _local = threading.local()
@@ -719,7 +937,7 @@ def _cleaner() -> Cleaner:
             protocols=LINK_SCHEMES,
             strip=True,
             strip_comments=True,
-            filters=[_ExternalLinkRel],
+            filters=[_ExternalLinkRel, _ScrollRegions],
         )
         # bleach undoes html5lib's escaping of "&" only in values between double quotes, and
         # html5lib picks single quotes for a value holding a double quote: such a value would

@@ -173,6 +173,144 @@ def test_tables_render_without_style_attributes() -> None:
     assert page.select("[style]") == []
 
 
+# --- scrolling regions ----------------------------------------------------------------------
+
+REGION_ATTRIBUTES = ("tabindex", "role", "aria-label")
+
+
+def regions(fragment: str) -> list[tuple[str, str]]:
+    """Give (class, name) of each scrolling region, checking each is one the renderer makes."""
+    found = []
+    for element in soup(fragment).find_all(lambda e: any(e.has_attr(a) for a in REGION_ATTRIBUTES)):
+        classes = element.get("class", [])
+        assert element.name == "div" and len(classes) == 1, element
+        assert element.get("tabindex") == "0" and element.get("role") == "region", element
+        assert sorted(element.attrs) == ["aria-label", "class", "role", "tabindex"], element
+        inside = {"table-scroll": "table", "code-scroll": "pre", "codehilite": None}
+        assert classes[0] in inside, element
+        if inside[classes[0]] is not None:
+            assert [child.name for child in element.find_all(recursive=False)] == [
+                inside[classes[0]]
+            ], element
+        found.append((classes[0], element["aria-label"]))
+    return found
+
+
+def test_a_table_is_a_region_named_by_its_header_row() -> None:
+    html = render_markdown("| Setting | Default |\n|---|---|\n| WORKERS | 0 |\n").html
+    assert regions(html) == [("table-scroll", "Table: Setting, Default")]
+    assert soup(html).select_one("div.table-scroll > table > thead > tr > th").get_text() == (
+        "Setting"
+    )
+
+
+def test_a_table_without_header_text_is_named_by_its_number() -> None:
+    source = (
+        "| a |\n|---|\n| 1 |\n\n|  |  |\n|---|---|\n| 1 | 2 |\n\n<table><tr><td>x</td></tr></table>"
+    )
+    assert [name for _, name in regions(render_markdown(source).html)] == [
+        "Table: a",
+        "Table 2",
+        "Table 3",
+    ]
+
+
+def test_a_long_header_row_makes_a_short_name() -> None:
+    columns = [f"Column number {n}" for n in range(20)]
+    source = f"| {' | '.join(columns)} |\n|{'---|' * 20}\n"
+    [(_, name)] = regions(render_markdown(source).html)
+    assert len(name) <= markup.REGION_LABEL_LIMIT
+    assert name.startswith("Table: Column number 0, Column number 1,")
+    assert name.endswith("…")
+
+
+def test_a_tables_name_is_plain_text_escaped_in_its_attribute() -> None:
+    header = 'Say "hi" & <b>bold</b> <script>alert(1)</script> &lt;i&gt;'
+    html = render_markdown(f"| {header} | b |\n|---|---|\n| 1 | 2 |\n").html
+    assert regions(html) == [("table-scroll", 'Table: Say "hi" & bold alert(1) <i>, b')]
+    assert 'aria-label="Table: Say &quot;hi&quot; &amp; bold alert(1) &lt;i>, b"' in html
+    assert script_risks(html) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("```python\nx = 1\n```", "Code: python"),
+        ("```c++\nint x;\n```", "Code: c++"),
+        ("```\nplain\n```", "Code"),
+        ("```text\nplain\n```", "Code"),
+        ("    indented code", "Code"),
+        ("```nosuchlanguage\nx\n```", "Code: nosuchlanguage"),
+        ('```{.python linenums="1"}\nx = 1\ny = 2\n```', "Code: python"),
+    ],
+)
+def test_a_highlighted_code_block_is_a_region_named_by_its_language(source: str, name: str) -> None:
+    html = render_markdown(source).html
+    # One region however the block is laid out: the line-number table is part of it.
+    assert regions(html) == [("codehilite", name)]
+
+
+def test_a_plain_code_block_is_wrapped_in_a_region() -> None:
+    plain = RenderLimits(highlighted_code=0)
+    html = render_markdown("```python\nx = 1\n```\n\n    indented", plain).html
+    assert regions(html) == [("code-scroll", "Code: python"), ("code-scroll", "Code")]
+    assert soup(html).select_one("div.code-scroll > pre > code").get_text() == "x = 1\n"
+
+
+def test_preformatted_text_typed_as_html_is_a_region_too() -> None:
+    html = render_markdown("<pre>a very long line</pre>\n\n<pre><code>more</code></pre>").html
+    assert regions(html) == [("code-scroll", "Code"), ("code-scroll", "Code")]
+
+
+def test_tables_and_code_inside_a_table_are_regions_of_their_own() -> None:
+    inner = "<table><tr><th>Inner</th></tr></table><pre>x</pre>"
+    html = render_markdown(f"<table><tr><th>Outer</th></tr><tr><td>{inner}</td></tr></table>").html
+    assert regions(html) == [
+        ("table-scroll", "Table: Outer"),
+        ("table-scroll", "Table: Inner"),
+        ("code-scroll", "Code"),
+    ]
+
+
+# Raw HTML trying to make a region, or an element that takes focus, of its own.
+FOCUS_GRABS = [
+    ("tabindex_role_handler", '<div tabindex="5" role="button" onclick="alert(1)">x</div>'),
+    ("region_div", '<div tabindex="0" role="region" aria-label="Fake">x</div>'),
+    ("negative_tabindex", '<div tabindex="-1" aria-label="Fake">x</div>'),
+    ("span", '<span tabindex="0" role="region" aria-label="Fake">x</span>'),
+    ("paragraph", '<p tabindex="0" role="link" onfocus="alert(1)">x</p>'),
+    ("link", '<a href="/x" tabindex="0" role="button" aria-label="Fake">x</a>'),
+    ("image", '<img src="/i.png" alt="i" tabindex="0" role="region" aria-label="Fake">'),
+    ("heading", '<h2 tabindex="0" role="region" aria-label="Fake">x</h2>'),
+    ("table_cell", '<table><tr><td tabindex="0" role="region">x</td></tr></table>'),
+    ("wrapper_without_table", '<div class="table-scroll" tabindex="0" role="region">x</div>'),
+    ("code_wrapper_without_pre", '<div class="code-scroll" tabindex="0">x</div>'),
+    ("table_in_own_wrapper", '<div class="table-scroll" aria-label="Fake"><table></table></div>'),
+    ("codehilite_attributes", '<div class="codehilite" tabindex="9" role="button" '
+     'aria-label="Fake" onfocus="alert(1)"><pre>x</pre></div>'),
+    ("pre_attributes", '<pre tabindex="0" role="region" aria-label="Fake">x</pre>'),
+    ("language_breakout",
+     '<pre><code class="language-x&quot; onmouseover=&quot;alert(1)">x</code></pre>'),
+    ("uppercase_attributes", '<DIV TABINDEX="0" ROLE="region" ARIA-LABEL="Fake">x</DIV>'),
+    ("unquoted", "<div tabindex=0 role=region aria-label=Fake>x</div>"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("source", [s for _, s in FOCUS_GRABS], ids=[i for i, _ in FOCUS_GRABS])
+def test_raw_html_cannot_make_a_region_or_take_focus(source: str) -> None:
+    html = render_markdown(source).html
+    names = [name for _, name in regions(html)]  # also checks each is one the renderer makes
+    assert "Fake" not in names and "Fake" not in html
+    assert all(name in ("Code", "Table 1") for name in names), names
+    assert script_risks(html) == []
+    assert sanitize_html(html) == html
+
+
+def test_raw_html_keeps_the_text_of_a_wrapper_it_typed() -> None:
+    html = render_markdown('<div class="table-scroll"><p>Kept.</p></div>').html
+    assert html == "<p>Kept.</p>"
+
+
 def test_footnotes_link_both_ways() -> None:
     page = soup(render_markdown("A claim.[^source]\n\n[^source]: The source.\n").html)
     reference = page.select_one("sup#fnref\\:source > a.footnote-ref")
@@ -568,7 +706,9 @@ MARKUP_PIECES = st.sampled_from(
         "<span class=\"k\">", "</span>", "<div class=\"toc\">", "</div>", "<abbr title=\"",
         "<sup id=\"fn:1\">", "&para;", "<section>", "</section>", "<li>", "</li>", "<dt>",
         "<dd>", "<h2>", "<a>", "<tbody>", "<th>", "<caption>", "<ol>", "<form>", "<button>",
-        "\x0c", "\r", "\x7f", "\x85", "\ufffe",
+        "\x0c", "\r", "\x7f", "\x85", "\ufffe", "<div class=\"table-scroll\">",
+        "<div class=\"code-scroll\">", "<div class=\"codehilite\">", " tabindex=\"0\"",
+        " role=\"region\"", " aria-label=\"", "<code class=\"language-", "<thead>", "</table>",
     ]
 )  # fmt: skip
 markupish_text = st.lists(MARKUP_PIECES | st.text(max_size=4), max_size=40).map("".join)

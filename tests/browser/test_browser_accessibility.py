@@ -3,9 +3,11 @@
 axe-core (node_modules/axe-core, pinned in package.json) is evaluated in each page
 through the DevTools protocol, so the page's Content-Security-Policy stays as it is, and
 runs with only the WCAG 2.0/2.1 A and AA rules. The pages are those of a blog with a
-published post (code, table, footnote, image, two revisions), a draft and a post in the
-trash: what readers see, the sign-in page, the editor and the author's list of posts,
-and a 404. On a phone, no page may scroll sideways (reflow, WCAG 1.4.10).
+published post (code, table, footnote, image, two revisions), a post whose table and code
+blocks are wider than the column, a draft and a post in the trash: what readers see, the
+sign-in page, the editor and the author's list of posts, and a 404. On a phone, no page may
+scroll sideways (reflow, WCAG 1.4.10); a wide table or code block scrolls inside itself, as
+a region the keyboard reaches and scrolls, outlined when it has focus.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ POST_TITLE = "Accessible Python"
 PAGES: dict[str, tuple[str, bool, int]] = {
     "home": ("/", False, 200),
     "post": ("/posts/accessible-python", False, 200),
+    "wide-post": ("/posts/wide-tables-and-code", False, 200),
     "tag": ("/tags/python", False, 200),
     "search": ("/search?q=python", False, 200),
     "login": ("/login", False, 200),
@@ -60,6 +63,53 @@ WIDE_TABLE = (
 )
 SIDEWAYS: dict[str, str] = {}
 
+WIDE_TITLE = "Wide tables and code"
+WIDE_COLUMNS = (
+    "Setting", "Environment variable", "Default", "Allowed values", "Read at", "Changed by",
+    "Restart needed", "Documented in", "Since version", "Meaning",
+)  # fmt: skip
+WIDE_ROW = (
+    "Workers", "PYPROJECT_GUNICORN_WORKERS", "0", "0_TO_SIXTY_FOUR", "start-up",
+    "operator", "yes", "README_DEPLOYMENT", "0.1.0", "processes serving requests",
+)  # fmt: skip
+# Wider than the column on any screen: ten columns of words that cannot be broken, a line of
+# code 150 characters long (highlighted, and with line numbers), and a plain <pre> typed as
+# raw HTML, which is how code looks when it is too long to highlight.
+WIDE_BODY = f"""A table and code wider than the column scroll inside themselves.
+
+| {" | ".join(WIDE_COLUMNS)} |
+| {" | ".join("---" for _ in WIDE_COLUMNS)} |
+| {" | ".join(WIDE_ROW)} |
+
+```python
+SETTINGS = dict(zip({tuple(name.lower() for name in WIDE_COLUMNS)}, {WIDE_ROW}))
+```
+
+```{{.python linenums="1"}}
+def describe():
+    return ", ".join(f"{{name}}={{value}}" for name, value in SETTINGS.items())  # {WIDE_ROW}
+```
+
+<pre>{"plain-text-that-goes-on-" * 8}end</pre>
+
+The end.
+"""
+# The regions WIDE_BODY makes, in order, by the name markup.py gives each.
+WIDE_REGIONS = (
+    "Table: Setting, Environment variable, Default, Allowed…",
+    "Code: python",
+    "Code: python",
+    "Code",
+)
+# Gives the names of the regions that scroll sideways.
+SCROLLING = (
+    "regions => regions.filter(r => r.scrollWidth > r.clientWidth)"
+    ".map(r => r.getAttribute('aria-label'))"
+)
+# static/css/site.css: --focus, the outline of whatever has keyboard focus.
+FOCUS_COLOURS = {"light": "rgb(217, 119, 6)", "dark": "rgb(251, 191, 36)"}
+TABS_TO_THE_END = 40
+
 
 def cases() -> list[Any]:
     params = []
@@ -80,6 +130,7 @@ def seeded(blog: Blog, browser: Browser) -> Blog:
         page = browsing.context("author", signed_in=True).new_page()
         path = publish_post(page, title=POST_TITLE)
         assert path == PAGES["post"][0]
+        assert publish_post(page, title=WIDE_TITLE, body=WIDE_BODY) == PAGES["wide-post"][0]
         page.goto(path + "/edit")
         page.locator("#f-body").fill(POST_BODY.replace("happens once", "happens exactly once"))
         save(page)
@@ -132,9 +183,14 @@ def test_the_page_has_no_wcag_21_aa_violations(
         assert page.locator(".search-hit").count() >= 1, "the search found nothing to check"
     if name == "post":
         page.locator(".post-body img").evaluate("img => img.decode()")
+    if name == "wide-post":
+        scrolling = page.locator(".post-body [role=region]").evaluate_all(SCROLLING)
+        assert scrolling == list(WIDE_REGIONS), "the wide post has no region that scrolls"
     result = run_axe(page, axe_source)
     checked = {rule["id"] for rule in result["passes"] + result["incomplete"]}
     assert {"color-contrast", "document-title", "html-has-lang"} <= checked, "axe did not run"
+    if name == "wide-post":
+        assert "scrollable-region-focusable" in checked, "axe found no scrolling region"
     violations = result["violations"]
     assert not violations, f"axe-core on {path} ({scheme}):\n{describe(violations)}"
     browse.assert_clean()
@@ -158,4 +214,33 @@ def test_the_page_does_not_scroll_sideways_on_a_phone(
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     assert width <= visible, f"{path} is {width} px wide on a {visible} px screen"
+    browse.assert_clean()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_wide_tables_and_code_scroll_from_the_keyboard(
+    browse: Browsing, seeded: Blog, scheme: str
+) -> None:
+    """Tab reaches each region that scrolls, outlines it, and the arrow keys scroll it."""
+    page = browse.context("keyboard", color_scheme=scheme).new_page()
+    page.goto(PAGES["wide-post"][0])
+    reached = []
+    for _ in range(TABS_TO_THE_END):
+        if len(reached) == len(WIDE_REGIONS):
+            break
+        page.keyboard.press("Tab")
+        focused = page.evaluate_handle("document.activeElement").as_element()
+        if focused is None or focused.get_attribute("role") != "region":
+            continue
+        label = focused.get_attribute("aria-label")
+        reached.append(label)
+        outline = focused.evaluate(
+            "e => { const s = getComputedStyle(e);"
+            " return [s.outlineStyle, s.outlineWidth, s.outlineColor]; }"
+        )
+        assert outline == ["solid", "3px", FOCUS_COLOURS[scheme]], f"{label}: outline {outline}"
+        assert focused.evaluate("e => e.scrollLeft") == 0
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("e => e.scrollLeft > 0", arg=focused, timeout=2_000)
+    assert reached == list(WIDE_REGIONS)
     browse.assert_clean()

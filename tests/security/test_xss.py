@@ -514,3 +514,49 @@ def test_flash_messages_show_titles_without_script(site: XssSite) -> None:
             found.page(f"{step} flash-{i}", response)
             assert said in response.text, f"no message after {step}"
     found.check()
+
+
+# Raw HTML that tries to take keyboard focus, or to pass for one of the scrolling regions the
+# renderer makes of tables and code blocks (tabindex="0" role="region" aria-label="...").
+FAKE = 'tabindex="0" role="region" aria-label="Fake"'
+FOCUS_GRABS = [
+    ("tabindex_role_handler", '<div tabindex="5" role="button" onclick="alert(1)">grab</div>'),
+    ("region_div", f'<div {FAKE} onfocus="alert(1)">grab</div>'),
+    ("fake_table_wrapper", f'<div class="table-scroll" {FAKE}>grab</div>'),
+    ("fake_code_wrapper", f'<div class="code-scroll" {FAKE}>grab</div>'),
+    ("codehilite", '<div class="codehilite" tabindex="-1" role="button" aria-label="Fake" '
+     'onfocus="alert(1)" autofocus><pre>grab</pre></div>'),
+    ("pre", f'<pre {FAKE} onscroll="alert(1)">grab</pre>'),
+    ("link", f'<a href="javascript:alert(1)" {FAKE}>grab</a>'),
+    ("image", "<img src=x tabindex=0 role=region aria-label=Fake onerror=alert(1)> grab"),
+    ("table_cell", f'<table><tr><td {FAKE} onfocus="alert(1)">grab</td></tr></table>'),
+    ("language_class", '<pre><code class="language-x&quot; tabindex=&quot;0">grab</code></pre>'),
+    ("in_markdown", f"| <span {FAKE}>grab</span> |\n|---|\n| x |"),
+]  # fmt: skip
+REGION_CLASSES = frozenset({"table-scroll", "code-scroll", "codehilite"})
+REGION_NAMES = frozenset({"Code", "Table 1", "Table: grab"})
+
+
+@pytest.mark.parametrize("source", [s for _, s in FOCUS_GRABS], ids=[i for i, _ in FOCUS_GRABS])
+def test_raw_html_cannot_take_focus_or_pass_for_a_scrolling_region(
+    site: XssSite, source: str
+) -> None:
+    """Only the renderer's own regions, with its own attributes, take focus in a post."""
+    found = Findings(site)
+    form = site.admin.get("/posts/new").form_values("#post-form")
+    response = write(site.admin, form, title="Focus grab", body=f"Before.\n\n{source}\n\nAfter.")
+    assert response.status_code == 303, response.status_code
+    root = found.page(response.location, site.app.test_client().get(response.location))
+    found.check()
+    assert root is not None
+    body = next(e for e in root.iter("div") if e.get("class") == "post-body")
+    assert "grab" in "".join(body.itertext())
+    for element in body.iter():
+        focus = {
+            a: element.get(a) for a in ("tabindex", "role", "aria-label") if a in element.attrib
+        }
+        if focus:
+            where = f"<{element.tag} {element.attrib}>"
+            assert element.tag == "div" and element.get("class") in REGION_CLASSES, where
+            assert (focus.get("tabindex"), focus.get("role")) == ("0", "region"), where
+            assert focus.get("aria-label") in REGION_NAMES, where
