@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sqlite3
-import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pyproject.blog.db import Database
-from pyproject.blog.models import Post, SiteState, Tag, User, utcnow
+from pyproject.blog.db import Database, Statement
+from pyproject.blog.models import Post, SiteState, Tag, User, utcnow, visible_sql
 from pyproject.lib import App, Request, current_app
 from pyproject.lib.pagecache import PageCache
 from pyproject.lib.response import Shared, not_modified, with_validators
@@ -56,17 +55,54 @@ def templates_version(folders: Iterable[Path]) -> str:
 
 
 # The site version, when it last changed, the newest visible publication time, and the
-# next scheduled one (when the answer will change by itself).
-_STATE_SQL = (
-    "SELECT (SELECT version FROM site_state WHERE id = 1),"
-    " (SELECT changed_at FROM site_state WHERE id = 1),"
-    " (SELECT max(published_at) FROM posts WHERE status = 'published'"
-    "  AND deleted_at IS NULL AND published_at <= %(now)s),"
-    " (SELECT min(published_at) FROM posts WHERE status = 'published'"
-    "  AND deleted_at IS NULL AND published_at > %(now)s)"
+# next scheduled one (when the answer will change by itself). Only the rule of what
+# readers may see is put in, compiled from its one definition (models.visible).
+_STATE_SQL = Statement(
+    sqlite=(
+        "SELECT (SELECT version FROM site_state WHERE id = 1),"  # noqa: S608  # nosec B608
+        " (SELECT changed_at FROM site_state WHERE id = 1),"
+        f" (SELECT max(published_at) FROM posts WHERE {visible_sql('sqlite', ':now')}),"
+        " (SELECT min(published_at) FROM posts WHERE status = 'published'"
+        "  AND deleted_at IS NULL AND published_at > :now)"
+    ),
+    postgresql=(
+        "SELECT (SELECT version FROM site_state WHERE id = 1),"  # noqa: S608  # nosec B608
+        " (SELECT changed_at FROM site_state WHERE id = 1),"
+        f" (SELECT max(published_at) FROM posts WHERE {visible_sql('postgresql', '%(now)s')}),"
+        " (SELECT min(published_at) FROM posts WHERE status = 'published'"
+        "  AND deleted_at IS NULL AND published_at > %(now)s)"
+    ),
 )
 
-_VERSION_SQL = "SELECT version FROM site_state WHERE id = 1"
+_VERSION_SQL = Statement(
+    sqlite="SELECT version FROM site_state WHERE id = 1",
+    postgresql="SELECT version FROM site_state WHERE id = 1",
+)
+
+
+class StateRow(NamedTuple):
+    """What _STATE_SQL gives."""
+
+    version: int | None
+    changed_at: datetime | None
+    newest: datetime | None  # the newest visible post's publication time
+    next_due: datetime | None  # the next scheduled post's
+
+
+@dataclass(slots=True)
+class KeptValidators:
+    """The validators a thread computed last, and how long they hold.
+
+    They hold from `computed_at` until `next_due` (a scheduled post falls due), while
+    the connection's `data_version` (SQLite) or the site `version` stays the same.
+    """
+
+    etag: str
+    last_modified: datetime
+    computed_at: datetime
+    next_due: datetime | None
+    version: int | None
+    data_version: int
 
 
 class ContentState:
@@ -75,70 +111,62 @@ class ContentState:
     On SQLite each thread keeps one read-only connection and asks `PRAGMA data_version`,
     which changes only when another connection commits: while it stays the same, and no
     scheduled post has fallen due, the validators computed last time still hold, and no
-    query runs at all. On PostgreSQL one small query runs per request.
+    query runs at all. On PostgreSQL one small query runs per request, on the thread's
+    own connection.
     """
 
     def __init__(self, database: Database, templates_version: str) -> None:
         self.database = database
         self.templates_version = templates_version
-        self.sqlite_path = (
-            database.engine.url.database if database.engine.dialect.name == "sqlite" else None
-        )
-        self._local = threading.local()
+        self.raw = database.raw_connections(read_only=True)
+
+    @property
+    def _local(self) -> Any:
+        """This thread's namespace: its `connection`, and the validators `kept` from it."""
+        return self.raw.local
 
     def validators(self) -> tuple[str, datetime]:
         """Give the ETag (opaque part) and Last-Modified of every anonymous page right now."""
         now = utcnow()
-        if self.sqlite_path is None:
-            return self._compute(self._query_postgres(now), now)
-        local = self._local
-        connection = getattr(local, "connection", None)
-        if connection is None:
-            connection = local.connection = sqlite3.connect(
-                self.sqlite_path, check_same_thread=False, isolation_level=None
-            )
-            connection.execute("PRAGMA query_only = 1")
-            local.data_version = None
+        raw = self.raw
+        if raw.dialect != "sqlite":
+            return self._compute(self._query(now), now)
+        connection = raw.connection()
         data_version = connection.execute("PRAGMA data_version").fetchone()[0]
-        cached = getattr(local, "cached", None)
-        if cached is not None and cached[2] <= now and (cached[3] is None or now < cached[3]):
-            if data_version == local.data_version:
-                return cached[0], cached[1]
+        kept: KeptValidators | None = getattr(raw.local, "kept", None)
+        if (
+            kept is not None
+            and kept.computed_at <= now
+            and (kept.next_due is None or now < kept.next_due)
+        ):
+            if data_version == kept.data_version:
+                return kept.etag, kept.last_modified
             # Something was committed, most often a view count, which changes no page:
             # the site version tells (every change readers could see bumps it).
-            version = connection.execute(_VERSION_SQL).fetchone()[0]
-            if version == cached[4]:
-                local.data_version = data_version
-                return cached[0], cached[1]
-        rows = self._query_sqlite(connection, now)
-        etag, last_modified = self._compute(rows, now)
-        local.data_version = data_version
-        local.cached = (etag, last_modified, now, rows[3], rows[0])
+            if raw.run(_VERSION_SQL).fetchone()[0] == kept.version:
+                kept.data_version = data_version
+                return kept.etag, kept.last_modified
+        row = self._query(now)
+        etag, last_modified = self._compute(row, now)
+        raw.local.kept = KeptValidators(
+            etag, last_modified, now, row.next_due, row.version, data_version
+        )
         return etag, last_modified
 
-    def _query_sqlite(self, connection: sqlite3.Connection, now: datetime) -> tuple[Any, ...]:
+    def _query(self, now: datetime) -> StateRow:
+        if self.raw.dialect != "sqlite":
+            return StateRow(*self.raw.run(_STATE_SQL, {"now": now}).fetchone())
+        # SQLite keeps UTC wall time as text (models.UTCDateTime): compared as such.
         stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        row = connection.execute(
-            _STATE_SQL.replace("%(now)s", "?"),
-            (stamp, stamp),
-        ).fetchone()
-        return tuple(_parse_sqlite_time(v) if isinstance(v, str) else v for v in row)
+        row = self.raw.run(_STATE_SQL, {"now": stamp}).fetchone()
+        return StateRow(*(_parse_sqlite_time(v) if isinstance(v, str) else v for v in row))
 
-    def _query_postgres(self, now: datetime) -> tuple[Any, ...]:
-        with self.database.engine.connect() as connection:
-            return tuple(
-                connection.exec_driver_sql(
-                    _STATE_SQL,
-                    {"now": now},
-                ).one()
-            )
-
-    def _compute(self, rows: tuple[Any, ...], now: datetime) -> tuple[str, datetime]:
-        version, changed_at, newest, _next_due = rows
-        changed_at = changed_at or now
+    def _compute(self, row: StateRow, now: datetime) -> tuple[str, datetime]:
+        changed_at = row.changed_at or now
+        newest = row.newest
         last_modified = max(changed_at, newest) if newest else changed_at
         stamp = int(newest.timestamp()) if newest else 0
-        return f"{self.templates_version}-{version or 0}-{stamp}", last_modified
+        return f"{self.templates_version}-{row.version or 0}-{stamp}", last_modified
 
 
 def _parse_sqlite_time(value: str) -> datetime:

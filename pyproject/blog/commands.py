@@ -12,7 +12,7 @@ from sqlalchemy import select
 from pyproject.blog import migrate as migrations
 from pyproject.blog.auth import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE, create_user
 from pyproject.blog.db import get_database
-from pyproject.blog.editor import render_onto
+from pyproject.blog.editor import own_summary, render_onto
 from pyproject.blog.markup import RENDERER_VERSION, Rendered, RenderRefused
 from pyproject.blog.models import Post, User
 from pyproject.blog.rendering import RenderTimeout, render_post
@@ -131,8 +131,6 @@ def write_renders(database: Any, sources: dict[int, str], renders: dict[int, Ren
         for post in db.scalars(select(Post).where(Post.id.in_(list(renders)))):
             if post.body_md != sources[post.id]:
                 continue  # saved meanwhile: that save rendered it already
-            render_onto(
-                post, post.body_md, renders[post.id], post.summary if post.summary_is_custom else ""
-            )
+            render_onto(post, post.body_md, renders[post.id], own_summary(post))
             written += 1
     return written

@@ -3,14 +3,21 @@
 SQLite runs in WAL mode with foreign keys on and a busy timeout; a transaction that
 will write starts with BEGIN IMMEDIATE, so several gunicorn workers writing at once
 queue for the lock instead of failing with "database is locked" half-way through.
+
+The request's session is closed in teardown, and only there. The few fast paths that
+need a plain connection (the validators, view counts) get one per thread from
+RawConnections, and run named Statements written out for each dialect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 try:
@@ -69,6 +76,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._raw: weakref.WeakSet[RawConnections] = weakref.WeakSet()
 
     def session(self, *, write: bool = False) -> Session:
         """Give a new session; `write=True` takes SQLite's write lock when it begins."""
@@ -99,21 +107,237 @@ class Database:
         finally:
             session.close()
 
+    def raw_connections(self, **options: Any) -> RawConnections:
+        """Give a fast path's connections to this database (options: see RawConnections)."""
+        raw = RawConnections(self.engine, **options)
+        self._raw.add(raw)
+        return raw
+
     def dispose(self) -> None:
+        """Close the engine's pooled connections and the raw ones."""
         self.engine.dispose()
+        for raw in list(self._raw):
+            raw.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement, written out in full for each dialect (never rewritten from one).
+
+    Parameters are named: ``:name`` in SQLite's text, ``%(name)s`` in PostgreSQL's; both
+    take the same dict.
+    """
+
+    sqlite: str
+    postgresql: str
+
+
+class RawConnections:
+    """One plain DB-API connection per thread, for the few fast paths the ORM would slow.
+
+    SQLite: a sqlite3 connection on the database file (or on `path`, a file beside it),
+    in autocommit mode, so every BEGIN is ours; with `read_only` it cannot write; with
+    `queue_writers` transactions first queue on a lock file beside it (flock), which the
+    kernel hands over the moment it is released, where SQLite's busy handler would sleep.
+    PostgreSQL: a psycopg connection made with the engine's own arguments, in autocommit
+    mode: a statement is one round trip, with no pool checkout, ping or reset around it;
+    one the server dropped is replaced on its next use. `setup(connection)` runs on each
+    new connection.
+
+    A connection opens on a thread's first use, so every process forked before that (a
+    gunicorn worker) makes its own; one inherited over a fork is never used or closed
+    by the child, whose threads start afresh.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        path: str | None = None,
+        read_only: bool = False,
+        queue_writers: bool = False,
+        setup: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"no fast path for {self.dialect}: SQLite or PostgreSQL only")
+        self.engine = engine
+        self.path = path or (engine.url.database if self.dialect == "sqlite" else None)
+        self.read_only = read_only
+        self.queue_writers = queue_writers and self.dialect == "sqlite" and fcntl is not None
+        self.setup = setup
+        # This thread's namespace: `connection`, its `queue` (the lock file's handle), and
+        # what callers keep beside it (their state for that connection goes when it does).
+        self.local = threading.local()
+        _ALL_RAW.add(self)
+
+    def connection(self) -> Any:
+        """Give this thread's connection, opened (and set up) on first use."""
+        local = self.local
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = self._connect()
+            local.queue = queue = self._open_queue()
+            if self.setup is not None:
+                # Queued like writers: the set-up writes (a journal mode, a schema), and
+                # several threads or workers starting at once would otherwise race for it.
+                if queue is not None:
+                    fcntl.flock(queue, fcntl.LOCK_EX)
+                try:
+                    self.setup(connection)
+                except BaseException:
+                    self.close()  # the next use sets a new connection up again
+                    raise
+                finally:
+                    if queue is not None and not queue.closed:
+                        fcntl.flock(queue, fcntl.LOCK_UN)
+        return connection
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            connection = sqlite3.connect(
+                self.path,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,  # used by one thread; closed by any
+            )
+            if self.read_only:
+                connection.execute("PRAGMA query_only = 1")
+            return connection
+        dialect = self.engine.dialect
+        cargs, cparams = dialect.create_connect_args(self.engine.url)
+        connection = dialect.connect(*cargs, **cparams)
+        connection.autocommit = True
+        if self.read_only:
+            connection.execute("SET default_transaction_read_only = on")
+        return connection
+
+    def _open_queue(self) -> IO[bytes] | None:
+        """Open this thread's handle on the writers' lock file (None where there is none)."""
+        if not self.queue_writers:
+            return None
+        try:
+            return open(f"{self.path}.lock", "ab")  # kept open, closed by close()
+        except OSError:  # a read-only folder, say: SQLite's own lock still serialises
+            return None
+
+    def run(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        """Run a named statement on this thread's connection; give its cursor."""
+        return self._execute(getattr(statement, self.dialect), params or {})
+
+    def run_many(self, statement: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run a named statement once for each dict of parameters."""
+        self._execute(getattr(statement, self.dialect), list(rows), many=True)
+
+    def _execute(self, sql: str, params: Any, *, many: bool = False) -> Any:
+        local = self.local
+        connection = getattr(local, "connection", None) or self.connection()
+        try:
+            if many:
+                return connection.cursor().executemany(sql, params)
+            return connection.execute(sql, params)  # (sqlite3's and psycopg's shortcut)
+        except Exception:
+            if not self._dropped(connection) or getattr(local, "in_transaction", False):
+                raise
+        # The server went away (a restart): once more, on a new connection.
+        self.close()
+        return self._execute(sql, params, many=many)
+
+    def _dropped(self, connection: Any) -> bool:
+        """Give whether a PostgreSQL connection was lost (SQLite's are never)."""
+        return self.dialect == "postgresql" and bool(connection.closed)
+
+    def transaction(self) -> Transaction:
+        """Give a context for a transaction on this thread's connection (see Transaction)."""
+        return Transaction(self)
+
+    def close(self) -> None:
+        """Close this thread's connection and forget what was kept beside it."""
+        connection = getattr(self.local, "connection", None)
+        queue = getattr(self.local, "queue", None)
+        vars(self.local).clear()
+        if queue is not None:
+            queue.close()
+        if connection is not None:
+            with contextlib.suppress(Exception):  # a connection the server dropped
+                connection.close()
+
+    def dispose(self) -> None:
+        """Close this thread's connection now, and every other thread's as it is dropped."""
+        self.close()
+        self.local = threading.local()
+
+    def _after_fork(self) -> None:
+        # The parent's connections stay open and untouched: closing one here would end
+        # the parent's session (PostgreSQL) or disturb its locks (SQLite).
+        _INHERITED.append(self.local)
+        self.local = threading.local()
+
+
+class Transaction:
+    """`with raw.transaction() as connection:` commits at the end, rolls back on error.
+
+    On SQLite it begins IMMEDIATE: it holds the write lock from the start, so it never
+    has to upgrade a read (which fails at once if another connection wrote meanwhile);
+    with `queue_writers` it first queues on the lock file. (A class rather than a
+    generator: it is on every view count's path.)
+    """
+
+    __slots__ = ("connection", "queue", "raw")
+
+    def __init__(self, raw: RawConnections) -> None:
+        self.raw = raw
+
+    def __enter__(self) -> Any:
+        raw = self.raw
+        raw.connection()
+        local = raw.local
+        self.queue = queue = local.queue
+        if queue is not None:
+            fcntl.flock(queue, fcntl.LOCK_EX)
+        try:
+            raw._execute("BEGIN IMMEDIATE" if raw.dialect == "sqlite" else "BEGIN", ())
+        except BaseException:
+            if queue is not None:
+                fcntl.flock(queue, fcntl.LOCK_UN)
+            raise
+        self.connection = connection = local.connection
+        local.in_transaction = True
+        return connection
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        self.raw.local.in_transaction = False
+        try:
+            if kind is None:
+                self.connection.execute("COMMIT")
+            elif not self.raw._dropped(self.connection):
+                self.connection.execute("ROLLBACK")
+        finally:
+            if self.queue is not None:
+                fcntl.flock(self.queue, fcntl.LOCK_UN)
+
+
+_ALL_RAW: weakref.WeakSet[RawConnections] = weakref.WeakSet()
+_INHERITED: list[threading.local] = []
+
+
+def _after_fork_in_child() -> None:
+    for raw in list(_ALL_RAW):
+        raw._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def init_app(app: App, database: Database) -> None:
-    """Attach the database to the app and close each request's session in teardown."""
+    """Attach the database to the app and close each request's session in teardown.
+
+    Teardown is the only place: the session store writes through the same session
+    (pyproject.blog.session_store), after the view and the after-request hooks.
+    """
     app.extensions["db"] = database
     app.extensions["view_counts"] = ViewCounts(database)
-
-    @app.after_request
-    def release_session(request: Request, response: Any) -> Any:
-        # Before the session store writes: on SQLite a POST's transaction holds the write
-        # lock, and the store's own connection would wait for it forever.
-        close_request_session(request)
-        return response
 
     @app.teardown_request
     def close_session(request: Request, error: BaseException | None) -> None:
@@ -137,11 +361,13 @@ class ViewCounts:
     (``<database>-views``), so a count takes only that file's write lock, never the one a
     save holds; counters of all workers first queue on a lock file (flock), which the
     kernel hands over the moment it is released, where SQLite's busy handler would sleep.
-    Each thread keeps one plain connection. On first use the counts the site's own
-    ``post_views`` table held (before this store existed) are carried over, once.
+    On first use the counts the site's own ``post_views`` table held (before this store
+    existed) are carried over, once.
 
     On PostgreSQL the counts are the ``post_views`` table, one upsert per view: a row
     lock of its own, which a save (holding its post with FOR NO KEY UPDATE) does not block.
+
+    Either way each thread keeps one plain connection (RawConnections).
     """
 
     _SQLITE_SCHEMA = (
@@ -149,66 +375,82 @@ class ViewCounts:
         " (post_id INTEGER PRIMARY KEY, views INTEGER NOT NULL DEFAULT 0)",
         "CREATE TABLE IF NOT EXISTS carried_over (source TEXT PRIMARY KEY)",
     )
-    _SQLITE_COUNT = (
-        "INSERT INTO post_views (post_id, views) VALUES (?, 1)"
-        " ON CONFLICT (post_id) DO UPDATE SET views = views + 1"
-    )
-    _SQLITE_SET = (
-        "INSERT INTO post_views (post_id, views) VALUES (?, ?)"
-        " ON CONFLICT (post_id) DO UPDATE SET views = excluded.views"
-    )
     _SQLITE_ADD = (
         "INSERT INTO post_views (post_id, views) VALUES (?, ?)"
         " ON CONFLICT (post_id) DO UPDATE SET views = views + excluded.views"
     )
-    _SQLITE_VIEWS = "SELECT post_id, views FROM post_views WHERE post_id IN ({marks})"
-    _POSTGRES_VIEWS = "SELECT post_id, views FROM post_views WHERE post_id = ANY(%(ids)s)"
-    # A post's first view makes its row; a post purged meanwhile gets none.
-    _POSTGRES_COUNT = (
-        "INSERT INTO post_views (post_id, views) SELECT id, 1 FROM posts WHERE id = %(id)s"
-        " ON CONFLICT (post_id) DO UPDATE SET views = post_views.views + 1"
+    _SQLITE_FORGET = "DELETE FROM post_views WHERE post_id = ?"
+    # On PostgreSQL a post's first view makes its row; a post purged meanwhile gets none.
+    COUNT = Statement(
+        sqlite=(
+            "INSERT INTO post_views (post_id, views) VALUES (:id, 1)"
+            " ON CONFLICT (post_id) DO UPDATE SET views = views + 1"
+        ),
+        postgresql=(
+            "INSERT INTO post_views (post_id, views) SELECT id, 1 FROM posts WHERE id = %(id)s"
+            " ON CONFLICT (post_id) DO UPDATE SET views = post_views.views + 1"
+        ),
     )
-    _POSTGRES_SET = (
-        "INSERT INTO post_views (post_id, views) SELECT id, %(views)s FROM posts"
-        " WHERE id = %(id)s ON CONFLICT (post_id) DO UPDATE SET views = excluded.views"
+    SET = Statement(
+        sqlite=(
+            "INSERT INTO post_views (post_id, views) VALUES (:id, :views)"
+            " ON CONFLICT (post_id) DO UPDATE SET views = excluded.views"
+        ),
+        postgresql=(
+            "INSERT INTO post_views (post_id, views) SELECT id, %(views)s FROM posts"
+            " WHERE id = %(id)s ON CONFLICT (post_id) DO UPDATE SET views = excluded.views"
+        ),
+    )
+    # SQLite has no array parameter: the ids go in as one mark each, 500 at a time (the
+    # fastest way in: quicker than a JSON array, at any number of ids).
+    VIEWS = Statement(
+        sqlite="SELECT post_id, views FROM post_views WHERE post_id IN ({marks})",
+        postgresql="SELECT post_id, views FROM post_views WHERE post_id = ANY(%(ids)s)",
     )
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.sqlite_path = database.engine.url.database if is_sqlite(database.engine) else None
-        self.path = f"{self.sqlite_path}-views" if self.sqlite_path else None
-        self._local = threading.local()
+        sqlite = is_sqlite(database.engine)
+        self.sqlite_path = database.engine.url.database if sqlite else None
+        self.raw = database.raw_connections(
+            path=f"{self.sqlite_path}-views" if sqlite else None,
+            queue_writers=True,
+            setup=self._set_up if sqlite else None,
+        )
         # Tests may watch the statements (sqlite3's trace callback on new connections).
         self.trace: Callable[[str], None] | None = None
+
+    @property
+    def path(self) -> str | None:
+        """The counters' own database file (SQLite), or None (PostgreSQL)."""
+        return self.raw.path if self.sqlite_path else None
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self.raw.path = value
 
     # --- writing ---
 
     def count(self, post_id: int) -> None:
         """Add one view to the post."""
-        if self.path is None:
-            with self.database.engine.begin() as connection:
-                connection.exec_driver_sql(self._POSTGRES_COUNT, {"id": post_id})
+        if self.sqlite_path is None:
+            self.raw.run(self.COUNT, {"id": post_id})  # one statement: its own transaction
             return
-        with self._writing() as connection:
-            connection.execute(self._SQLITE_COUNT, (post_id,))
+        with self.raw.transaction():
+            self.raw.run(self.COUNT, {"id": post_id})
 
     def set_views(self, counts: dict[int, int]) -> None:
         """Set posts' view counts outright (for imports and generated sites)."""
-        if self.path is None:
-            with self.database.engine.begin() as connection:
-                for post_id, views in counts.items():
-                    connection.exec_driver_sql(self._POSTGRES_SET, {"id": post_id, "views": views})
-            return
-        with self._writing() as connection:
-            connection.executemany(self._SQLITE_SET, counts.items())
+        with self.raw.transaction():
+            self.raw.run_many(self.SET, ({"id": i, "views": v} for i, v in counts.items()))
 
     def forget(self, post_ids: Iterable[int]) -> None:
         """Drop the counts of posts that are gone (a new post may get the same id)."""
         ids = list(post_ids)
-        if not ids or self.path is None:
+        if not ids or self.sqlite_path is None:
             return  # PostgreSQL: the foreign key's ON DELETE CASCADE does it
-        with self._writing() as connection:
-            connection.executemany("DELETE FROM post_views WHERE post_id = ?", [(i,) for i in ids])
+        with self.raw.transaction() as connection:
+            connection.executemany(self._SQLITE_FORGET, [(i,) for i in ids])
 
     # --- reading ---
 
@@ -217,15 +459,13 @@ class ViewCounts:
         ids = list(post_ids)
         if not ids:
             return {}
-        if self.path is None:
-            with self.database.engine.connect() as connection:
-                rows = connection.exec_driver_sql(self._POSTGRES_VIEWS, {"ids": ids})
-                return {post_id: views for post_id, views in rows}
+        if self.sqlite_path is None:
+            return dict(self.raw.run(self.VIEWS, {"ids": ids}).fetchall())
         counts: dict[int, int] = {}
-        connection = self._connection()
+        connection = self.raw.connection()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            sql = self._SQLITE_VIEWS.format(marks=", ".join("?" * len(chunk)))
+            sql = self.VIEWS.sqlite.format(marks=", ".join("?" * len(chunk)))
             counts.update(connection.execute(sql, chunk).fetchall())
         return counts
 
@@ -238,44 +478,18 @@ class ViewCounts:
         )
         return ranked[:limit]
 
-    # --- SQLite plumbing ---
+    # --- plumbing ---
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """Give this thread's connection inside a write transaction, queued on the lock file."""
-        connection = self._connection()
-        queue = self._local.queue
-        if queue is not None:
-            fcntl.flock(queue, fcntl.LOCK_EX)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        finally:
-            if queue is not None:
-                fcntl.flock(queue, fcntl.LOCK_UN)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            for statement in self._SQLITE_SCHEMA:
-                connection.execute(statement)
-            if self.trace is not None:
-                connection.set_trace_callback(self.trace)
-            self._local.connection = connection
-            self._local.queue = self._open_queue()
-            self._carry_over(connection)
-        return connection
+    def _set_up(self, connection: sqlite3.Connection) -> None:
+        """Make a new SQLite connection ready: its pragmas, the schema, the carry-over."""
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        for statement in self._SQLITE_SCHEMA:
+            connection.execute(statement)
+        if self.trace is not None:
+            connection.set_trace_callback(self.trace)
+        self._carry_over(connection)
 
     def _carry_over(self, connection: sqlite3.Connection) -> None:
         """Add the counts the site's own post_views table held, once per database."""
@@ -288,31 +502,15 @@ class ViewCounts:
             if table is None:  # not migrated yet: try again on a later first use
                 return
             rows = site.execute("SELECT post_id, views FROM post_views WHERE views > 0").fetchall()
-        with self._writing() as writing:
+        with self.raw.transaction() as writing:
             if writing.execute("SELECT 1 FROM carried_over").fetchone():
                 return  # another worker did it meanwhile
             writing.executemany(self._SQLITE_ADD, rows)
             writing.execute("INSERT INTO carried_over (source) VALUES ('post_views')")
 
-    def _open_queue(self) -> IO[bytes] | None:
-        """Open this thread's handle on the counters' lock file (None where there is none)."""
-        if fcntl is None or not self.path:
-            return None
-        try:
-            return open(f"{self.path}.lock", "ab")  # kept open, closed by close()
-        except OSError:  # a read-only folder, say: SQLite's own lock still serialises
-            return None
-
     def close(self) -> None:
         """Close this thread's connection (the next use opens a new one)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
-        queue = getattr(self._local, "queue", None)
-        if queue is not None:
-            queue.close()
-            self._local.queue = None
+        self.raw.close()
 
 
 # Any constant: the key of the PostgreSQL advisory lock that post writes queue on.
@@ -347,9 +545,17 @@ def begin_write(session: Session) -> None:
     write depends on after this, inside the transaction.
     """
     end_transaction(session)
+    begin_immediate(session)
+    lock_post_writes(session)
+
+
+def begin_immediate(session: Session) -> None:
+    """Begin the session's transaction holding SQLite's write lock (on PostgreSQL, plainly).
+
+    The session must not be in a transaction: end or roll back the one it is in first.
+    """
     if is_sqlite(session.get_bind()):
         session.connection(execution_options={"sqlite_immediate": True})
-    lock_post_writes(session)
 
 
 def get_database(app: App) -> Database:

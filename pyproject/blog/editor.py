@@ -214,6 +214,11 @@ def tags_text(tags: list[Tag] | list[tuple[str, str]]) -> str:
     return ", ".join(t.name if isinstance(t, Tag) else t[0] for t in tags)
 
 
+def own_summary(post: Post) -> str:
+    """Give the summary the author wrote for the post, or "" if it is the rendered one."""
+    return post.summary if post.summary_is_custom else ""
+
+
 def add_revision(
     db: Session,
     post: Post,
@@ -225,14 +230,13 @@ def add_revision(
 ) -> Revision:
     """Add a revision of the post holding `content` (default: the post's own; caller commits).
 
-    Its "words changed" count is taken against `previous_body`.
+    Its "words changed" count is taken against `previous_body`. Any kind but an autosave
+    holds the post's text, so it becomes the post's current revision.
     """
     if content is None:
-        title, body, tags = post.title, post.body_md, tags_text(post.tags)
-        summary = post.summary if post.summary_is_custom else ""
+        title, body, summary, tags = post.title, post.body_md, own_summary(post), post.tags
     else:
-        title, body, summary = content.title, content.body, content.summary
-        tags = tags_text(content.tags)
+        title, body, summary, tags = content.title, content.body, content.summary, content.tags
     revision = Revision(
         post_id=post.id,
         number=next_revision_number(db, post.id),
@@ -240,12 +244,14 @@ def add_revision(
         title=title,
         body_md=body,
         summary=summary,
-        tags=tags,
+        tags=tags_text(tags),
         author_id=user.id,
         words_changed=word_diff(previous_body, body).words_changed,
         created_at=utcnow(),
     )
     db.add(revision)
+    if kind != "autosave":
+        post.revision = revision.number
     return revision
 
 
@@ -349,7 +355,7 @@ def form_from_post(post: Post) -> Form:
     values = {
         "title": post.title,
         "body": post.body_md,
-        "summary": post.summary if post.summary_is_custom else "",
+        "summary": own_summary(post),
         "tags": tags_text(post.tags),
         "slug": post.slug,
         "status": post.status,
@@ -444,8 +450,7 @@ def write_post(
             db.flush()
         else:
             change_slug(db, post, slug)
-        revision = add_revision(db, post, "save", user, previous_body)
-        post.revision = revision.number
+        add_revision(db, post, "save", user, previous_body)
         db.commit()
     except StaleDataError:
         # Another worker saved this post between our check and our write.
@@ -609,7 +614,6 @@ def autosave_new(request: Request) -> Response:
     db.add(post)
     db.flush()
     revision = add_revision(db, post, "save", user, "")
-    post.revision = revision.number
     db.commit()
     return json_response(
         {

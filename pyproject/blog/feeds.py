@@ -90,6 +90,10 @@ def author_atom(request: Request, username: str) -> Response:
 # --- sitemap -----------------------------------------------------------------------------
 
 
+# Readers saw a post change when it was saved or, if later, when it was published.
+CHANGED_AT = case((Post.published_at > Post.updated_at, Post.published_at), else_=Post.updated_at)
+
+
 def sitemap_entries(db: Session, start: int = 0, stop: int | None = None) -> list[tuple[str, Any]]:
     """Give (absolute URL, last modified or None) for the pages a search engine should see.
 
@@ -101,57 +105,66 @@ def sitemap_entries(db: Session, start: int = 0, stop: int | None = None) -> lis
     entries: list[tuple[str, Any]] = []
     if start == 0 and stop > 0:
         entries.append((url_for("home", _external=True), None))
-    app = current_app()
-    # Readers saw a post change when it was saved or, if later, when it was published.
-    changed = case((Post.published_at > Post.updated_at, Post.published_at), else_=Post.updated_at)
     first, last = max(start - 1, 0), stop - 1  # the window in the list of posts
-    rows: list[Any] = []
-    if last > first:
-        post_url = app.url_builder("show_post", "slug", _external=True)
-        rows = db.execute(
-            select(Post.slug, changed)
-            .where(*visible(now))
-            .order_by(Post.id)
-            .offset(first)
-            .limit(last - first)
-        ).all()
-        entries.extend((post_url(slug), updated) for slug, updated in rows)
-        if len(rows) == last - first:  # the window ends among the posts
-            return entries
+    posts = post_entries(db, now, first, last - first) if last > first else []
+    entries += posts
+    if posts and len(posts) == last - first:  # the window ends among the posts
+        return entries
     # The window runs past the posts: what was read says how many there are, unless
     # the window began after them.
-    posts = first + len(rows) if rows or first == 0 else count_visible_posts(db, now)
-    first, last = max(start - 1 - posts, 0), stop - 1 - posts  # and in the rest
+    count = first + len(posts) if posts or first == 0 else count_visible_posts(db, now)
+    first, last = max(start - 1 - count, 0), stop - 1 - count  # and in the rest
     if last <= 0:
         return entries
-    tag_url = app.url_builder("show_tag", "tag", _external=True)
-    author_url = app.url_builder("show_author", "username", _external=True)
-    tag_rows = db.execute(
-        select(Tag.slug, func.max(changed))
+    return entries + (tag_entries(db, now) + author_entries(db, now))[first:last]
+
+
+def post_entries(db: Session, now: Any, offset: int, limit: int) -> list[tuple[str, Any]]:
+    """Give sitemap entries of visible posts, oldest first, from `offset` on."""
+    post_url = current_app().url_builder("show_post", "slug", _external=True)
+    rows = db.execute(
+        select(Post.slug, CHANGED_AT)
+        .where(*visible(now))
+        .order_by(Post.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(post_url(slug), updated) for slug, updated in rows]
+
+
+def tag_entries(db: Session, now: Any) -> list[tuple[str, Any]]:
+    """Give a sitemap entry for each tag readers know, with its posts' newest change."""
+    tag_url = current_app().url_builder("show_tag", "tag", _external=True)
+    rows = db.execute(
+        select(Tag.slug, func.max(CHANGED_AT))
         .join(post_tags, post_tags.c.tag_id == Tag.id)
         .join(Post, Post.id == post_tags.c.post_id)
         .where(*visible(now))
         .group_by(Tag.id, Tag.slug)
         .order_by(Tag.slug)
-    ).all()
-    # Each author's newest change. Grouped by `author_id + 0`: by the bare column SQLite
-    # would walk the author index in order and read every post whole for its times; the
-    # expression leaves it the index of visible posts, which holds them (0.9 s -> 55 ms).
+    )
+    return [(tag_url(slug), updated) for slug, updated in rows]
+
+
+def author_entries(db: Session, now: Any) -> list[tuple[str, Any]]:
+    """Give a sitemap entry for each author with visible posts, with their newest change."""
+    author_url = current_app().url_builder("show_author", "username", _external=True)
+    # Grouped by `author_id + 0`: by the bare column SQLite would walk the author index
+    # in order and read every post whole for its times; the expression leaves it the
+    # index of visible posts, which holds them.
     writer = (Post.author_id + literal_column("0")).label("writer")
     newest = (
-        select(writer, func.max(changed).label("changed"))
+        select(writer, func.max(CHANGED_AT).label("changed"))
         .where(*visible(now))
         .group_by(writer)
         .subquery()
     )
-    author_rows = db.execute(
+    rows = db.execute(
         select(User.username, newest.c.changed)
         .join(newest, newest.c.writer == User.id)
         .order_by(User.username)
-    ).all()
-    rest = [(tag_url(slug), updated) for slug, updated in tag_rows]
-    rest += [(author_url(username), updated) for username, updated in author_rows]
-    return entries + rest[first:last]
+    )
+    return [(author_url(username), updated) for username, updated in rows]
 
 
 def count_visible_posts(db: Session, now: Any) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -17,9 +19,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
+    literal_column,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def _system_clock() -> datetime:
@@ -191,6 +197,33 @@ class Post(Base):
             and self.published_at is not None
             and self.published_at > utcnow()
         )
+
+
+def visible(now: Any) -> tuple[ColumnElement[bool], ...]:
+    """Give the conditions for posts readers may see: published, due, not in the trash.
+
+    The one definition of the rule: ORM queries use it as `.where(*visible(now))`, raw
+    SQL as the text `visible_sql` compiles from it. (`Post.is_published` asks the same of
+    a post already loaded.)
+    """
+    return (Post.status == "published", Post.published_at <= now, Post.deleted_at.is_(None))
+
+
+_DIALECTS = {"sqlite": sqlite.dialect, "postgresql": postgresql.dialect}
+
+
+@functools.cache
+def visible_sql(dialect: str, now: str = ":now") -> str:
+    """Give the rule of `visible` as SQL text for a dialect, `now` its time's placeholder.
+
+    For instance ``posts.status = 'published' AND posts.published_at <= :now AND ...``;
+    `now` is written as given (``:now`` for SQLAlchemy's text() and sqlite3,
+    ``%(now)s`` for psycopg).
+    """
+    # Named parameters: the text is used as written, no percent sign doubled.
+    compiler = _DIALECTS[dialect](paramstyle="named")
+    condition = and_(*visible(literal_column(now)))
+    return str(condition.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
 
 
 class Revision(Base):

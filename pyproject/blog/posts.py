@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
-from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow
+from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow, visible
 from pyproject.blog.slugs import is_valid_slug
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.lib.exceptions import Forbidden, Gone, NotFound, Redirect
@@ -28,13 +28,8 @@ POPULAR_DAYS, POPULAR_COUNT = 7, 5
 # --- queries -----------------------------------------------------------------------------
 
 
-def visible(now: datetime) -> tuple[Any, ...]:
-    """Give the conditions for posts readers may see: published, due, not in the trash."""
-    return (Post.status == "published", Post.published_at <= now, Post.deleted_at.is_(None))
-
-
 def published(query: Select, now: datetime) -> Select:
-    """Limit a query to posts readers may see."""
+    """Limit a query to posts readers may see (the rule: models.visible)."""
     return query.where(*visible(now))
 
 
@@ -60,17 +55,36 @@ def with_query(request: Request, location: str) -> str:
     return f"{location}?{request.query_string}" if request.query_string else location
 
 
+def moved_to(request: Request, name: str, value: str) -> NoReturn:
+    """Redirect for good to this same page with the URL's `name` part set to `value`.
+
+    A POST is redirected with 308, so that it is sent again, body and all.
+    """
+    args = {**request.view_args, name: value}
+    location = with_query(request, url_for(request.endpoint, **args))
+    raise Redirect(location, 301 if request.method in ("GET", "HEAD") else 308)
+
+
 @dataclass
 class Page:
-    """One page of a list: its items and where the neighbours are."""
+    """One page of a list (posts, or search hits): its items and where the neighbours are.
+
+    A page of search results also says what was searched for, as `query`.
+    """
 
     items: list[Any]
     number: int
     has_next: bool
+    query: str = ""
 
     @property
     def has_previous(self) -> bool:
         return self.number > 1
+
+    @property
+    def hits(self) -> list[Any]:
+        """The items, by the name the search API gives them."""
+        return self.items
 
 
 def paginate(db: Session, query: Select, number: int, per_page: int = PER_PAGE) -> Page:
@@ -118,6 +132,10 @@ def can_edit(user: User | None, post: Post) -> bool:
     return user is not None and (user.is_admin or user.id == post.author_id)
 
 
+NO_POST = "There is no post at this address."
+REMOVED = "This post was removed by its author."
+
+
 def get_post_or_404(
     request: Request, slug: str, *, check_author: bool = False, readers_only: bool = False
 ) -> Post:
@@ -128,39 +146,45 @@ def get_post_or_404(
     author and admins (and to everyone with `readers_only`, as in the public API).
     """
     if not is_valid_slug(slug):  # (from a form field): no post has such a slug
-        raise NotFound("There is no post at this address.")
+        raise NotFound(NO_POST)
     db = get_db(request)
     post = db.scalar(select(Post).options(selectinload(Post.tags)).where(Post.slug == slug))
     user = None if readers_only else current_user(request)
     if post is None:
-        old = db.scalar(select(OldSlug.post_id).where(OldSlug.slug == slug))
-        if old is not None:
-            current = db.get(Post, old)
-            if current is not None and current.deleted_at is not None:
-                raise Gone("This post was removed by its author.")
-            if current is not None and (current.is_published or can_edit(user, current)):
-                args = {**request.view_args, "slug": current.slug}
-                location = with_query(request, url_for(request.endpoint, **args))
-                raise Redirect(location, 301 if request.method in ("GET", "HEAD") else 308)
-        if db.scalar(select(GoneSlug.slug).where(GoneSlug.slug == slug)) is not None:
-            raise Gone("This post was removed by its author.")
-        raise NotFound("There is no post at this address.")
-    if post.deleted_at is not None:
-        was_public = (
-            post.status == "published"
-            and post.published_at is not None
-            and post.published_at <= utcnow()
-        )
-        if can_edit(user, post):
-            raise Gone("This post is in the trash. Restore it from the trash to change it.")
-        if was_public:
-            raise Gone("This post was removed by its author.")
-        raise NotFound("There is no post at this address.")
-    if not post.is_published and not can_edit(user, post):
-        raise NotFound("There is no post at this address.")
+        answer_for_unused_slug(request, db, slug, user)
+    refuse_unseen(post, user)
     if check_author and not can_edit(user, post):
         raise Forbidden("Only the post's author or an administrator can change it.")
     return post
+
+
+def answer_for_unused_slug(request: Request, db: Session, slug: str, user: User | None) -> NoReturn:
+    """Redirect to the post that had this slug before; else 410 if a post had it, or 404."""
+    post_id = db.scalar(select(OldSlug.post_id).where(OldSlug.slug == slug))
+    post = db.get(Post, post_id) if post_id is not None else None
+    if post is not None and post.deleted_at is not None:
+        raise Gone(REMOVED)
+    if post is not None and (post.is_published or can_edit(user, post)):
+        moved_to(request, "slug", post.slug)
+    if db.scalar(select(GoneSlug.slug).where(GoneSlug.slug == slug)) is not None:
+        raise Gone(REMOVED)
+    raise NotFound(NO_POST)
+
+
+def refuse_unseen(post: Post, user: User | None) -> None:
+    """Refuse a post this visitor may not see: trashed (410, or 404 if never public), a draft.
+
+    Its author learns that it is in the trash; readers, that it was removed, if they
+    could ever have read it.
+    """
+    if post.deleted_at is not None:
+        if can_edit(user, post):
+            raise Gone("This post is in the trash. Restore it from the trash to change it.")
+        if post.status == "published" and post.published_at and post.published_at <= utcnow():
+            raise Gone(REMOVED)
+        raise NotFound(NO_POST)
+    if not post.is_published and not can_edit(user, post):
+        raise NotFound(NO_POST)
 
 
 def view_counter(post_id: int) -> Callable[[str], None]:
@@ -294,12 +318,6 @@ def tags_index(request: Request) -> str:
     return render_template("tags/index.html", tags=tag_counts(get_db(request)))
 
 
-def _to_canonical(request: Request, name: str, value: str) -> None:
-    """Answer 301 to this same page under the canonical spelling of its name."""
-    args = {**request.view_args, name: value}
-    raise Redirect(with_query(request, url_for(request.endpoint, **args)), 301)
-
-
 def tag_or_404(request: Request, tag: str) -> Tag:
     """Give the tag a URL names; another spelling of it (/tags/Python) redirects.
 
@@ -312,7 +330,7 @@ def tag_or_404(request: Request, tag: str) -> Tag:
     if found is None:
         raise NotFound("There is no such tag.")
     if tag != found.slug:
-        _to_canonical(request, "tag", found.slug)
+        moved_to(request, "tag", found.slug)
     return found
 
 
@@ -322,7 +340,7 @@ def author_or_404(request: Request, username: str) -> User:
     if author is None:
         raise NotFound("There is no such author.")
     if username != author.username:
-        _to_canonical(request, "username", author.username)
+        moved_to(request, "username", author.username)
     return author
 
 

@@ -89,7 +89,6 @@ def restore_revision(request: Request, slug: str, number: int) -> Response:
     set_tags(db, post, parse_tags(form))
     post.updated_at = utcnow()
     new = add_revision(db, post, "restore", current_user(request), previous_body)
-    post.revision = new.number
     db.commit()
     flash(f"Restored revision {number} as revision {new.number}.", "success")
     return redirect(url_for("show_post", slug=post.slug))

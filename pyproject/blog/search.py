@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from html import escape
 
 from markupsafe import Markup
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db
-from pyproject.blog.models import Post, UTCDateTime, utcnow
-from pyproject.blog.posts import page_number
+from pyproject.blog.models import Post, UTCDateTime, utcnow, visible_sql
+from pyproject.blog.posts import Page, page_number
 from pyproject.lib import App, Request, render_template
 
 PER_PAGE = 10
@@ -36,18 +36,6 @@ START, STOP = "\x02", "\x03"
 class Hit:
     post: Post
     snippet: Markup
-
-
-@dataclass
-class SearchPage:
-    query: str
-    hits: list[Hit]
-    number: int
-    has_next: bool
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
 
 
 def clean_query(raw: str) -> str:
@@ -68,12 +56,12 @@ def highlight(snippet: str) -> Markup:
     return Markup(html)  # noqa: S704  # nosec B704
 
 
-def search(db: Session, query: str, number: int = 1, per_page: int = PER_PAGE) -> SearchPage:
-    """Give page `number` of the published posts matching `query`, best first."""
+def search(db: Session, query: str, number: int = 1, per_page: int = PER_PAGE) -> Page:
+    """Give page `number` of the published posts matching `query`, best first, as Hits."""
     query = clean_query(query)
     words = terms(query)
     if not words:
-        return SearchPage(query, [], number, False)
+        return Page([], number, False, query)
     engine = _postgres_search if db.get_bind().dialect.name == "postgresql" else _sqlite_search
     rows = engine(db, query, words, per_page + 1, (number - 1) * per_page)
     posts = {
@@ -83,11 +71,10 @@ def search(db: Session, query: str, number: int = 1, per_page: int = PER_PAGE) -
         )
     }
     hits = [Hit(posts[pid], highlight(snippet or "")) for pid, snippet in rows if pid in posts]
-    return SearchPage(query, hits[:per_page], number, len(rows) > per_page)
+    return Page(hits[:per_page], number, len(rows) > per_page, query)
 
 
-def _run(db: Session, sql: str, params: dict[str, object]) -> list[tuple[int, str]]:
-    statement = text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+def _run(db: Session, statement: TextClause, params: dict[str, object]) -> list[tuple[int, str]]:
     return [(row.id, row.snippet) for row in db.execute(statement, {"now": utcnow(), **params})]
 
 
@@ -96,6 +83,18 @@ def _run(db: Session, sql: str, params: dict[str, object]) -> list[tuple[int, st
 # Candidates ranked inside the index before the visibility check (almost every indexed
 # post is visible): ranking is cheap there; joining every match to posts is not.
 _CANDIDATE_MARGIN = 100
+_SQLITE_RANKED = text(
+    f"""
+    WITH ranked AS (
+        SELECT rowid AS id, bm25(posts_fts, 100.0, 1.0, 1.0, 10.0) AS score
+        FROM posts_fts WHERE posts_fts MATCH :match ORDER BY score LIMIT :cap
+    )
+    SELECT ranked.id AS id, '' AS snippet FROM ranked JOIN posts ON posts.id = ranked.id
+    WHERE {visible_sql("sqlite")}
+    ORDER BY ranked.score, posts.published_at DESC
+    LIMIT :limit OFFSET :offset
+    """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
+).bindparams(bindparam("now", type_=UTCDateTime()))
 _SNIPPETS = text(
     "SELECT rowid, snippet(posts_fts, -1, :start, :stop, '…', 16) FROM posts_fts "
     "WHERE posts_fts MATCH :match AND rowid IN :ids"
@@ -107,49 +106,40 @@ def _sqlite_search(
 ) -> list[tuple[int, str]]:
     # Each word quoted as an FTS5 string: operators, quotes and colons lose their meaning.
     match = " ".join(f'"{w}"' for w in words)
-    sql = """
-        WITH ranked AS (
-            SELECT rowid AS id, bm25(posts_fts, 100.0, 1.0, 1.0, 10.0) AS score
-            FROM posts_fts WHERE posts_fts MATCH :match ORDER BY score LIMIT :cap
-        )
-        SELECT ranked.id AS id, '' AS snippet FROM ranked JOIN posts ON posts.id = ranked.id
-        WHERE posts.status = 'published' AND posts.deleted_at IS NULL
-          AND posts.published_at <= :now
-        ORDER BY ranked.score, posts.published_at DESC
-        LIMIT :limit OFFSET :offset
-    """
     cap = offset + limit + _CANDIDATE_MARGIN
     params = {"match": match, "limit": limit, "offset": offset}
-    rows = _run(db, sql, {**params, "cap": cap})
+    rows = _run(db, _SQLITE_RANKED, {**params, "cap": cap})
     if len(rows) < limit:
         # Too few candidates were visible (many drafts match): rank them all.
-        rows = _run(db, sql, {**params, "cap": -1})
+        rows = _run(db, _SQLITE_RANKED, {**params, "cap": -1})
     if not rows:
         return []
     snippets = dict(db.execute(_SNIPPETS, {"match": match, "ids": [pid for pid, _ in rows]}).all())
     return [(pid, snippets.get(pid, "")) for pid, _ in rows]
 
 
+_POSTGRES_RANKED = text(
+    f"""
+    SELECT posts.id AS id,
+           ts_headline('english', posts.summary || ' ' || left(posts.body_md, 20000), q,
+                       'StartSel=' || :start || ', StopSel=' || :stop
+                       || ', MaxWords=30, MinWords=12') AS snippet
+    FROM posts, websearch_to_tsquery('english', :q) AS q
+    WHERE posts.search_vector @@ q AND {visible_sql("postgresql")}
+    ORDER BY ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q) DESC,
+             posts.published_at DESC
+    LIMIT :limit OFFSET :offset
+    """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def _postgres_search(
     db: Session, query: str, words: list[str], limit: int, offset: int
 ) -> list[tuple[int, str]]:
-    sql = """
-        SELECT posts.id AS id,
-               ts_headline('english', posts.summary || ' ' || left(posts.body_md, 20000), q,
-                           'StartSel=' || :start || ', StopSel=' || :stop
-                           || ', MaxWords=30, MinWords=12') AS snippet
-        FROM posts, websearch_to_tsquery('english', :q) AS q
-        WHERE posts.search_vector @@ q
-          AND posts.status = 'published' AND posts.deleted_at IS NULL
-          AND posts.published_at <= :now
-        ORDER BY ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q) DESC,
-                 posts.published_at DESC
-        LIMIT :limit OFFSET :offset
-    """
     # websearch_to_tsquery accepts any text; a query of operators alone becomes its words.
     q = query if any(c.isalnum() for c in query) else " ".join(words)
     params = {"q": q, "limit": limit, "offset": offset, "start": START, "stop": STOP}
-    return _run(db, sql, params)
+    return _run(db, _POSTGRES_RANKED, params)
 
 
 @reader_page

@@ -1,16 +1,25 @@
-"""The sessions table as the framework's session store, shared by every worker and host."""
+"""The sessions table as the framework's session store, shared by every worker and host.
+
+Inside a request the store works in the request's own ORM session (pyproject.blog.db:
+one connection per request, closed in teardown); outside one (commands, tests) in a
+session of its own.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from pyproject.blog.db import Database
+from pyproject.blog.db import Database, begin_immediate, get_db
 from pyproject.blog.models import SessionRecord, utcnow
+from pyproject.lib import current_app, current_request
 
 
 class DatabaseSessionStore:
@@ -20,7 +29,7 @@ class DatabaseSessionStore:
         self.database = database
 
     def load(self, key: str) -> dict[str, Any] | None:
-        with self.database.read() as db:
+        with self._reading() as db:
             row = db.execute(
                 select(SessionRecord.data, SessionRecord.expires_at).where(SessionRecord.key == key)
             ).first()
@@ -36,7 +45,7 @@ class DatabaseSessionStore:
     def save(self, key: str, data: dict[str, Any], expires_at: float) -> None:
         expires = datetime.fromtimestamp(expires_at, UTC)
         user_id = data.get("user_id")
-        with self.database.write() as db:
+        with self._writing() as db:
             record = db.get(SessionRecord, key)
             if record is None:
                 db.add(
@@ -50,12 +59,12 @@ class DatabaseSessionStore:
                 record.expires_at = expires
 
     def delete(self, key: str) -> None:
-        with self.database.write() as db:
+        with self._writing() as db:
             db.execute(delete(SessionRecord).where(SessionRecord.key == key))
 
     def delete_for_user(self, user_id: int, *, keep: str | None = None) -> None:
         """End every session of a user (but `keep`, a store key), e.g. when deactivated."""
-        with self.database.write() as db:
+        with self._writing() as db:
             query = delete(SessionRecord).where(SessionRecord.user_id == user_id)
             if keep is not None:
                 query = query.where(SessionRecord.key != keep)
@@ -63,6 +72,49 @@ class DatabaseSessionStore:
 
     def purge_expired(self) -> int:
         """Delete expired sessions; give how many went."""
-        with self.database.write() as db:
+        with self._writing() as db:
             result = db.execute(delete(SessionRecord).where(SessionRecord.expires_at <= utcnow()))
             return result.rowcount or 0
+
+    # --- which session ---
+
+    def _request_session(self) -> Session | None:
+        """Give the current request's ORM session (opened if need be), or None outside one."""
+        request = current_request()
+        if request is None or current_app().extensions.get("db") is not self.database:
+            return None
+        return get_db(request)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Session]:
+        db = self._request_session()
+        if db is None:
+            with self.database.read() as db:
+                yield db
+            return
+        yield db  # the request's transaction goes on; teardown ends it
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """Give a session in a write transaction of the store's own, committed at the end.
+
+        In a request that is the request's session. What it had not committed is dropped
+        first, as teardown would drop it (a view commits its work before the response;
+        the session is saved after that), and the store's write begins afresh, holding
+        SQLite's write lock from the start: a read transaction begun earlier could not
+        become a write once another worker had written meanwhile.
+        """
+        db = self._request_session()
+        if db is None:
+            with self.database.write() as db:
+                yield db
+            return
+        if db.in_transaction():
+            db.rollback()
+        begin_immediate(db)
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise

@@ -108,7 +108,7 @@ def insert_post(
         set_tags(db, post, [(name, tag_slug(name)) for name in tags])
         db.add(post)
         db.flush()
-        post.revision = add_revision(db, post, "save", author, "").number
+        add_revision(db, post, "save", author, "")
         return post.slug
 
 
@@ -477,11 +477,11 @@ _QUERIES = st.one_of(
 def test_any_text_is_a_harmless_query(corpus: Corpus, q: str, number: int) -> None:
     with get_database(corpus.app).read() as db:
         results = search(db, q, number)
-    slugs = {hit.post.slug for hit in results.hits}
+    slugs = {hit.post.slug for hit in results.items}
     assert slugs <= set(corpus.visible)
-    assert len(results.hits) <= 10
+    assert len(results.items) <= 10
     assert all(re.fullmatch(r"[^<>]*", str(hit.snippet).replace("<mark>", "").replace(
-        "</mark>", "")) for hit in results.hits)  # fmt: skip
+        "</mark>", "")) for hit in results.items)  # fmt: skip
 
 
 # --- the index follows the posts -----------------------------------------------------------
@@ -497,7 +497,7 @@ def writer(any_db_app: App) -> TestClient:
 
 def found(app: App, q: str) -> list[str]:
     with get_database(app).read() as db:
-        return [hit.post.slug for hit in search(db, q).hits]
+        return [hit.post.slug for hit in search(db, q).items]
 
 
 def test_an_edited_post_is_found_by_its_new_words_only(any_db_app: App, writer: TestClient):

@@ -14,11 +14,11 @@ from pyproject.lib.app import App
 from pyproject.lib.http import http_date
 from pyproject.lib.response import (
     Response,
-    wsgi_parts,
     json_response,
     not_modified,
     redirect,
     with_validators,
+    wsgi_parts,
 )
 from pyproject.lib.testing import TestClient
 
