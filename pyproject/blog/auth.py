@@ -33,7 +33,7 @@ from pyproject.lib import (
 from pyproject.lib.exceptions import Forbidden, NotFound
 from pyproject.lib.http import is_safe_redirect
 
-# OWASP's Argon2id recommendation (m=19 MiB, t=2, p=1); each hash takes ~20 ms here.
+# OWASP's Argon2id recommendation (m=19 MiB, t=2, p=1): slow on purpose, for guessers.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 # Verified against when the account does not exist, so both answers take the same time.
 _DUMMY_HASH = HASHER.hash("no such user: this only spends the same time as a real check")

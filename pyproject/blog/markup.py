@@ -523,7 +523,7 @@ def _element_depth(fragment: str, stop_at: int) -> int:
 
 
 # Python-Markdown looks for the "]" of every "[" to the end of its block, so unmatched
-# brackets make a block quadratic (80,000 of them took 15 s). An unmatched "[" can never
+# brackets make a block quadratic (bench/render.py). An unmatched "[" can never
 # start a link, so escaping it changes nothing a reader sees; blocks with only a few are
 # left alone, which keeps escapes out of inline code in ordinary posts.
 UNMATCHED_BRACKETS_PER_BLOCK = 8
