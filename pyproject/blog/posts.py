@@ -6,12 +6,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
+from pyproject.blog import listing
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
@@ -115,17 +116,18 @@ def post_list_query(*, with_body: bool = False) -> Select:
     return query.order_by(Post.published_at.desc(), Post.id.desc())
 
 
-def popular_posts(db: Session, now: datetime) -> list[tuple[Post, int]]:
+def popular_posts(db: Session, now: datetime) -> list[tuple[listing.Card, int]]:
     """Give the most-read posts published in the last week, each with its view count."""
-    week = published(
-        select(Post.id).where(Post.published_at >= now - timedelta(days=POPULAR_DAYS)), now
-    )
-    top = get_view_counts(current_app()).most_viewed(db.scalars(week), POPULAR_COUNT)
-    if not top:
-        return []
-    query = post_list_query().where(Post.id.in_([post_id for post_id, _ in top]))
-    posts = {post.id: post for post in db.scalars(query).unique()}
-    return [(posts[post_id], views) for post_id, views in top if post_id in posts]
+    counts = get_view_counts(current_app())
+    return listing.most_read(db, now, counts.most_viewed, days=POPULAR_DAYS, count=POPULAR_COUNT)
+
+
+def card_page(
+    db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int = PER_PAGE
+) -> Page:
+    """Give page `number` of a reader's list (a listing statement) as a Page of cards."""
+    items, has_next = listing.card_page(db, statement, params, number, per_page)
+    return Page(items, number, has_next)
 
 
 def can_edit(user: User | None, post: Post) -> bool:
@@ -219,15 +221,14 @@ def home(request: Request) -> str:
     """The newest published posts, and the week's most read."""
     db = get_db(request)
     now = utcnow()
-    page = paginate(db, published(post_list_query(), now), page_number(request))
+    page = card_page(db, listing.NEWEST, {"now": now}, page_number(request))
     return render_template("posts/index.html", page=page, popular=popular_posts(db, now))
 
 
 @reader_page
 def archive(request: Request) -> str:
     """Every published post, newest first."""
-    db = get_db(request)
-    page = paginate(db, published(post_list_query(), utcnow()), page_number(request))
+    page = card_page(get_db(request), listing.NEWEST, {"now": utcnow()}, page_number(request))
     return render_template("posts/archive.html", page=page)
 
 
@@ -358,8 +359,8 @@ def tagged(tag: Tag) -> Any:
 def show_tag(request: Request, tag: str) -> str:
     """A tag's published posts."""
     found = tag_or_404(request, tag)
-    query = published(post_list_query(), utcnow()).where(tagged(found))
-    page = paginate(get_db(request), query, page_number(request))
+    params = {"now": utcnow(), "tag_id": found.id}
+    page = card_page(get_db(request), listing.BY_TAG, params, page_number(request))
     return render_template("tags/show.html", tag=found, page=page)
 
 
@@ -368,8 +369,8 @@ def show_author(request: Request, username: str) -> str:
     """An author's bio and published posts."""
     db = get_db(request)
     author = author_or_404(request, username)
-    query = published(post_list_query(), utcnow()).where(Post.author_id == author.id)
-    page = paginate(db, query, page_number(request))
+    params = {"now": utcnow(), "author_id": author.id}
+    page = card_page(db, listing.BY_AUTHOR, params, page_number(request))
     return render_template("authors/show.html", author=author, page=page)
 
 

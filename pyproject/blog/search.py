@@ -83,11 +83,20 @@ def _run(db: Session, statement: TextClause, params: dict[str, object]) -> list[
 # Candidates ranked inside the index before the visibility check (almost every indexed
 # post is visible): ranking is cheap there; joining every match to posts is not.
 _CANDIDATE_MARGIN = 100
+# A word found in most posts ("server" on a blog about servers) would have every match
+# scored before the first page shows: its results are ranked among its newest matches
+# (by id) only, as many as this. Narrower queries, and pages past the window, rank all.
+SEARCH_WINDOW = 5000
+_SQLITE_WINDOW_FLOOR = text(
+    "SELECT rowid FROM posts_fts WHERE posts_fts MATCH :match"
+    " ORDER BY rowid DESC LIMIT 1 OFFSET :skip"
+)
 _SQLITE_RANKED = text(
     f"""
     WITH ranked AS (
         SELECT rowid AS id, bm25(posts_fts, 100.0, 1.0, 1.0, 10.0) AS score
-        FROM posts_fts WHERE posts_fts MATCH :match ORDER BY score LIMIT :cap
+        FROM posts_fts WHERE posts_fts MATCH :match AND rowid >= :floor
+        ORDER BY score LIMIT :cap
     )
     SELECT ranked.id AS id, '' AS snippet FROM ranked JOIN posts ON posts.id = ranked.id
     WHERE {visible_sql("sqlite")}
@@ -108,27 +117,38 @@ def _sqlite_search(
     match = " ".join(f'"{w}"' for w in words)
     cap = offset + limit + _CANDIDATE_MARGIN
     params = {"match": match, "limit": limit, "offset": offset}
-    rows = _run(db, _SQLITE_RANKED, {**params, "cap": cap})
+    floor = 0
+    if cap <= SEARCH_WINDOW:
+        skip = {"match": match, "skip": SEARCH_WINDOW - 1}
+        floor = db.execute(_SQLITE_WINDOW_FLOOR, skip).scalar() or 0
+    rows = _run(db, _SQLITE_RANKED, {**params, "cap": cap, "floor": floor})
     if len(rows) < limit:
         # Too few candidates were visible (many drafts match): rank them all.
-        rows = _run(db, _SQLITE_RANKED, {**params, "cap": -1})
+        rows = _run(db, _SQLITE_RANKED, {**params, "cap": -1, "floor": 0})
     if not rows:
         return []
     snippets = dict(db.execute(_SNIPPETS, {"match": match, "ids": [pid for pid, _ in rows]}).all())
     return [(pid, snippets.get(pid, "")) for pid, _ in rows]
 
 
+# Ranked over the GIN index's matches first; the headline (costly: it re-parses the
+# text) is made for the shown page's rows only, after the LIMIT.
 _POSTGRES_RANKED = text(
     f"""
-    SELECT posts.id AS id,
-           ts_headline('english', posts.summary || ' ' || left(posts.body_md, 20000), q,
+    SELECT ranked.id AS id,
+           ts_headline('english', ranked.summary || ' ' || left(ranked.body_md, 20000), ranked.q,
                        'StartSel=' || :start || ', StopSel=' || :stop
                        || ', MaxWords=30, MinWords=12') AS snippet
-    FROM posts, websearch_to_tsquery('english', :q) AS q
-    WHERE posts.search_vector @@ q AND {visible_sql("postgresql")}
-    ORDER BY ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q) DESC,
-             posts.published_at DESC
-    LIMIT :limit OFFSET :offset
+    FROM (
+        SELECT posts.id, posts.summary, posts.body_md, posts.published_at, q,
+               ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q)
+                   AS rank
+        FROM posts, websearch_to_tsquery('english', :q) AS q
+        WHERE posts.search_vector @@ q AND {visible_sql("postgresql")}
+        ORDER BY rank DESC, posts.published_at DESC
+        LIMIT :limit OFFSET :offset
+    ) AS ranked
+    ORDER BY ranked.rank DESC, ranked.published_at DESC
     """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 

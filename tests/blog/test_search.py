@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from blog.conftest import (
+    ADMIN,
     AUTHOR,
     OTHER,
     Cast,
@@ -37,6 +38,7 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
+from pyproject.blog import search as search_module
 from pyproject.blog.db import get_database
 from pyproject.blog.editor import add_revision, render_onto, set_tags, unique_slug
 from pyproject.blog.markup import render_markdown
@@ -572,3 +574,28 @@ def test_query_is_echoed_in_the_form_cut_to_the_limit(corpus: Corpus) -> None:
     page = search_page(corpus.reader, "heron " * 400)
     value = page.html.select_one("main form input[name=q]")["value"]
     assert len(value) <= QUERY_MAX and value.startswith("heron heron")
+
+
+def test_a_word_in_most_posts_ranks_its_newest_matches_and_narrow_words_rank_all(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SEARCH_WINDOW matches, ranking covers the newest ones only (SQLite's bm25
+    would otherwise score every match before the first page): the oldest post, the best
+    match by its title, drops out; a word in few posts still ranks them all."""
+    client = app.test_client()
+    assert signup_admin(client).status_code == 303
+    username = ADMIN.username
+    start = utcnow() - timedelta(days=200)
+    insert_post(
+        app, username, "Kettle", "The kettle, the kettle, the rare ladle.", published_at=start
+    )
+    for number in range(1, 130):
+        when = start + timedelta(days=number)
+        insert_post(app, username, f"Note {number}", "A kettle sings here.", published_at=when)
+    with get_database(app).read() as db:
+        assert search(db, "kettle").items[0].post.title == "Kettle"
+        monkeypatch.setattr(search_module, "SEARCH_WINDOW", 120)
+        first = search(db, "kettle").items
+        assert "Kettle" not in [hit.post.title for hit in first]
+        assert len(first) == 10
+        assert search(db, "ladle").items[0].post.title == "Kettle"

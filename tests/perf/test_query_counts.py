@@ -156,6 +156,7 @@ def posts_per_page(size: int) -> Iterator[None]:
     """Show `size` posts on every list page, search and feed (the code's own sizes aside)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(posts.paginate, "__defaults__", (size,))
+        patch.setattr(posts.card_page, "__defaults__", (size,))
         patch.setattr(search.search, "__defaults__", (1, size))
         patch.setattr(feeds, "FEED_SIZE", size)
         yield

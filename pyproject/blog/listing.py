@@ -1,0 +1,177 @@
+"""Lists of posts for readers (home, archive, a tag, an author, the week's most read).
+
+A list shows a few columns of each post, never its body: it needs rows, not ORM
+objects. Every statement here is built once, at import, with bound parameters, so
+SQLAlchemy compiles each one once per process and a request only binds values. A page
+costs three queries whatever its length: the ids of the page (from the index alone,
+cheap even thousands of pages deep), their cards, and their tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session
+
+from pyproject.blog.models import Post, Tag, User, UTCDateTime, post_tags, visible
+from pyproject.lib import current_app
+from pyproject.lib.exceptions import NotFound
+
+NOW = bindparam("now", type_=UTCDateTime())
+_IDS = bindparam("ids", expanding=True)
+
+
+@dataclass(slots=True)
+class Link:
+    """Something a card links to: its name as shown, its URL name, and its URL."""
+
+    name: str
+    slug: str
+    url: str
+
+
+@dataclass(slots=True)
+class Card:
+    """What a list shows of one post."""
+
+    id: int
+    slug: str
+    title: str
+    summary: str
+    published_at: datetime | None
+    reading_minutes: int
+    url: str
+    author: Link
+    tags: list[Link] = field(default_factory=list)
+
+
+# --- the statements ----------------------------------------------------------------------
+
+NEWEST_FIRST = (Post.published_at.desc(), Post.id.desc())
+
+
+def _page_of(query: Select) -> Select:
+    return query.order_by(*NEWEST_FIRST).limit(bindparam("limit")).offset(bindparam("offset"))
+
+
+_VISIBLE_IDS = select(Post.id).where(*visible(NOW))
+
+# The ids of one page of each kind of list, newest first.
+NEWEST = _page_of(_VISIBLE_IDS)
+BY_AUTHOR = _page_of(_VISIBLE_IDS.where(Post.author_id == bindparam("author_id")))
+# EXISTS, not IN: SQLite then walks the newest posts and stops at a page's worth.
+BY_TAG = _page_of(
+    _VISIBLE_IDS.where(
+        select(post_tags.c.post_id)
+        .where(post_tags.c.post_id == Post.id, post_tags.c.tag_id == bindparam("tag_id"))
+        .exists()
+    )
+)
+# The visible posts published since a moment (the week's candidates for "most read").
+SINCE = _VISIBLE_IDS.where(Post.published_at >= bindparam("since", type_=UTCDateTime()))
+
+_CARDS = (
+    select(
+        Post.id,
+        Post.slug,
+        Post.title,
+        Post.summary,
+        Post.published_at,
+        Post.reading_minutes,
+        User.username,
+        User.display_name,
+    )
+    .join(User, User.id == Post.author_id)
+    .where(Post.id.in_(_IDS))
+)
+_TAGS = (
+    select(post_tags.c.post_id, Tag.name, Tag.slug)
+    .join(Tag, Tag.id == post_tags.c.tag_id)
+    .where(post_tags.c.post_id.in_(_IDS))
+    .order_by(Tag.name)
+)
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Links:
+    """The URL builders a list needs, made once per request (they carry its mount point)."""
+
+    post: Callable[[str], str]
+    tag: Callable[[str], str]
+    author: Callable[[str], str]
+
+    @classmethod
+    def current(cls) -> Links:
+        app = current_app()
+        return cls(
+            app.url_builder("show_post", "slug"),
+            app.url_builder("show_tag", "tag"),
+            app.url_builder("show_author", "username"),
+        )
+
+
+def cards(db: Session, ids: Sequence[int], links: Links | None = None) -> list[Card]:
+    """Give the cards of these posts, in the order of `ids`, each with its tags."""
+    if not ids:
+        return []
+    links = links or Links.current()
+    connection = db.connection()
+    found: dict[int, Card] = {}
+    for row in connection.execute(_CARDS, {"ids": list(ids)}):
+        post_id, slug, title, summary, published_at, minutes, username, display = row
+        author = Link(display or username, username, links.author(username))
+        found[post_id] = Card(
+            post_id, slug, title, summary, published_at, minutes, links.post(slug), author
+        )
+    for post_id, name, tag_slug in connection.execute(_TAGS, {"ids": list(found)}):
+        found[post_id].tags.append(Link(name, tag_slug, links.tag(tag_slug)))
+    return [found[post_id] for post_id in ids if post_id in found]
+
+
+def page_ids(
+    db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int
+) -> list[int]:
+    """Give the ids of page `number` of a list statement, and one more if a page follows."""
+    values = {**params, "limit": per_page + 1, "offset": (number - 1) * per_page}
+    return db.connection().execute(statement, values).scalars().all()
+
+
+def card_page(
+    db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int
+) -> tuple[list[Card], bool]:
+    """Give page `number` of a list as cards, and whether another page follows.
+
+    A page past the end (but the first) is a 404: one URL per page that exists.
+    """
+    ids = page_ids(db, statement, params, number, per_page)
+    if not ids and number > 1:
+        raise NotFound("There is no such page.")
+    return cards(db, ids[:per_page]), len(ids) > per_page
+
+
+def most_read(
+    db: Session,
+    now: datetime,
+    views: Callable[[Iterable[int], int], list[tuple[int, int]]],
+    *,
+    days: int,
+    count: int,
+) -> list[tuple[Card, int]]:
+    """Give the most-read posts published in the last `days` days, with their view counts.
+
+    `views(ids, limit)` ranks ids by views (the view-count store's most_viewed).
+    """
+    since = now - timedelta(days=days)
+    candidates = db.connection().execute(SINCE, {"now": now, "since": since}).scalars().all()
+    top = views(candidates, count)
+    if not top:
+        return []
+    by_id = {card.id: card for card in cards(db, [post_id for post_id, _ in top])}
+    return [(by_id[post_id], seen) for post_id, seen in top if post_id in by_id]
