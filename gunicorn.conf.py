@@ -24,12 +24,16 @@ proxy_allow_ips = ""
 # gunicorn's control socket lives in one place per user, and every new instance takes it
 # over from the last: several sites (or test servers) on one machine would fight for it.
 control_socket_disable = True
-accesslog = None
+# Request lines only where the operator asks for them (ACCESS_LOG): a busy site would
+# otherwise spend a share of every request writing a line nobody reads.
+accesslog = _settings["ACCESS_LOG"] or None
 errorlog = "-"
 loglevel = str(_settings["LOG_LEVEL"]).lower()
-# Restart a worker now and then so a slow leak can never grow without bound.
-max_requests = 20000
-max_requests_jitter = 2000
+# Restart a worker now and then so a slow leak can never grow without bound, but rarely:
+# a new worker starts with an empty page cache and cold compiled statements. The jitter
+# keeps workers from restarting together (all caches cold at once).
+max_requests = 200_000
+max_requests_jitter = 50_000
 
 
 def when_ready(server):

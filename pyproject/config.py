@@ -51,7 +51,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", 8000, "Port gunicorn and `python main.py` listen on."),
     Setting("WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1 (at most 8)."),
     Setting(
-        "LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO (one line per request), WARNING, ERROR."
+        "LOG_LEVEL",
+        "INFO",
+        "Logging level: DEBUG (adds one line per request), INFO, WARNING, ERROR.",
+    ),
+    Setting(
+        "ACCESS_LOG", "", "gunicorn's access log: - for stderr, or a file path; empty for none."
     ),
     Setting("MAX_CONTENT_LENGTH", 16 * 1024 * 1024, "Largest request body in bytes (413 past it)."),
     Setting("MAX_FORM_FIELDS", 1000, "Most fields a form or query string may have."),

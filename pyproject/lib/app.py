@@ -145,7 +145,7 @@ class App:
             kept = pages.answer(environ)
         if kept is not None:
             start_response(kept.status, kept.headers)
-            if log.isEnabledFor(logging.INFO):
+            if log.isEnabledFor(logging.DEBUG):
                 log_request(environ, kept.status, kept.length, started)
             return kept.body
         self._got_first_request = True
@@ -177,7 +177,7 @@ class App:
         if response.shared is not None and pages is not None and self.is_anonymous(environ):
             body = pages.keep(request, response.shared, status, headers, body)
         start_response(status, headers)
-        if log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.DEBUG):
             log_request(environ, status, response.headers.get("Content-Length", "-"), started)
         return body
 
@@ -363,8 +363,12 @@ def render_template(name: str | list[str], **context: Any) -> str:
 
 
 def log_request(environ: dict[str, Any], status: str, length: str, started: float) -> None:
-    """Log one request's line: method, path, status, body length and time taken."""
-    log.info(
+    """Log one request's line at DEBUG: method, path, status, body length and time taken.
+
+    Only where an operator asked for it (LOG_LEVEL=DEBUG): under gunicorn its access
+    log is the usual place for request lines.
+    """
+    log.debug(
         "%s %s %s %s %.1fms",
         _printable(environ.get("REQUEST_METHOD", "GET")),
         _printable(environ.get("PATH_INFO", "")),

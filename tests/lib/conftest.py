@@ -107,5 +107,5 @@ def make_app(site_folders: tuple[Path, Path]) -> Callable[..., App]:
 def logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
     """Give caplog, capturing the framework's loggers even after create_app stopped propagation."""
     monkeypatch.setattr(logging.getLogger("pyproject"), "propagate", True)
-    caplog.set_level(logging.INFO, logger="pyproject")
+    caplog.set_level(logging.DEBUG, logger="pyproject")
     return caplog

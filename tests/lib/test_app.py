@@ -685,7 +685,7 @@ LOG_LINE = re.compile(
         ("GET", "/broken", "500", None),
     ],
 )
-def test_each_request_logs_one_info_line(make_app, logs, method, path, status, size):
+def test_each_request_logs_one_debug_line(make_app, logs, method, path, status, size):
     app = make_app()
     app.add_route("/hello", lambda request: "hello", endpoint="hello")
     app.add_route("/broken", raise_leaky)
@@ -694,7 +694,7 @@ def test_each_request_logs_one_info_line(make_app, logs, method, path, status, s
 
     lines = [r for r in logs.records if r.name == "pyproject.request"]
     assert len(lines) == 1
-    assert lines[0].levelno == logging.INFO
+    assert lines[0].levelno == logging.DEBUG
     match = LOG_LINE.match(lines[0].getMessage())
     assert match is not None, lines[0].getMessage()
     assert match["method"] == method

@@ -293,4 +293,4 @@ def test_answers_from_the_cache_are_logged_like_the_apps(site: Site, logs) -> No
     assert lines[0].startswith("GET /page/a 200 11 ")
     assert lines[1].startswith("GET /page/a 304 - ")
     assert lines[2].startswith("HEAD /page/a 200 11 ")
-    assert all(r.levelno == logging.INFO for r in logs.records)
+    assert all(r.levelno == logging.DEBUG for r in logs.records)
