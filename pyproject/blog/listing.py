@@ -9,7 +9,7 @@ cheap even thousands of pages deep), their cards, and their tags.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,14 +117,15 @@ class Links:
         )
 
 
-def cards(db: Session, ids: Sequence[int], links: Links | None = None) -> list[Card]:
-    """Give the cards of these posts, in the order of `ids`, each with its tags."""
+def cards_by_id(db: Session, ids: Iterable[int], links: Links | None = None) -> dict[int, Card]:
+    """Give the cards of these posts (those that exist), by id, each with its tags."""
+    ids = list(dict.fromkeys(ids))
     if not ids:
-        return []
+        return {}
     links = links or Links.current()
     connection = db.connection()
     found: dict[int, Card] = {}
-    for row in connection.execute(_CARDS, {"ids": list(ids)}):
+    for row in connection.execute(_CARDS, {"ids": ids}):
         post_id, slug, title, summary, published_at, minutes, username, display = row
         author = Link(display or username, username, links.author(username))
         found[post_id] = Card(
@@ -132,28 +133,30 @@ def cards(db: Session, ids: Sequence[int], links: Links | None = None) -> list[C
         )
     for post_id, name, tag_slug in connection.execute(_TAGS, {"ids": list(found)}):
         found[post_id].tags.append(Link(name, tag_slug, links.tag(tag_slug)))
-    return [found[post_id] for post_id in ids if post_id in found]
+    return found
 
 
 def page_ids(
     db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int
-) -> list[int]:
-    """Give the ids of page `number` of a list statement, and one more if a page follows."""
+) -> tuple[list[int], bool]:
+    """Give the ids of page `number` of a list statement, and whether another page follows.
+
+    A page past the end (but the first) is a 404: one URL per page that exists.
+    """
     values = {**params, "limit": per_page + 1, "offset": (number - 1) * per_page}
-    return db.connection().execute(statement, values).scalars().all()
+    ids = db.connection().execute(statement, values).scalars().all()
+    if not ids and number > 1:
+        raise NotFound("There is no such page.")
+    return list(ids[:per_page]), len(ids) > per_page
 
 
 def card_page(
     db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int
 ) -> tuple[list[Card], bool]:
-    """Give page `number` of a list as cards, and whether another page follows.
-
-    A page past the end (but the first) is a 404: one URL per page that exists.
-    """
-    ids = page_ids(db, statement, params, number, per_page)
-    if not ids and number > 1:
-        raise NotFound("There is no such page.")
-    return cards(db, ids[:per_page]), len(ids) > per_page
+    """Give page `number` of a list as cards, and whether another page follows."""
+    ids, has_next = page_ids(db, statement, params, number, per_page)
+    by_id = cards_by_id(db, ids)
+    return [by_id[post_id] for post_id in ids if post_id in by_id], has_next
 
 
 def most_read(
@@ -163,15 +166,11 @@ def most_read(
     *,
     days: int,
     count: int,
-) -> list[tuple[Card, int]]:
-    """Give the most-read posts published in the last `days` days, with their view counts.
+) -> list[tuple[int, int]]:
+    """Give (id, views) of the most-read posts published in the last `days` days.
 
     `views(ids, limit)` ranks ids by views (the view-count store's most_viewed).
     """
     since = now - timedelta(days=days)
     candidates = db.connection().execute(SINCE, {"now": now, "since": since}).scalars().all()
-    top = views(candidates, count)
-    if not top:
-        return []
-    by_id = {card.id: card for card in cards(db, [post_id for post_id, _ in top])}
-    return [(by_id[post_id], seen) for post_id, seen in top if post_id in by_id]
+    return views(candidates, count)

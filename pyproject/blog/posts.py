@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from pyproject.blog import listing
@@ -116,8 +116,8 @@ def post_list_query(*, with_body: bool = False) -> Select:
     return query.order_by(Post.published_at.desc(), Post.id.desc())
 
 
-def popular_posts(db: Session, now: datetime) -> list[tuple[listing.Card, int]]:
-    """Give the most-read posts published in the last week, each with its view count."""
+def most_read_ids(db: Session, now: datetime) -> list[tuple[int, int]]:
+    """Give (id, views) of the most-read posts published in the last week."""
     counts = get_view_counts(current_app())
     return listing.most_read(db, now, counts.most_viewed, days=POPULAR_DAYS, count=POPULAR_COUNT)
 
@@ -134,6 +134,8 @@ def can_edit(user: User | None, post: Post) -> bool:
     return user is not None and (user.is_admin or user.id == post.author_id)
 
 
+# Built once: SQLAlchemy then compiles it once per process.
+_POST_BY_SLUG = select(Post).options(selectinload(Post.tags)).where(Post.slug == bindparam("slug"))
 NO_POST = "There is no post at this address."
 REMOVED = "This post was removed by its author."
 
@@ -150,7 +152,7 @@ def get_post_or_404(
     if not is_valid_slug(slug):  # (from a form field): no post has such a slug
         raise NotFound(NO_POST)
     db = get_db(request)
-    post = db.scalar(select(Post).options(selectinload(Post.tags)).where(Post.slug == slug))
+    post = db.scalar(_POST_BY_SLUG, {"slug": slug})
     user = None if readers_only else current_user(request)
     if post is None:
         answer_for_unused_slug(request, db, slug, user)
@@ -220,9 +222,14 @@ def tag_slug(name: str) -> str:
 def home(request: Request) -> str:
     """The newest published posts, and the week's most read."""
     db = get_db(request)
-    now = utcnow()
-    page = card_page(db, listing.NEWEST, {"now": now}, page_number(request))
-    return render_template("posts/index.html", page=page, popular=popular_posts(db, now))
+    now, number = utcnow(), page_number(request)
+    ids, has_next = listing.page_ids(db, listing.NEWEST, {"now": now}, number, PER_PAGE)
+    top = most_read_ids(db, now)
+    # One load for both lists: the page's cards and the week's most read.
+    by_id = listing.cards_by_id(db, [*ids, *(post_id for post_id, _ in top)])
+    page = Page([by_id[post_id] for post_id in ids if post_id in by_id], number, has_next)
+    popular = [(by_id[post_id], views) for post_id, views in top if post_id in by_id]
+    return render_template("posts/index.html", page=page, popular=popular)
 
 
 @reader_page

@@ -14,12 +14,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from pyproject.blog.db import Database, begin_immediate, get_db
 from pyproject.blog.models import SessionRecord, utcnow
 from pyproject.lib import current_app, current_request
+
+# Built once: SQLAlchemy then compiles it once per process.
+_LOAD = select(SessionRecord.data, SessionRecord.expires_at).where(
+    SessionRecord.key == bindparam("key")
+)
 
 
 class DatabaseSessionStore:
@@ -30,9 +35,7 @@ class DatabaseSessionStore:
 
     def load(self, key: str) -> dict[str, Any] | None:
         with self._reading() as db:
-            row = db.execute(
-                select(SessionRecord.data, SessionRecord.expires_at).where(SessionRecord.key == key)
-            ).first()
+            row = db.connection().execute(_LOAD, {"key": key}).first()
         # Expiry is wall-clock time, like the expires_at the interface computes.
         if row is None or row.expires_at.timestamp() <= time.time():
             return None

@@ -157,6 +157,7 @@ def posts_per_page(size: int) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(posts.paginate, "__defaults__", (size,))
         patch.setattr(posts.card_page, "__defaults__", (size,))
+        patch.setattr(posts, "PER_PAGE", size)  # the home page reads it as it runs
         patch.setattr(search.search, "__defaults__", (1, size))
         patch.setattr(feeds, "FEED_SIZE", size)
         yield
@@ -202,3 +203,73 @@ def test_anonymous_first_render_is_counted_from_the_validators_connection(blog: 
     with statements(blog) as seen:
         client.get("/")
     assert any("data_version" in statement for statement in seen), seen
+
+
+# --- signed-in pages and the editor --------------------------------------------------------
+
+# What a signed-in author's pages may cost in statements, all told: the session's row,
+# the author's, the page's own queries (a post with its tags and revision state, the
+# editor with its latest autosave, the dashboard's page of posts with their tags).
+SIGNED_IN_BUDGETS: dict[str, tuple[str, int]] = {
+    "post": ("/posts/post-40", 6),
+    "editor": ("/posts/post-40/edit", 7),
+    "drafts": ("/drafts", 6),
+    "home": ("/", 7),
+}
+
+
+@pytest.mark.parametrize("page", list(SIGNED_IN_BUDGETS))
+def test_signed_in_pages_and_the_editor_stay_within_their_statement_budget(
+    blog: App, author: TestClient, page: str
+) -> None:
+    url, budget = SIGNED_IN_BUDGETS[page]
+    _, seen = count_render(blog, author, url)
+    assert len(seen) <= budget, f"{url}: {len(seen)} statements:\n" + "\n---\n".join(seen)
+
+
+# --- statements come from the compiled cache -----------------------------------------------
+
+
+@contextmanager
+def compilations(app: App) -> Iterator[list[str]]:
+    """Give the statements SQLAlchemy had to compile (not found in its cache) in the block."""
+    compiled: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, params: Any, context: Any, *_) -> None:
+        # Driver-level SQL (BEGIN) is sent as written: nothing is compiled for it.
+        hit = getattr(context, "cache_hit", None)
+        if context.compiled is not None and hit is not context.cache_hit.CACHE_HIT:
+            compiled.append(f"{hit.name}: {statement}")
+
+    engine = get_database(app).engine
+    event.listen(engine, "after_cursor_execute", on_execute)
+    try:
+        yield compiled
+    finally:
+        event.remove(engine, "after_cursor_execute", on_execute)
+
+
+@pytest.mark.parametrize("visitor", ["author", "anonymous"])
+def test_reader_pages_compile_nothing_once_warm(
+    blog: App, author: TestClient, visitor: str
+) -> None:
+    """Each statement a reader page runs is built once and found in SQLAlchemy's cache
+    on every later request: a request binds values, it never compiles SQL."""
+    client = author if visitor == "author" else blog.test_client()
+    urls = [url for url, _ in PAGES.values()] + ["/posts/post-3", "/posts?page=2", "/tags"]
+    for url in urls:  # warm: the first render of each compiles its statements
+        assert client.get(url).status_code == 200, url
+    for url in urls:
+        blog.page_cache.clear()
+        with compilations(blog) as compiled:
+            assert client.get(url).status_code == 200, url
+        assert compiled == [], f"{url} compiled:\n" + "\n".join(compiled)
+
+
+def test_the_compilation_watch_sees_a_statement_compiled_now(blog: App) -> None:
+    """The watch above is no blind spot: a statement of a new shape shows in it."""
+    from sqlalchemy import select
+
+    with compilations(blog) as compiled, get_database(blog).read() as db:
+        db.execute(select(Post.id).where(Post.title == "never this").limit(3)).all()
+    assert len(compiled) == 1 and "CACHE_MISS" in compiled[0], compiled
