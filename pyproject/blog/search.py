@@ -131,26 +131,65 @@ def _sqlite_search(
     return [(pid, snippets.get(pid, "")) for pid, _ in rows]
 
 
-# Ranked over the GIN index's matches first; the headline (costly: it re-parses the
-# text) is made for the shown page's rows only, after the LIMIT.
-_POSTGRES_RANKED = text(
+# PostgreSQL ranks, in two tiers, without reading a body's large vector to rank it:
+# first the posts whose head (title, tags, summary: the small `search_head` vector, with
+# a GIN index of its own) matches, by ts_rank_cd; then the posts that match in the body
+# only, newest first (migration 0007). The headline (costly: it re-parses the text) is
+# made for the shown page's rows only.
+_PG_QUERY = "websearch_to_tsquery('english', :q) AS q"
+_PG_HEAD = text(
     f"""
-    SELECT ranked.id AS id,
-           ts_headline('english', ranked.summary || ' ' || left(ranked.body_md, 20000), ranked.q,
-                       'StartSel=' || :start || ', StopSel=' || :stop
-                       || ', MaxWords=30, MinWords=12') AS snippet
-    FROM (
-        SELECT posts.id, posts.summary, posts.body_md, posts.published_at, q,
-               ts_rank_cd(ARRAY[0.01, 0.02, 0.05, 1.0]::float4[], posts.search_vector, q)
-                   AS rank
-        FROM posts, websearch_to_tsquery('english', :q) AS q
-        WHERE posts.search_vector @@ q AND {visible_sql("postgresql")}
-        ORDER BY rank DESC, posts.published_at DESC
-        LIMIT :limit OFFSET :offset
-    ) AS ranked
-    ORDER BY ranked.rank DESC, ranked.published_at DESC
+    SELECT posts.id FROM posts, {_PG_QUERY}
+    WHERE posts.search_head @@ q AND {visible_sql("postgresql")}
+    ORDER BY ts_rank_cd(ARRAY[0, 0, 0.05, 1.0]::float4[], posts.search_head, q) DESC,
+             posts.published_at DESC, posts.id DESC
+    LIMIT :limit OFFSET :offset
     """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
 ).bindparams(bindparam("now", type_=UTCDateTime()))
+_PG_HEAD_COUNT = text(
+    f"""
+    SELECT count(*) FROM posts, {_PG_QUERY}
+    WHERE posts.search_head @@ q AND {visible_sql("postgresql")}
+    """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# Body-only matches, newest first, looked for among the newest posts first: a common
+# word is found there after reading a few vectors; a rare one is not, and is then taken
+# from the GIN index (MATERIALIZED keeps the planner from reading every vector in date
+# order instead).
+_PG_BODY_RECENT = text(
+    f"""
+    SELECT recent.id FROM (
+        SELECT posts.id, posts.published_at, posts.search_vector, posts.search_head
+        FROM posts WHERE {visible_sql("postgresql")}
+        ORDER BY posts.published_at DESC, posts.id DESC LIMIT :scan
+    ) AS recent, {_PG_QUERY}
+    WHERE recent.search_vector @@ q AND NOT recent.search_head @@ q
+    ORDER BY recent.published_at DESC, recent.id DESC
+    LIMIT :limit OFFSET :offset
+    """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_PG_BODY_ALL = text(
+    f"""
+    WITH found AS MATERIALIZED (
+        SELECT posts.id, posts.published_at FROM posts, {_PG_QUERY}
+        WHERE posts.search_vector @@ q AND NOT posts.search_head @@ q
+          AND {visible_sql("postgresql")}
+    )
+    SELECT id FROM found ORDER BY published_at DESC, id DESC LIMIT :limit OFFSET :offset
+    """  # noqa: S608  # nosec B608 - only the rule of models.visible is put in
+).bindparams(bindparam("now", type_=UTCDateTime()))
+RECENT_SCAN = 2000  # the newest posts looked through before asking the index
+
+
+_PG_HEADLINES = text(
+    f"""
+    SELECT posts.id,
+           ts_headline('english', posts.summary || ' ' || left(posts.body_md, 4000), q,
+                       'StartSel=' || :start || ', StopSel=' || :stop
+                       || ', MaxWords=30, MinWords=12')
+    FROM posts, {_PG_QUERY} WHERE posts.id IN :ids
+    """  # noqa: S608  # nosec B608 - constants only
+).bindparams(bindparam("ids", expanding=True), start=START, stop=STOP)
 
 
 def _postgres_search(
@@ -158,8 +197,21 @@ def _postgres_search(
 ) -> list[tuple[int, str]]:
     # websearch_to_tsquery accepts any text; a query of operators alone becomes its words.
     q = query if any(c.isalnum() for c in query) else " ".join(words)
-    params = {"q": q, "limit": limit, "offset": offset, "start": START, "stop": STOP}
-    return _run(db, _POSTGRES_RANKED, params)
+    now = utcnow()
+    params = {"q": q, "now": now, "limit": limit, "offset": offset}
+    ids = list(db.execute(_PG_HEAD, params).scalars())
+    if len(ids) < limit:
+        # Past the head matches: the body-only ones continue the list where they end.
+        heads = offset + len(ids) if ids else db.execute(_PG_HEAD_COUNT, params).scalar_one()
+        rest = {**params, "limit": limit - len(ids), "offset": max(0, offset - heads)}
+        body = list(db.execute(_PG_BODY_RECENT, {**rest, "scan": RECENT_SCAN}).scalars())
+        if len(body) < rest["limit"]:
+            body = list(db.execute(_PG_BODY_ALL, rest).scalars())
+        ids += body
+    if not ids:
+        return []
+    headlines = dict(db.execute(_PG_HEADLINES, {"q": q, "ids": ids}).all())
+    return [(post_id, headlines.get(post_id, "")) for post_id in ids]
 
 
 @reader_page

@@ -599,3 +599,48 @@ def test_a_word_in_most_posts_ranks_its_newest_matches_and_narrow_words_rank_all
         assert "Kettle" not in [hit.post.title for hit in first]
         assert len(first) == 10
         assert search(db, "ladle").items[0].post.title == "Kettle"
+
+
+@pytest.mark.parametrize("recent_scan", [2000, 1], ids=["recent-posts", "index-fallback"])
+def test_pages_of_results_list_every_match_once_heads_first(
+    any_db_app: App, monkeypatch: pytest.MonkeyPatch, recent_scan: int
+) -> None:
+    """Posts whose title, tags or summary match come before those that match only in the
+    body, and paging through both kinds lists every match exactly once (on PostgreSQL the
+    two kinds are ranked by separate queries, and a page may straddle them)."""
+    monkeypatch.setattr(search_module, "RECENT_SCAN", recent_scan)
+    client = any_db_app.test_client()
+    assert signup_admin(client).status_code == 303
+    start = utcnow() - timedelta(days=30)
+    heads = [
+        insert_post(
+            any_db_app,
+            ADMIN.username,
+            f"Walrus notes {n}",
+            "Plain words.",
+            published_at=start + timedelta(days=n),
+        )
+        for n in range(3)
+    ]
+    bodies = [
+        insert_post(
+            any_db_app,
+            ADMIN.username,
+            f"Diary {n}",
+            "Saw a walrus today.",
+            published_at=start + timedelta(days=n, hours=1),
+        )
+        for n in range(4)
+    ]
+    insert_post(any_db_app, ADMIN.username, "Unrelated", "Nothing to see.", published_at=start)
+    with get_database(any_db_app).read() as db:
+        seen: list[str] = []
+        for number in range(1, 5):
+            page = search(db, "walrus", number, per_page=2)
+            seen += [hit.post.slug for hit in page.items]
+            if not page.has_next:
+                break
+    assert sorted(seen) == sorted(heads + bodies) and len(seen) == len(set(seen))
+    assert set(seen[:3]) == set(heads)
+    if get_database(any_db_app).engine.dialect.name == "postgresql":
+        assert seen[3:] == bodies[::-1]  # body-only matches: newest first

@@ -104,7 +104,13 @@ def test_sqlite_counts_carry_over_from_the_site_table_once(cast: Cast) -> None:
 
 
 # The full-text index is database-specific and lives only in the migrations, by design.
-SEARCH_OBJECTS = ("posts_fts", "search_vector", "ix_posts_search_vector")
+SEARCH_OBJECTS = (
+    "posts_fts",
+    "search_vector",
+    "search_head",
+    "ix_posts_search_vector",
+    "ix_posts_search_head",
+)
 
 
 def outside_the_search_index(obj, name, type_, reflected, compare_to) -> bool:
