@@ -25,6 +25,8 @@ _current_request: contextvars.ContextVar[Request] = contextvars.ContextVar("requ
 _current_app: contextvars.ContextVar[App] = contextvars.ContextVar("app")
 
 View = Callable[..., Any]
+# What start_response and the server need: status line, header list, body iterable.
+WSGIParts = tuple[str, list[tuple[str, str]], Iterable[bytes]]
 
 
 class App:
@@ -138,18 +140,31 @@ class App:
         return self.wsgi_app(environ, start_response)
 
     def _wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        """The life of a request: the page cache's kept answer, else the app's own."""
         started = time.perf_counter()
         pages = self.page_cache
-        kept = None
-        if pages is not None and self.is_anonymous(environ):
-            kept = pages.answer(environ)
+        shareable = pages is not None and self.is_anonymous(environ)
+        kept = pages.answer(environ) if shareable else None
         if kept is not None:
-            start_response(kept.status, kept.headers)
-            if log.isEnabledFor(logging.DEBUG):
-                log_request(environ, kept.status, kept.length, started)
-            return kept.body
+            status, headers, body, length = kept.status, kept.headers, kept.body, kept.length
+        else:
+            request = self.request_class(environ)
+            response, (status, headers, body) = self.respond(request)
+            if response.shared is not None and shareable:
+                body = pages.keep(request, response.shared, status, headers, body)
+            length = response.headers.get("Content-Length", "-")
+        start_response(status, headers)
+        if log.isEnabledFor(logging.DEBUG):
+            log_request(environ, status, length, started)
+        return body
+
+    def respond(self, request: Request) -> tuple[Response, WSGIParts]:
+        """Give a request's response and its WSGI parts, whatever fails on the way.
+
+        Dispatch (hooks, routing, CSRF, the view), the after-request hooks, then sealing
+        (the session saved, security headers added); teardown always runs after.
+        """
         self._got_first_request = True
-        request = self.request_class(environ)
         tokens = (_current_app.set(self), _current_request.set(request))
         error: BaseException | None = None
         try:
@@ -164,22 +179,17 @@ class App:
                 error = exc
                 response = unexpected_error_response(self, request, exc)
             try:
-                status, headers, body = self.seal(request, response)
+                parts = self.seal(request, response)
             except Exception as exc:  # a header with CR/LF, a broken body: our bug, a 500
                 error = exc
                 response = unexpected_error_response(self, request, exc)
-                status, headers, body = self.seal(request, response, save_session=False)
+                parts = self.seal(request, response, save_session=False)
         finally:
             self.teardown(request, error)
             request.close()
             _current_request.reset(tokens[1])
             _current_app.reset(tokens[0])
-        if response.shared is not None and pages is not None and self.is_anonymous(environ):
-            body = pages.keep(request, response.shared, status, headers, body)
-        start_response(status, headers)
-        if log.isEnabledFor(logging.DEBUG):
-            log_request(environ, status, response.headers.get("Content-Length", "-"), started)
-        return body
+        return response, parts
 
     def is_anonymous(self, environ: dict[str, Any]) -> bool:
         """Give whether a request comes without a session: the pages it gets are everyone's.
@@ -278,9 +288,7 @@ class App:
             log.error("error handler failed", exc_info=second)
             return plain_500()
 
-    def seal(
-        self, request: Request, response: Response, *, save_session: bool = True
-    ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+    def seal(self, request: Request, response: Response, *, save_session: bool = True) -> WSGIParts:
         """Close a response for sending: save the session, then give its WSGI parts
         (`wsgi_parts`) with the app's security headers added."""
         session = getattr(request, "session", None)
