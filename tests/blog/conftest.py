@@ -301,3 +301,26 @@ def clock() -> Iterator[Clock]:
         yield moved
     finally:
         set_clock(None)
+
+
+@dataclass
+class World:
+    """A blog with a cast, alice's published post and her draft (their slugs)."""
+
+    cast: Cast
+    published: str
+    draft: str
+
+
+def make_world(cast: Cast) -> World:
+    """Give alice a published post (tagged, with Markdown) and a draft."""
+    published = slug_of(
+        write_post(
+            cast.author,
+            title="Alice in public",
+            body="Down the *rabbit hole*.\n\nAnd further down.",
+            tags="python, Café",
+        )
+    )
+    draft = slug_of(write_post(cast.author, title="Alice's secret", status="draft"))
+    return World(cast, published, draft)

@@ -9,20 +9,20 @@ in tests/blog/test_revisions.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import select
 
 from blog.conftest import (
     VISITORS,
     Cast,
+    World,
     csrf_token,
     delete_post,
     edit_post,
     field_error,
     form_of,
     get_post,
+    make_world,
     slug_of,
     write_post,
 )
@@ -35,25 +35,9 @@ from pyproject.lib.testing import TestClient
 # --- the shared world: alice's published post and her draft -----------------------------
 
 
-@dataclass
-class World:
-    cast: Cast
-    published: str
-    draft: str
-
-
 @pytest.fixture(scope="module")
 def world(shared_cast: Cast) -> World:
-    published = slug_of(
-        write_post(
-            shared_cast.author,
-            title="Alice in public",
-            body="Down the *rabbit hole*.\n\nAnd further down.",
-            tags="python, Café",
-        )
-    )
-    draft = slug_of(write_post(shared_cast.author, title="Alice's secret", status="draft"))
-    return World(shared_cast, published, draft)
+    return make_world(shared_cast)
 
 
 # --- the empty editor --------------------------------------------------------------------

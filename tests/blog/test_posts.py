@@ -6,7 +6,6 @@ Writing, editing, previewing and deleting posts (the editor) is in tests/blog/te
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -17,12 +16,14 @@ from blog.conftest import (
     BASE_URL,
     VISITORS,
     Cast,
+    World,
     csrf_token,
     delete_post,
     edit_post,
     get_post,
     make_blog_app,
     make_cast,
+    make_world,
     set_post,
     slug_of,
     utc_ago,
@@ -36,25 +37,9 @@ from pyproject.lib.testing import TestClient, TestResponse
 # --- the shared world: alice's published post and her draft -----------------------------
 
 
-@dataclass
-class World:
-    cast: Cast
-    published: str
-    draft: str
-
-
 @pytest.fixture(scope="module")
 def world(shared_cast: Cast) -> World:
-    published = slug_of(
-        write_post(
-            shared_cast.author,
-            title="Alice in public",
-            body="Down the *rabbit hole*.\n\nAnd further down.",
-            tags="python, Café",
-        )
-    )
-    draft = slug_of(write_post(shared_cast.author, title="Alice's secret", status="draft"))
-    return World(shared_cast, published, draft)
+    return make_world(shared_cast)
 
 
 def is_login_redirect(response: TestResponse) -> bool:
