@@ -8,9 +8,9 @@ PY     := $(BIN)/python
 
 .PHONY: run serve-dev test lint format bench clean setup
 
-run: $(VENV)/.runtime .env ## set up, migrate, serve with gunicorn on http://127.0.0.1:8000
+run: $(VENV)/.runtime .env ## set up, migrate, serve with gunicorn on http://127.0.0.1:8000, and run the job worker
 	$(PY) main.py prepare
-	exec $(BIN)/gunicorn main:app
+	exec $(BIN)/honcho start -f Procfile -p "$$($(PY) main.py setting PORT)"
 
 serve-dev: $(VENV)/.runtime .env ## the standard library's development server
 	$(PY) main.py serve

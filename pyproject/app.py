@@ -56,6 +56,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         commands,
         editor,
         feeds,
+        jobs,
+        mail,
         posts,
         revisions,
         search,
@@ -63,8 +65,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         trash,
     )
 
-    for area in (site, auth, posts, editor, revisions, trash, search, feeds, api, commands):
+    areas = (site, auth, posts, editor, revisions, trash, search, feeds, api, commands, jobs, mail)
+    for area in areas:
         area.register(app)
+    jobs.init_app(app, database)  # after the areas: their jobs are registered by now
     return app
 
 

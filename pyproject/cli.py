@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,21 @@ def serve(app: App, args: Any) -> int:
 
 
 # Steps that make a fresh checkout ready to serve (the blog adds "apply migrations").
+def _setting_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a setting's name, such as PORT")
+
+
+@command(
+    "setting", "print the value of one setting (after .env and the environment)", _setting_arguments
+)
+def setting(app: App, args: Any) -> int:
+    if args.name not in app.config:
+        print(f"No setting named {args.name}.", file=sys.stderr)
+        return 2
+    print(app.config[args.name])
+    return 0
+
+
 PREPARE_STEPS: list[Callable[[App], None]] = []
 
 

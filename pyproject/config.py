@@ -47,6 +47,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DATABASE_URL", "", "SQLAlchemy URL; empty means SQLite at instance/pyproject.sqlite3."
     ),
+    Setting(
+        "INSTANCE_PATH",
+        "",
+        "Folder for the site's own files (SQLite data, job queue, outbox); empty: instance/.",
+    ),
     Setting("HOST", "127.0.0.1", "Address gunicorn and `python main.py` listen on."),
     Setting("PORT", 8000, "Port gunicorn and `python main.py` listen on."),
     Setting("WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1 (at most 8)."),
@@ -75,6 +80,23 @@ SETTINGS: tuple[Setting, ...] = (
         "One line describing the blog, for meta tags and feeds.",
     ),
     Setting("TIMEZONE", "UTC", "Time zone for entering and showing times (an IANA name)."),
+    Setting(
+        "QUEUE_URL",
+        "",
+        "Job queue: empty for a SQLite file in the instance folder, or redis://host:6379/0.",
+    ),
+    Setting("JOB_WORKERS", 2, "Threads of each `python main.py worker` process."),
+    Setting(
+        "JOB_RETRY_SECONDS", 10, "Wait before a failed job's first retry; doubled for each next."
+    ),
+    Setting("JOB_MODULES", "", "Comma-separated modules whose jobs the queue also runs (plugins)."),
+    Setting(
+        "SMTP_URL",
+        "",
+        "Mail server: smtp://user:password@host:587 (STARTTLS), smtps://...:465; empty: outbox.",
+    ),
+    Setting("MAIL_FROM", "PyProject <noreply@localhost>", "Sender of the site's email."),
+    Setting("SMTP_TIMEOUT", 10, "Seconds to wait on the mail server at each step."),
     Setting(
         "PAGE_CACHE_MB",
         8,
@@ -157,7 +179,8 @@ def load_config(
 ) -> dict[str, Any]:
     """Give the settings as a dict, checked and with derived values filled in."""
     config = layered_settings(overrides, env_file=env_file)
-    config.setdefault("INSTANCE_PATH", str(ROOT / "instance"))
+    if not config.get("INSTANCE_PATH"):
+        config["INSTANCE_PATH"] = str(ROOT / "instance")
     return finish_config(config)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -321,3 +322,61 @@ class SiteState(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobRecord(Base):
+    """A job given to the queue and not yet done: what /admin/jobs shows, what recovery resends.
+
+    Written in the transaction that made the job necessary (so a rolled-back change leaves
+    none); the queue gets the job after that commit. The worker marks it running, deletes
+    it when done, and marks it failed, with the error, when its retries run out.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the queue's task id
+    name: Mapped[str] = mapped_column(String(200))
+    args: Mapped[str] = mapped_column(Text, default="[]")  # JSON: ids and strings only
+    state: Mapped[str] = mapped_column(String(10), default="waiting")  # running, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str] = mapped_column(String(200), default="")  # host:pid running it
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_jobs_state", "state", "enqueued_at"),)
+
+
+class WorkerRecord(Base):
+    """A job worker's heartbeat: /admin/jobs tells whether one is running."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SentMessage(Base):
+    """One email the site means to send, at most once: the message itself and its outcome.
+
+    `key` ("kind:recipient:object id") is unique, so asking twice for the same message
+    finds the first row instead of queueing a second. `message` holds the exact bytes
+    the job sends. States: queued, sending (claimed by a job since `claimed_at`), sent.
+    """
+
+    __tablename__ = "sent_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(300))
+    message: Mapped[bytes] = mapped_column(LargeBinary)  # the .eml, CRLF line ends
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from pyproject.blog import listing
+from pyproject.blog import jobs, listing
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
@@ -269,7 +269,9 @@ def drafts(request: Request) -> str:
     if not user.is_admin:
         query = query.where(Post.author_id == user.id)
     page = paginate(db, query, page_number(request), per_page=25)
-    return render_template("posts/drafts.html", page=page, now=utcnow())
+    # An administrator's dashboard says when jobs wait and no worker runs them.
+    stalled = user.is_admin and jobs.queue_state(current_app(), db).stalled
+    return render_template("posts/drafts.html", page=page, now=utcnow(), jobs_stalled=stalled)
 
 
 def carried_by_visible_posts(now: datetime) -> Any:

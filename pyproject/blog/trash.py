@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from huey import crontab
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pyproject.blog import jobs
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.db import Database, ViewCounts, get_database, get_db, get_view_counts
+from pyproject.blog.jobs import job
 from pyproject.blog.models import GoneSlug, OldSlug, Post, utcnow
 from pyproject.blog.posts import can_edit, prune_unused_tags
 from pyproject.cli import PREPARE_STEPS, command
@@ -115,6 +118,13 @@ def purge_trash_command(app: App, args: Any) -> int:
     count = purge_expired(get_database(app), int(app.config["TRASH_DAYS"]))
     print(f"Purged {count} post{'s' if count != 1 else ''} from the trash.")
     return 0
+
+
+@job(periodic=crontab(minute="17", hour="*/6"))
+def purge_trash_job() -> None:
+    """Every six hours (the worker's scheduler): purge what has been in the trash too long."""
+    app = jobs.current_app()
+    purge_expired(get_database(app), int(app.config["TRASH_DAYS"]))
 
 
 def _purge_on_start(app: App) -> None:
