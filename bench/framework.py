@@ -58,16 +58,23 @@ TARGETS: dict[str, tuple[str, str]] = {
 }
 
 # wrk's Lua `done` hook prints one JSON line, so no figure is scraped from its text.
+# A script that counts answers other than 2xx in each thread's `non2xx` (bench/load.py's
+# RANDOM_URLS_LUA) lists its threads in `threads`; without one, non_2xx is -1 (not counted).
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
+  local non2xx = -1
+  if threads then
+    non2xx = 0
+    for _, thread in ipairs(threads) do non2xx = non2xx + (thread:get("non2xx") or 0) end
+  end
   io.write(string.format(
     '\\n{"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, '
     .. '"read_errors": %d, "write_errors": %d, "status_errors": %d, "timeouts": %d, '
-    .. '"p50_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\\n',
+    .. '"p50_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d, "non_2xx": %d}\\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
     e.status, e.timeout, latency:percentile(50), latency:percentile(99), latency.mean,
-    latency.max))
+    latency.max, non2xx))
 end
 """
 
@@ -260,6 +267,8 @@ def run_wrk(wrk: str, script: Path, url: str, seconds: int, connections: int) ->
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     figures = json.loads(report)
     figures["requests_per_second"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    # Counted by the script, non-2xx includes wrk's statuses of 400 or more, and redirects.
+    figures["status_errors"] = max(figures["status_errors"], figures["non_2xx"])
     figures["errors"] = sum(
         figures[key]
         for key in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
