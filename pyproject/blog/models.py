@@ -314,6 +314,19 @@ class LoginAttempt(Base):
     )
 
 
+class RateEvent(Base):
+    """One use of a throttled action (pyproject/blog/throttle.py), under an HMAC of its key."""
+
+    __tablename__ = "rate_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_rate_events_key", "action", "key", "at"),)
+
+
 class SiteState(Base):
     """One row: a version every change readers could see bumps (for validators and caches)."""
 
