@@ -80,11 +80,19 @@ ADMIN_ONLY = {
     ("POST", "/admin/users"),
     ("POST", "/admin/users/<int:user_id>/deactivate"),
     ("POST", "/admin/users/<int:user_id>/activate"),
+    ("GET", "/admin/jobs"),
+    ("POST", "/admin/jobs/<job_id>/retry"),
+    ("POST", "/admin/jobs/<job_id>/discard"),
+    ("GET", "/admin/outbox"),
+    ("POST", "/admin/outbox/test"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
 # Tables whose rows another author's attempts must leave exactly as they were.
-CONTENT_TABLES = ("posts", "revisions", "post_tags", "tags", "post_slugs", "gone_slugs", "users")
+CONTENT_TABLES = (
+    *("posts", "revisions", "post_tags", "tags", "post_slugs", "gone_slugs", "users"),
+    *("jobs", "sent_messages"),
+)
 
 
 @dataclass
@@ -106,6 +114,7 @@ class Blog:
             .replace("<int:user_id>", str(self.alice_id))
             .replace("<tag>", "x")
             .replace("<username>", "alice")
+            .replace("<job_id>", "0f" * 16)
         )
 
 
@@ -238,6 +247,11 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
             "add an admin": ("POST", "/admin/users", {403}),
             "deactivate alice": ("POST", f"/admin/users/{blog.alice_id}/deactivate", {403}),
             "activate alice": ("POST", f"/admin/users/{blog.alice_id}/activate", {403}),
+            "the jobs page": ("GET", "/admin/jobs", {403}),
+            "retry a job": ("POST", f"/admin/jobs/{'0f' * 16}/retry", {403}),
+            "discard a job": ("POST", f"/admin/jobs/{'0f' * 16}/discard", {403}),
+            "the outbox": ("GET", "/admin/outbox", {403}),
+            "send a test message": ("POST", "/admin/outbox/test", {403}),
         }
     )
     return attempts

@@ -23,13 +23,17 @@ from blog.conftest import (
 from sqlalchemy import select
 
 from pyproject.blog.db import get_database
-from pyproject.blog.models import Post, User
+from pyproject.blog.models import JobRecord, Post, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
 
 PASSWORD = "author passphrase 1"
 NEW_PASSWORD = "a new passphrase 2"
 AUTHORS = ("bob", "carol", "dave", "erin")
+
+
+FAILED_JOB_NAME = "pyproject.blog.trash.purge_trash_job"
+FAILED_JOBS = {"retry": "0f" * 16, "discard": "1e" * 16}
 
 
 @dataclass
@@ -81,6 +85,9 @@ def build_world(app: App) -> World:
     assert edit_post(admin, slugs["history"], body="The second text.").status_code == 303
     for key in ("restore", "purge"):
         assert delete_post(admin, slugs[key]).status_code == 303
+    with get_database(app).write() as db:  # jobs whose retries ran out, for /admin/jobs
+        for job_id in FAILED_JOBS.values():
+            db.add(JobRecord(id=job_id, name=FAILED_JOB_NAME, state="failed", error="Boom"))
     anonymous = app.test_client()
     clients = {"admin": admin, "erin": erin, "anonymous": anonymous}
     for client in clients.values():
@@ -151,6 +158,13 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         ),
         "/posts/<slug:slug>/restore": ("admin", f"/posts/{slugs['restore']}/restore", {}),
         "/posts/<slug:slug>/purge": ("admin", f"/posts/{slugs['purge']}/purge", {}),
+        "/admin/jobs/<job_id>/retry": ("admin", f"/admin/jobs/{FAILED_JOBS['retry']}/retry", {}),
+        "/admin/jobs/<job_id>/discard": (
+            "admin",
+            f"/admin/jobs/{FAILED_JOBS['discard']}/discard",
+            {},
+        ),
+        "/admin/outbox/test": ("admin", "/admin/outbox/test", {}),
     }
 
 
@@ -172,4 +186,7 @@ POST_RULES = (
     "/posts/<slug:slug>/revisions/<int:number>/restore",
     "/posts/<slug:slug>/restore",
     "/posts/<slug:slug>/purge",
+    "/admin/jobs/<job_id>/retry",
+    "/admin/jobs/<job_id>/discard",
+    "/admin/outbox/test",
 )
