@@ -36,9 +36,9 @@ SLOW_SETTINGS = {
 
 
 def slow_body() -> str:
-    """Give about 60,000 characters of links: sanitising them takes seconds."""
+    """Give about 150,000 characters of links: sanitising them takes seconds."""
     paragraph = " ".join(f"[w](/{n % 10})" for n in range(50)) + "\n\n"
-    return paragraph * (60_000 // len(paragraph))
+    return paragraph * (150_000 // len(paragraph))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
