@@ -469,28 +469,28 @@ def admin_jobs(request: Request) -> str:
     return render_template("admin/jobs.html", state=state, failed=failed)
 
 
-@admin_required
-def retry_job(request: Request, job_id: str) -> Response:
+def _act_on_failed(
+    request: Request, job_id: str, action: Callable[[Session, str], bool], done: str
+) -> Response:
+    """Retry or discard one failed job, then back to the list with what happened."""
     db = get_db(request)
-    retried = retry_failed(db, _job_id_or_404(job_id))
+    acted = action(db, _job_id_or_404(job_id))
     db.commit()
-    if retried:
-        flash("The job is queued again.", "success")
+    if acted:
+        flash(done, "success")
     else:
         flash("That job is no longer in the failed list.", "info")
     return redirect(url_for("admin_jobs"))
+
+
+@admin_required
+def retry_job(request: Request, job_id: str) -> Response:
+    return _act_on_failed(request, job_id, retry_failed, "The job is queued again.")
 
 
 @admin_required
 def discard_job(request: Request, job_id: str) -> Response:
-    db = get_db(request)
-    discarded = discard_failed(db, _job_id_or_404(job_id))
-    db.commit()
-    if discarded:
-        flash("The job is discarded.", "success")
-    else:
-        flash("That job is no longer in the failed list.", "info")
-    return redirect(url_for("admin_jobs"))
+    return _act_on_failed(request, job_id, discard_failed, "The job is discarded.")
 
 
 def register(app: App) -> None:
