@@ -125,6 +125,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MARKDOWN_HIGHLIGHT_MAX", 8000, "Characters of code a post may have and still be coloured."
     ),
+    # Media in S3-compatible object storage, with MEDIA_STORAGE=s3 (#15).
+    Setting("MEDIA_S3_BUCKET", "", "Bucket media files are stored in (MEDIA_STORAGE=s3)."),
+    Setting(
+        "MEDIA_S3_ENDPOINT_URL",
+        "",
+        "S3-compatible server's URL (MinIO, R2, ...); empty for Amazon S3 itself.",
+    ),
+    Setting("MEDIA_S3_REGION", "", "The bucket's region, like eu-west-1; empty: boto3's default."),
+    Setting(
+        "MEDIA_S3_ACCESS_KEY", "", "Access key id; empty (with the secret): boto3's own chain."
+    ),
+    Setting("MEDIA_S3_SECRET_KEY", "", "Secret access key; never logged or shown."),
+    Setting(
+        "MEDIA_S3_PUBLIC_URL",
+        "",
+        "Public base URL browsers load media objects from (the bucket's or a CDN's address).",
+    ),
+    Setting("MEDIA_S3_TIMEOUT", 10, "Seconds to wait on the S3 server to connect, and per read."),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

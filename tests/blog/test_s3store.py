@@ -1,0 +1,311 @@
+"""Tests for pyproject/blog/s3store.py against a real S3-compatible server on loopback.
+
+The module starts `moto_server` (PyPI moto[server]) on a free loopback port, once for the
+module, and stops it at the end; each test works in a bucket of its own. Without moto, or
+when the server does not answer, every test that needs it skips and says why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
+from pyproject.blog.s3store import CACHE_CONTROL, S3Store, check_name
+from pyproject.config import ConfigError
+
+ACCESS_KEY = "testing-access-key"
+SECRET_KEY = "testing-secret-key-never-shown"
+REGION = "us-east-1"
+NAME = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/original.jpg"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer means it is up
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Give the URL of a moto_server started for this module on 127.0.0.1."""
+    # Only looked for, not imported: moto in this process would hook into every boto3 client.
+    if importlib.util.find_spec("moto") is None:
+        pytest.skip("moto[server] is not installed (pip install -r requirements-dev.txt)")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(endpoint + "/moto-api/"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-500:]
+                pytest.skip(f"moto_server did not start on {endpoint}: {tail or 'no output'}")
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def raw_client(endpoint: str):
+    """A plain boto3 client, to look at what the store left in the bucket."""
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def make_bucket(endpoint: str) -> str:
+    """Make a bucket whose objects anyone may read, as the README tells operators to."""
+    bucket = f"media-{uuid.uuid4().hex[:12]}"
+    client = raw_client(endpoint)
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
+    return bucket
+
+
+def public_read_policy(bucket: str) -> str:
+    statement = {
+        "Sid": "PublicReadMedia",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def s3_settings(endpoint: str, bucket: str) -> dict[str, str]:
+    """The MEDIA_* settings of a site keeping its media in `bucket`."""
+    return {
+        "MEDIA_STORAGE": "s3",
+        "MEDIA_S3_BUCKET": bucket,
+        "MEDIA_S3_ENDPOINT_URL": endpoint,
+        "MEDIA_S3_REGION": REGION,
+        "MEDIA_S3_ACCESS_KEY": ACCESS_KEY,
+        "MEDIA_S3_SECRET_KEY": SECRET_KEY,
+        "MEDIA_S3_PUBLIC_URL": f"{endpoint}/{bucket}",
+    }
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    return make_bucket(s3_endpoint)
+
+
+@pytest.fixture
+def store(s3_endpoint: str, bucket: str) -> S3Store:
+    return S3Store.from_config(s3_settings(s3_endpoint, bucket))
+
+
+# --- the MediaStore promises -----------------------------------------------------------------
+
+
+def test_put_then_get_gives_the_same_bytes(store: S3Store) -> None:
+    data = b"\xff\xd8\xff\xe0 not really a jpeg \x00\x01"
+
+    store.put(NAME, data, "image/jpeg")
+
+    assert store.get(NAME) == data
+    assert store.exists(NAME)
+
+
+def test_put_stores_the_content_type_and_a_year_of_immutable_caching(
+    store: S3Store, s3_endpoint: str, bucket: str
+) -> None:
+    store.put(NAME, b"webp bytes", "image/webp")
+
+    head = raw_client(s3_endpoint).head_object(Bucket=bucket, Key=NAME)
+    assert head["ContentType"] == "image/webp"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable" == CACHE_CONTROL
+    assert head["ContentLength"] == len(b"webp bytes")
+
+
+def test_put_again_replaces_the_object(store: S3Store) -> None:
+    store.put(NAME, b"first", "image/jpeg")
+    store.put(NAME, b"second", "image/jpeg")
+
+    assert store.get(NAME) == b"second"
+
+
+def test_a_missing_object_is_none_and_not_there(store: S3Store) -> None:
+    assert store.get(NAME) is None
+    assert store.exists(NAME) is False
+
+
+def test_delete_removes_the_object_and_a_missing_one_is_fine(store: S3Store) -> None:
+    store.put(NAME, b"bytes", "image/png")
+
+    store.delete(NAME)
+    store.delete(NAME)
+
+    assert store.get(NAME) is None
+    assert not store.exists(NAME)
+
+
+def test_the_url_is_under_the_public_base_and_serves_the_object(
+    store: S3Store, s3_endpoint: str, bucket: str
+) -> None:
+    store.put(NAME, b"gif bytes", "image/gif")
+
+    url = store.url(NAME)
+
+    assert url == f"{s3_endpoint}/{bucket}/{NAME}"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        assert answer.read() == b"gif bytes"
+        assert answer.headers["Content-Type"] == "image/gif"
+        assert answer.headers["Cache-Control"] == CACHE_CONTROL
+
+
+def test_a_trailing_slash_on_the_public_url_makes_no_double_slash(bucket: str) -> None:
+    store = S3Store(bucket=bucket, public_url="https://cdn.example.com/media/")
+
+    assert store.url("ab/960.webp") == "https://cdn.example.com/media/ab/960.webp"
+
+
+def test_the_bucket_of_another_store_is_not_seen(store: S3Store, s3_endpoint: str) -> None:
+    other = S3Store.from_config(s3_settings(s3_endpoint, make_bucket(s3_endpoint)))
+    store.put(NAME, b"mine", "image/jpeg")
+
+    assert other.get(NAME) is None
+
+
+def test_an_error_other_than_missing_is_raised(s3_endpoint: str) -> None:
+    store = S3Store.from_config(s3_settings(s3_endpoint, "no-such-bucket-anywhere"))
+
+    with pytest.raises(Exception, match="NoSuchBucket"):
+        store.put(NAME, b"bytes", "image/jpeg")
+
+
+# --- names and settings ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../etc/passwd",
+        "ab/../../cd.jpg",
+        "/ab/original.jpg",
+        "ab//original.jpg",
+        "AB/original.JPG",
+        "ab/original.jpg\n",
+        "ab/orig inal.jpg",
+        "ab\\original.jpg",
+        "ab/original.jpg?x=1",
+        "ab/%2e%2e/x.jpg",
+        "a" * 600,
+    ],
+)
+def test_unsafe_names_are_refused_before_any_request(name: str) -> None:
+    store = S3Store(
+        bucket="b", public_url="https://cdn.example.com", endpoint_url="http://0.0.0.0:9"
+    )
+
+    with pytest.raises(ValueError, match="not a media object name"):
+        check_name(name)
+    with pytest.raises(ValueError):
+        store.url(name)
+    with pytest.raises(ValueError):
+        store.put(name, b"x", "image/jpeg")
+
+
+@pytest.mark.parametrize("name", [NAME, "ab/960.webp", "ab/2400.avif", "ab/original.gif"])
+def test_the_names_mediastore_gives_out_are_accepted(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ({"MEDIA_S3_BUCKET": ""}, "MEDIA_S3_BUCKET"),
+        ({"MEDIA_S3_PUBLIC_URL": ""}, "MEDIA_S3_PUBLIC_URL"),
+        ({"MEDIA_S3_PUBLIC_URL": "cdn.example.com"}, "MEDIA_S3_PUBLIC_URL"),
+        ({"MEDIA_S3_PUBLIC_URL": "javascript:alert(1)//"}, "MEDIA_S3_PUBLIC_URL"),
+        ({"MEDIA_S3_SECRET_KEY": ""}, "MEDIA_S3_SECRET_KEY"),
+        ({"MEDIA_S3_ACCESS_KEY": ""}, "MEDIA_S3_ACCESS_KEY"),
+    ],
+)
+def test_missing_or_wrong_settings_stop_with_a_message_naming_them(
+    settings: dict[str, str], complaint: str
+) -> None:
+    config = s3_settings("http://127.0.0.1:9", "media") | settings
+
+    with pytest.raises(ConfigError, match=complaint):
+        S3Store.from_config(config)
+
+
+def test_the_secret_is_never_in_the_stores_repr_or_its_log_lines(
+    store: S3Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        store.put(NAME, b"bytes", "image/jpeg")
+        store.get(NAME)
+        store.exists("ab/missing.jpg")
+        store.delete(NAME)
+
+    assert caplog.records, "botocore logged nothing at DEBUG: the test would prove nothing"
+    assert SECRET_KEY not in caplog.text
+    assert SECRET_KEY not in repr(store)
+
+
+def test_a_server_that_never_answers_fails_after_the_timeout_and_retries(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        store = S3Store(
+            bucket="media",
+            public_url="https://cdn.example.com",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region=REGION,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            timeout=0.3,
+            retries=2,
+        )
+        started = time.monotonic()
+
+        with pytest.raises(BotoCoreError):
+            store.get(NAME)
+
+    assert time.monotonic() - started < 10
