@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.blog.db import get_db
 from pyproject.blog.forms import Form, without_control_characters
-from pyproject.blog.models import LoginAttempt, SiteState, User, utcnow
+from pyproject.blog.models import Invitation, LoginAttempt, SiteState, User, utcnow
 from pyproject.lib import (
     App,
     Request,
@@ -537,8 +537,34 @@ def admin_users(request: Request) -> Any:
             return redirect(url_for("admin_users"))
         form.values["password"] = form.values["confirm"] = ""
         status = 422
+    return users_page(db, form=form, status=status)
+
+
+INVITE_FIELDS = ("invite_email", "invite_role")
+
+
+def users_page(
+    db: Session, *, form: Form | None = None, invite_form: Form | None = None, status: int = 200
+) -> tuple[str, int]:
+    """Give /admin/users: the users, the pending invitations, and the forms to add either."""
     users = db.scalars(select(User).order_by(User.created_at, User.id)).all()
-    return render_template("admin/users.html", users=users, form=form), status
+    invitations = db.scalars(
+        select(Invitation)
+        .where(
+            Invitation.used_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+        .order_by(Invitation.created_at, Invitation.id)
+    ).all()
+    page = render_template(
+        "admin/users.html",
+        users=users,
+        form=form or Form(None, (*NEW_USER_FIELDS, "role")),
+        invite_form=invite_form or Form(None, INVITE_FIELDS),
+        invitations=invitations,
+    )
+    return page, status
 
 
 def _set_active(request: Request, user_id: int, active: bool) -> Response:

@@ -147,6 +147,8 @@ class Post(Base):
     # The tag names, space-separated, kept beside the link table for the search index.
     tag_names: Mapped[str] = mapped_column(Text, default="")
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When subscribers were mailed this post (#14): set once, so later edits mail nobody.
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
     tags: Mapped[list[Tag]] = relationship(
@@ -393,3 +395,98 @@ class SentMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- subscriptions (#14) ---
+
+
+class Subscriber(Base):
+    """A reader who asked for new posts by email: the address and dates, nothing else.
+
+    `secret` is random and per subscriber: the links in their messages are signed with it
+    (and SECRET_KEY), and a new one is drawn when an unsubscribed address subscribes
+    again, so links from before stop working.
+    """
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lower-case
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # confirmed, unsubscribed
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_subscribers_state", "state", "id"),)
+
+
+# --- invitations (#14) ---
+
+
+class Invitation(Base):
+    """An administrator's invitation to write here: a link, sent by email, that works once.
+
+    Only the SHA-256 of the link's random token is kept, so the table alone lets nobody in.
+    Pending while neither used, revoked nor past `expires_at`.
+    """
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(10), default="author")
+    invited_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    used_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    inviter: Mapped[User | None] = relationship(foreign_keys=[invited_by], lazy="joined")
+
+    __table_args__ = (Index("ix_invitations_email", "email"),)
+
+
+# --- media (#15) ---
+
+
+class Media(Base):
+    """An uploaded picture: its cleaned original is stored under `<sha256>/original.<ext>`.
+
+    `sha256` is the upload's hash, so the same bytes uploaded twice are one row and one URL.
+    `variants` is the JSON list of the copies the variants job made, each
+    {"w": width, "h": height, "ext": "avif"|"webp"|"jpg"|"png"|"gif"}; empty until it ran.
+    Which posts use a picture is read from their Markdown (pyproject/blog/media.py).
+    """
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")  # a label, shown escaped
+    source_format: Mapped[str] = mapped_column(String(10), default="")  # JPEG, PNG, GIF, ...
+    ext: Mapped[str] = mapped_column(String(5))  # the stored original's: jpg, png or gif
+    content_type: Mapped[str] = mapped_column(String(40))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    animated: Mapped[bool] = mapped_column(Boolean, default=False)
+    alt: Mapped[str] = mapped_column(Text, default="")
+    decorative: Mapped[bool] = mapped_column(Boolean, default=False)
+    variants: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def original_name(self) -> str:
+        """Give the media name of the cleaned original."""
+        return f"{self.sha256}/original.{self.ext}"
