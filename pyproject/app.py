@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyproject.blog import caching, db, rendering
+from pyproject.blog import caching, db, mediastore, rendering
 from pyproject.blog.db import Database
 from pyproject.blog.session_store import DatabaseSessionStore
 from pyproject.config import ROOT, load_config
@@ -49,6 +49,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         allowed_hosts=config["ALLOWED_HOSTS"],
     )
     app.wsgi_app = app.static_files
+    # Uploaded pictures in the local media folder (MEDIA_ROOT), at MEDIA_URL (#15).
+    app.wsgi_app = mediastore.mount(app, config, app.wsgi_app)
 
     from pyproject.blog import (
         api,
@@ -56,16 +58,24 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         commands,
         editor,
         feeds,
+        invitations,
         jobs,
         mail,
+        media,
         posts,
+        recovery,
         revisions,
         search,
         site,
+        subscriptions,
+        throttle,  # noqa: F401 (no routes: imported for its periodic job)
         trash,
     )
 
-    areas = (site, auth, posts, editor, revisions, trash, search, feeds, api, commands, jobs, mail)
+    areas = (
+        *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
+        *(api, commands, jobs, mail, subscriptions, media),
+    )
     for area in areas:
         area.register(app)
     jobs.init_app(app, database)  # after the areas: their jobs are registered by now

@@ -125,6 +125,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MARKDOWN_HIGHLIGHT_MAX", 8000, "Characters of code a post may have and still be coloured."
     ),
+    # Pictures in posts (#15).
+    Setting(
+        "MEDIA_STORAGE",
+        "local",
+        "Where media files are kept: local (MEDIA_ROOT) or s3 (MEDIA_S3_*).",
+    ),
+    Setting("MEDIA_ROOT", "", "Folder of local media files; empty: instance/media."),
+    Setting("MEDIA_URL", "/media/files/", "Path local media files are served at."),
+    Setting(
+        "MEDIA_MAX_BYTES", 20_000_000, "Largest picture one may upload, in bytes (413 past it)."
+    ),
+    Setting(
+        "MEDIA_MAX_PIXELS", 50_000_000, "Most pixels an uploaded picture may have (422 past it)."
+    ),
+    Setting("MEDIA_MAX_FILES", 20, "Most pictures one upload may carry."),
     # Media in S3-compatible object storage, with MEDIA_STORAGE=s3 (#15).
     Setting("MEDIA_S3_BUCKET", "", "Bucket media files are stored in (MEDIA_STORAGE=s3)."),
     Setting(

@@ -19,23 +19,27 @@ import collections
 import html
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, NamedTuple
+from xml.etree import ElementTree as etree
 
 import markdown
 from bleach.html5lib_shim import Filter
 from bleach.sanitizer import Cleaner
+from markdown.extensions import Extension
 from markdown.extensions.toc import slugify_unicode
+from markdown.treeprocessors import Treeprocessor
 from pygments.formatters.html import HtmlFormatter
 from pygments.styles import get_style_by_name
 from pygments.token import STANDARD_TYPES, Token
 
 # Bump whenever the same Markdown would come out as different HTML (a new extension, a changed
 # allowlist, another Pygments style class...): posts stored with an older number are re-rendered.
-RENDERER_VERSION = 3
+# v4: pictures of ours become <picture> with sized sources (#15).
+RENDERER_VERSION = 4
 
 PROSE_WORDS_PER_MINUTE = 230
 CODE_WORDS_PER_MINUTE = 100
@@ -107,8 +111,8 @@ ALLOWED_TAGS = frozenset(
     {
         "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol",
-        "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
-        "tr", "ul",
+        "p", "picture", "pre", "s", "source", "span", "strong", "sub", "sup", "table", "tbody",
+        "td", "th", "thead", "tr", "ul",
     }
 )  # fmt: skip
 ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
@@ -118,7 +122,12 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "li": frozenset({"id"}),
     "sup": frozenset({"id"}),
     "ol": frozenset({"start"}),
-    "img": frozenset({"src", "alt", "title"}),
+    # Beyond src, alt and title: what a picture of ours is given (see _Pictures), each
+    # value checked in _allow_attribute.
+    "img": frozenset(
+        {"src", "alt", "title", "width", "height", "srcset", "sizes", "loading", "decoding"}
+    ),
+    "source": frozenset({"srcset", "sizes", "type", "media"}),
     # tabindex, role and aria-label are _ScrollRegions' own: it removes them from every
     # element that is not one of its regions, and sets them on those.
     "div": frozenset({"class", "tabindex", "role", "aria-label"}),
@@ -242,8 +251,14 @@ class Rendered:
     version: int = RENDERER_VERSION
 
 
-def render_markdown(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendered:
+def render_markdown(
+    text: str, limits: RenderLimits = DEFAULT_LIMITS, images: Mapping[str, Any] | None = None
+) -> Rendered:
     """Give the sanitised HTML of a post's Markdown, with its table of contents and statistics.
+
+    `images` describes the pictures of ours the text may show, by URL (see
+    :class:`_Pictures`): each becomes a <picture> with its sizes, or a sized <img> until
+    its variants exist. Other images stay plain <img>; every image but the first is lazy.
 
     Pure: the same text always gives the same result, and the text itself is left alone.
     Raises RenderRefused, naming what was too much, when the text goes past a budget of
@@ -256,7 +271,7 @@ def render_markdown(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendere
     # instance, and building one costs about a tenth of a millisecond.
     highlight = fenced_code_length(source) <= limits.highlighted_code
     md = markdown.Markdown(
-        extensions=_EXTENSIONS,
+        extensions=[*_EXTENSIONS, _PicturesExtension(images or {})],
         extension_configs=_EXTENSION_CONFIGS if highlight else _PLAIN_CODE_CONFIGS,
         output_format="html",
     )
@@ -280,6 +295,69 @@ def render_markdown(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendere
         summary=_truncate(scan.summary_text(), SUMMARY_LIMIT),
         version=RENDERER_VERSION,
     )
+
+
+# --- pictures ------------------------------------------------------------------------------
+
+# How wide a post's pictures are shown: the width of the text column (--measure in
+# site.css), less the page's side padding on narrow screens.
+PICTURE_SIZES = "(max-width: 42rem) calc(100vw - 2.5rem), 42rem"
+# The <source> types a picture lists, best first, with the key of its srcset in `images`.
+PICTURE_SOURCES = (("image/avif", "avif"), ("image/webp", "webp"))
+
+
+class _Pictures(Treeprocessor):
+    """Gives images their loading hints, and pictures of ours their sizes and sources.
+
+    `images` maps the URL of each picture of ours to {"width", "height", "srcset": {key:
+    "url 480w, url 960w ..."}} with keys avif, webp and fallback (all empty until the
+    variants exist). Every image but the first is loading="lazy" and all decode async;
+    width and height are always set on ours, so nothing moves as they load.
+    """
+
+    def __init__(self, md: markdown.Markdown, images: Mapping[str, Any]) -> None:
+        super().__init__(md)
+        self.images = images
+
+    def run(self, root: etree.Element) -> None:
+        parents = {child: parent for parent in root.iter() for child in parent}
+        for number, img in enumerate(list(root.iter("img"))):
+            if number:
+                img.set("loading", "lazy")
+            img.set("decoding", "async")
+            info = self.images.get(img.get("src", ""))
+            if not info:
+                continue
+            img.set("width", str(int(info["width"])))
+            img.set("height", str(int(info["height"])))
+            srcset = info.get("srcset") or {}
+            if not srcset.get("fallback"):
+                continue  # no variants yet: the cleaned original, sized
+            img.set("srcset", srcset["fallback"])
+            img.set("sizes", PICTURE_SIZES)
+            picture = etree.Element("picture")
+            for kind, key in PICTURE_SOURCES:
+                if srcset.get(key):
+                    etree.SubElement(
+                        picture,
+                        "source",
+                        {"type": kind, "srcset": srcset[key], "sizes": PICTURE_SIZES},
+                    )
+            parent = parents[img]
+            index = list(parent).index(img)
+            parent.remove(img)
+            picture.tail, img.tail = img.tail, None
+            picture.append(img)
+            parent.insert(index, picture)
+
+
+class _PicturesExtension(Extension):
+    def __init__(self, images: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.images = images
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        md.treeprocessors.register(_Pictures(md, self.images), "pictures", 5)
 
 
 # --- budgets -------------------------------------------------------------------------------
@@ -674,12 +752,42 @@ def _allow_attribute(tag: str, name: str, value: str) -> bool:
         return _url_allowed(value, LINK_SCHEMES)
     if name == "src":
         return _url_allowed(value, IMAGE_SCHEMES)
+    if name == "srcset":
+        return _srcset_allowed(value)
+    if name in ("width", "height"):
+        return value.isascii() and value.isdigit() and len(value) <= 5
+    if name == "sizes" or name == "media":
+        return len(value) <= 200 and _MEDIA_QUERY.fullmatch(value) is not None
+    if name == "loading":
+        return value in ("lazy", "eager")
+    if name == "decoding":
+        return value in ("async", "sync", "auto")
+    if name == "type":
+        return value in _SOURCE_TYPES
     if name == "start":
         return value.isascii() and value.isdigit()
     if name == "tabindex":
         return value == "0"
     if name == "role":
         return value == "region"
+    return True
+
+
+_SOURCE_TYPES = frozenset(kind for kind, _ in PICTURE_SOURCES)
+# Media queries and sizes as we write them: lengths, calc() and comparisons, no url().
+_MEDIA_QUERY = re.compile(r"[a-z0-9 ().,:%+*/-]+")
+_SRCSET_CANDIDATE = re.compile(r"(\S+)(?:\s+(\d{1,5}w|\d{1,2}(?:\.\d{1,2})?x))?")
+
+
+def _srcset_allowed(value: str) -> bool:
+    """Give whether every candidate of a srcset is an allowed image URL with a plain size."""
+    candidates = value.split(",")
+    if not value.strip() or len(candidates) > 16:
+        return False
+    for candidate in candidates:
+        match = _SRCSET_CANDIDATE.fullmatch(candidate.strip())
+        if match is None or not _url_allowed(match.group(1), IMAGE_SCHEMES):
+            return False
     return True
 
 

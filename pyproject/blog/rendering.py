@@ -69,19 +69,24 @@ class Renderer:
         self._helper: subprocess.Popen[bytes] | None = None
         self._owner = 0  # the pid that started the helper (a forked worker needs its own)
 
-    def render(self, text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendered:
-        """Give the rendering of `text`; RenderRefused past a budget, RenderTimeout past time."""
+    def render(
+        self, text: str, limits: RenderLimits = DEFAULT_LIMITS, images: dict | None = None
+    ) -> Rendered:
+        """Give the rendering of `text`; RenderRefused past a budget, RenderTimeout past time.
+
+        `images` describes the pictures of ours the text shows (see markup.render_markdown).
+        """
         if self.time_limit <= 0:
-            return render_markdown(text, limits)
+            return render_markdown(text, limits, images)
         if not self._lock.acquire(timeout=self.time_limit):
             raise RenderTimeout(self.time_limit)
         try:
-            return self._render_locked(text, limits)
+            return self._render_locked(text, limits, images or {})
         finally:
             self._lock.release()
 
-    def _render_locked(self, text: str, limits: RenderLimits) -> Rendered:
-        request = {"text": text, "limits": dataclasses.asdict(limits)}
+    def _render_locked(self, text: str, limits: RenderLimits, images: dict) -> Rendered:
+        request = {"text": text, "limits": dataclasses.asdict(limits), "images": images}
         helper = self._running_helper()
         deadline = time.monotonic() + self.time_limit
         try:
@@ -187,9 +192,13 @@ def render_post(text: str, app: App | None = None) -> Rendered:
 
     Raises RenderRefused (a budget) or RenderTimeout (the time limit): both mean the text
     cannot be saved as it is, and the message says why. `app` defaults to the current one.
+    The pictures of ours the text shows are looked up first by the app's "image_lookup"
+    (the media area's), so they render with their sizes and variants.
     """
     app = app or current_app()
-    return app.extensions["renderer"].render(text, app.extensions["render_limits"])
+    lookup = app.extensions.get("image_lookup")
+    images = lookup(app, text) if lookup is not None else None
+    return app.extensions["renderer"].render(text, app.extensions["render_limits"], images)
 
 
 @atexit.register
@@ -263,26 +272,28 @@ def _overtime(_signum: int, _frame: Any) -> None:
     raise _Overtime
 
 
-def render_within(text: str, limits: RenderLimits = DEFAULT_LIMITS) -> Rendered:
+def render_within(
+    text: str, limits: RenderLimits = DEFAULT_LIMITS, images: dict | None = None
+) -> Rendered:
     """Give the rendering of `text`, its code plain if colouring it takes too long.
 
     Only for the helper (or any process's main thread): it times itself with SIGALRM,
     which a runaway regular expression in a lexer still notices.
     """
     if not limits.highlighted_code or not fenced_code_length(text):
-        return render_markdown(text, limits)
+        return render_markdown(text, limits, images)
     previous = signal.signal(signal.SIGALRM, _overtime)
     try:
         signal.setitimer(signal.ITIMER_REAL, HIGHLIGHT_SECONDS)
         try:
-            return render_markdown(text, limits)
+            return render_markdown(text, limits, images)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Overtime:
         log.warning("colouring code took over %g s: rendering it plain", HIGHLIGHT_SECONDS)
     finally:
         signal.signal(signal.SIGALRM, previous)
-    return render_markdown(text, dataclasses.replace(limits, highlighted_code=0))
+    return render_markdown(text, dataclasses.replace(limits, highlighted_code=0), images)
 
 
 _WARM_UP = "# Warm\n\n*a* [b](https://example.org)\n\n```python\nprint(1)\n```\n"
@@ -299,7 +310,9 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
         (length,) = _LENGTH.unpack(header)
         request = json.loads(incoming.read(length))
         try:
-            rendered = render_within(request["text"], RenderLimits(**request["limits"]))
+            rendered = render_within(
+                request["text"], RenderLimits(**request["limits"]), request.get("images")
+            )
             answer: dict[str, Any] = {"rendered": rendered_to_json(rendered)}
         except RenderRefused as refused:
             answer = {"refused": [refused.what, refused.message]}

@@ -40,9 +40,10 @@ FORBIDDEN_TAGS = frozenset(
         "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "svg",
         "math", "form", "input", "button", "select", "option", "textarea", "noscript",
         "noembed", "noframes", "title", "base", "link", "meta", "template", "xmp", "plaintext",
-        "video", "audio", "source", "portal", "image",
+        "video", "audio", "portal", "image",
     }
 )  # fmt: skip
+# <source> is allowed for <picture> (#15): with srcset, sizes, type and media only, never src.
 URL_ATTRIBUTES = frozenset(
     {"href", "src", "action", "formaction", "xlink:href", "srcset", "poster", "background",
      "data", "codebase", "cite", "longdesc", "ping", "lowsrc", "dynsrc", "manifest"}
@@ -492,8 +493,8 @@ def test_allowlist_is_exactly_what_markdown_produces() -> None:
     assert {
         "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em",
         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol",
-        "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
-        "tr", "ul",
+        "p", "picture", "pre", "s", "source", "span", "strong", "sub", "sup", "table", "tbody",
+        "td", "th", "thead", "tr", "ul",
     } == markup.ALLOWED_TAGS  # fmt: skip
     assert not markup.ALLOWED_TAGS & FORBIDDEN_TAGS
     every_attribute = set().union(*markup.ALLOWED_ATTRIBUTES.values())

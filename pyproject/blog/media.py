@@ -1,0 +1,463 @@
+"""Pictures in posts: uploads, the media library, variants, and how posts show them.
+
+`POST /media` checks every file of the upload (pyproject/blog/images.py), cleans and
+stores each original under its upload's SHA-256 (the same bytes twice are one picture
+and one URL), and queues the variants job; nothing is stored unless every file passes.
+`GET /media` is the library: an author's own pictures (an administrator sees all) with
+alt text, the posts that use each, and delete for the unused ones.
+
+Which posts use a picture is read from their Markdown (any text holding its hash), so it
+can never disagree with what the posts show. When a picture's variants are made, every
+post that uses it is rendered again: its <picture> lists them, and the site version
+(so every cached page and validator) changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from pyproject.blog import images, jobs
+from pyproject.blog.auth import current_user, login_required, safe_next
+from pyproject.blog.db import begin_write, end_transaction, get_database, get_db
+from pyproject.blog.images import ImageRefused
+from pyproject.blog.markup import RenderRefused
+from pyproject.blog.mediastore import MediaStore, media_store
+from pyproject.blog.models import Media, Post, User
+from pyproject.blog.rendering import RenderTimeout, render_post
+from pyproject.lib import App, Request, current_app, flash, redirect, render_template, url_for
+from pyproject.lib.exceptions import NotFound
+from pyproject.lib.response import json_response
+
+log = logging.getLogger(__name__)
+
+ALT_MAX = 500
+LABEL_MAX = 120
+LIBRARY_LIMIT = 500
+# An upload's hash as it appears in a URL of ours: "<sha256>/<name>".
+_HASH_IN_URL = re.compile(r"([0-9a-f]{64})/[0-9a-z][0-9a-z.-]*")
+# A URL as Markdown or HTML may hold it: up to a space, a bracket or a quote.
+_URL_WITH_HASH = re.compile(r"""[^\s()<>"'\[\]]*?([0-9a-f]{64})/[0-9a-z][0-9a-z.-]*""")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def get_store(app: App) -> MediaStore:
+    """Give the app's media store (made once, from the settings)."""
+    store = app.extensions.get("media_store")
+    if store is None:
+        store = app.extensions["media_store"] = media_store(app.config)
+    return store
+
+
+def file_label(filename: str) -> str:
+    """Give an upload's file name as a label: its last part, without control characters."""
+    name = re.split(r"[/\\]", filename or "")[-1]
+    name = _CONTROL.sub("", name).strip()
+    return name[:LABEL_MAX] or "The file"
+
+
+def variant_list(media: Media) -> list[dict[str, Any]]:
+    """Give the variants the job recorded for a picture ([] until it ran)."""
+    try:
+        value = json.loads(media.variants or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def variant_names(media: Media) -> list[str]:
+    """Give the media names of a picture's variants."""
+    return [f"{media.sha256}/{v['w']}.{v['ext']}" for v in variant_list(media)]
+
+
+def picture_info(store: MediaStore, media: Media) -> dict[str, Any]:
+    """Give what the renderer needs of a picture: its size and srcsets (markup._Pictures)."""
+    groups: dict[str, list[str]] = {"avif": [], "webp": [], "fallback": []}
+    for variant in sorted(variant_list(media), key=lambda v: v["w"]):
+        key = "fallback" if variant["ext"] == media.ext else variant["ext"]
+        if key in groups:
+            url = store.url(f"{media.sha256}/{variant['w']}.{variant['ext']}")
+            groups[key].append(f"{url} {int(variant['w'])}w")
+    srcset = {key: ", ".join(urls) for key, urls in groups.items() if urls}
+    return {"width": media.width, "height": media.height, "srcset": srcset}
+
+
+def thumbnail_url(store: MediaStore, media: Media) -> str:
+    """Give the URL of a small copy for the library grid (the original until variants exist)."""
+    for variant in sorted(variant_list(media), key=lambda v: v["w"]):
+        if variant["ext"] in ("webp", media.ext):
+            return store.url(f"{media.sha256}/{variant['w']}.{variant['ext']}")
+    return store.url(media.original_name)
+
+
+def pictures_for(app: App, text: str) -> dict[str, Any]:
+    """Give, for each URL of one of our pictures in `text`, what the renderer needs of it.
+
+    The image lookup render_post asks: only URLs under the store's own address for that
+    picture count (a path, or the site's BASE_URL and a path).
+    """
+    found = {match.group(1) for match in _HASH_IN_URL.finditer(text)}
+    if not found:
+        return {}
+    store = get_store(app)
+    with get_database(app).read() as db:
+        pictures = list(db.scalars(select(Media).where(Media.sha256.in_(sorted(found)))))
+    if not pictures:
+        return {}
+    by_hash = {media.sha256: media for media in pictures}
+    base = str(app.config.get("BASE_URL", ""))
+    result: dict[str, Any] = {}
+    for match in _URL_WITH_HASH.finditer(text):
+        media = by_hash.get(match.group(1))
+        if media is None:
+            continue
+        url = match.group(0)
+        folder = store.url(media.original_name).rsplit("/", 1)[0] + "/"
+        if url.startswith(folder) or (folder.startswith("/") and url.startswith(base + folder)):
+            result[url] = picture_info(store, media)
+    return result
+
+
+@dataclass(frozen=True)
+class Use:
+    """A post that shows a picture."""
+
+    title: str
+    slug: str
+    status: str
+    in_trash: bool
+
+
+def uses_of(db: Session, hashes: Iterable[str]) -> dict[str, list[Use]]:
+    """Give, for each picture hash, the posts whose Markdown shows it (the trash included)."""
+    wanted = sorted(set(hashes))
+    uses: dict[str, list[Use]] = {sha: [] for sha in wanted}
+    for start in range(0, len(wanted), 50):
+        chunk = wanted[start : start + 50]
+        rows = db.execute(
+            select(Post.title, Post.slug, Post.status, Post.deleted_at, Post.body_md)
+            .where(or_(*(Post.body_md.contains(sha, autoescape=True) for sha in chunk)))
+            .order_by(Post.id)
+        )
+        for title, slug, status, deleted_at, body in rows:
+            for sha in chunk:
+                if sha in body:
+                    uses[sha].append(Use(title, slug, status, deleted_at is not None))
+    return uses
+
+
+def visible_media(db: Session, user: User) -> list[Media]:
+    """Give the pictures a user's library shows: their own, or every one for an admin."""
+    query = select(Media).order_by(Media.created_at.desc(), Media.id.desc()).limit(LIBRARY_LIMIT)
+    if not user.is_admin:
+        query = query.where(Media.owner_id == user.id)
+    return list(db.scalars(query))
+
+
+def media_or_404(request: Request, media_id: int) -> Media:
+    """Give a picture the signed-in user may change (their own; any for an admin), else 404."""
+    user = current_user(request)
+    media = get_db(request).get(Media, media_id)
+    if media is None or user is None or (media.owner_id != user.id and not user.is_admin):
+        raise NotFound("There is no such picture in your library.")
+    return media
+
+
+def markdown_for(alt: str, url: str) -> str:
+    """Give the Markdown that shows a picture: ![alt](url), brackets in the alt escaped."""
+    safe_alt = re.sub(r"([\[\]\\])", r"\\\1", " ".join(alt.split()))
+    return f"![{safe_alt}]({url})"
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def library_page(
+    request: Request,
+    status: int = 200,
+    *,
+    problems: list[str] | None = None,
+    typed_alt: str = "",
+    alt_errors: dict[int, tuple[str, str]] | None = None,
+    refused_uses: tuple[int, list[Use]] | None = None,
+) -> tuple[str, int]:
+    """Give the library page (with what went wrong, and what was typed, if anything)."""
+    db = get_db(request)
+    user = current_user(request)
+    items = visible_media(db, user)
+    store = get_store(current_app())
+    uses = uses_of(db, (media.sha256 for media in items))
+    config = current_app().config
+    return render_template(
+        "media/index.html",
+        items=items,
+        uses=uses,
+        store=store,
+        thumbnail_url=thumbnail_url,
+        markdown_for=markdown_for,
+        problems=problems or [],
+        typed_alt=typed_alt,
+        alt_errors=alt_errors or {},
+        refused_uses=refused_uses,
+        next_url=request.args.get("next", ""),
+        max_files=config["MEDIA_MAX_FILES"],
+        max_size=images.megabytes(config["MEDIA_MAX_BYTES"]),
+    ), status
+
+
+@login_required
+def library(request: Request) -> Any:
+    """The media library: a grid of pictures with their alt text and the posts using them."""
+    return library_page(request)
+
+
+def refused(request: Request, status: int, messages: list[str], typed_alt: str) -> Any:
+    """Answer an upload that stored nothing: JSON for scripts, else the library with why."""
+    if request.wants_json:
+        return json_response(
+            {"error": {"status": status, "message": " ".join(messages), "problems": messages}},
+            status,
+        )
+    return library_page(request, status, problems=messages, typed_alt=typed_alt)
+
+
+@login_required
+def upload(request: Request) -> Any:
+    """Check, clean and store the uploaded pictures; queue their variants (POST /media)."""
+    app = current_app()
+    config = app.config
+    user = current_user(request)
+    db = get_db(request)
+    alt = " ".join(request.form.get("alt", "").split())
+    decorative = request.form.get("decorative") in ("on", "1", "true")
+    files = [f for f in request.files.getlist("file") if f.filename or f.size]
+    if len(alt) > ALT_MAX:
+        return refused(request, 422, [f"Alt text may be at most {ALT_MAX} characters."], alt)
+    if not files:
+        return refused(request, 422, ["Choose a picture to upload."], alt)
+    if len(files) > config["MEDIA_MAX_FILES"]:
+        return refused(
+            request,
+            413,
+            [
+                f"You sent {len(files)} files; one upload may carry at most "
+                f"{config['MEDIA_MAX_FILES']}. Nothing was stored."
+            ],
+            alt,
+        )
+    end_transaction(db)  # no lock held while pictures are decoded and encoded
+    problems: list[ImageRefused] = []
+    accepted: list[tuple[str, str, images.Cleaned | None]] = []
+    seen: set[str] = set()
+    for upload_file in files:
+        label = file_label(upload_file.filename)
+        if upload_file.size > config["MEDIA_MAX_BYTES"]:
+            problems.append(
+                ImageRefused(
+                    413,
+                    f"{label} is {images.megabytes(upload_file.size)}; a picture may be at "
+                    f"most {images.megabytes(config['MEDIA_MAX_BYTES'])}.",
+                )
+            )
+            continue
+        data = upload_file.read()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        if db.scalar(select(Media.id).where(Media.sha256 == sha)) is not None:
+            accepted.append((sha, label, None))  # stored before: the same picture
+            continue
+        try:
+            cleaned = images.clean(
+                data,
+                label,
+                max_bytes=config["MEDIA_MAX_BYTES"],
+                max_pixels=config["MEDIA_MAX_PIXELS"],
+            )
+        except ImageRefused as problem:
+            problems.append(problem)
+            continue
+        accepted.append((sha, label, cleaned))
+    if problems:
+        status = 413 if any(p.status == 413 for p in problems) else 422
+        messages = [p.message for p in problems] + ["Nothing was stored."]
+        return refused(request, status, messages, alt)
+    store = get_store(app)
+    for sha, _label, cleaned in accepted:
+        if cleaned is not None:
+            store.put(f"{sha}/original.{cleaned.ext}", cleaned.data, cleaned.content_type)
+    begin_write(db)
+    stored: list[Media] = []
+    for sha, label, cleaned in accepted:
+        media = db.scalar(select(Media).where(Media.sha256 == sha))
+        if media is None and cleaned is not None:
+            media = Media(
+                sha256=sha,
+                owner_id=user.id,
+                filename=label,
+                source_format=cleaned.source_format,
+                ext=cleaned.ext,
+                content_type=cleaned.content_type,
+                width=cleaned.width,
+                height=cleaned.height,
+                bytes=len(cleaned.data),
+                animated=cleaned.animated,
+                alt=alt,
+                decorative=decorative and not alt,
+                variants="[]",
+            )
+            db.add(media)
+            db.flush()
+            jobs.enqueue(db, make_variants, media.id)
+        elif media is not None and media.owner_id == user.id and alt and not media.alt:
+            media.alt = alt
+        if media is not None:
+            stored.append(media)
+    db.commit()
+    if request.wants_json:
+        return json_response(
+            {
+                "files": [
+                    {
+                        "url": store.url(media.original_name),
+                        "markdown": markdown_for(media.alt, store.url(media.original_name)),
+                        "width": media.width,
+                        "height": media.height,
+                        "alt": media.alt,
+                    }
+                    for media in stored
+                ]
+            }
+        )
+    count = len(stored)
+    flash(f"Uploaded {count} picture{'s' if count != 1 else ''}.", "success")
+    return redirect(safe_next(request.form.get("next"), url_for("media_library")))
+
+
+@login_required
+def edit_alt(request: Request, media_id: int) -> Any:
+    """Change a picture's alt text, or mark it decorative."""
+    media = media_or_404(request, media_id)
+    alt = " ".join(request.form.get("alt", "").split())
+    decorative = request.form.get("decorative") in ("on", "1", "true")
+    if len(alt) > ALT_MAX:
+        message = f"Alt text may be at most {ALT_MAX} characters."
+        return library_page(request, 422, alt_errors={media.id: (alt, message)})
+    db = get_db(request)
+    media.alt = alt
+    media.decorative = decorative and not alt
+    db.commit()
+    flash(f"Saved the alt text of {media.filename}.", "success")
+    return redirect(url_for("media_library"))
+
+
+@login_required
+def delete_media(request: Request, media_id: int) -> Any:
+    """Delete an unused picture and its files; refuse, listing the posts, if one uses it."""
+    media = media_or_404(request, media_id)
+    db = get_db(request)
+    uses = uses_of(db, [media.sha256])[media.sha256]
+    if uses:
+        return library_page(request, 409, refused_uses=(media.id, uses))
+    names = [media.original_name, *variant_names(media)]
+    db.execute(delete(Media).where(Media.id == media.id))
+    db.commit()
+    store = get_store(current_app())
+    for name in names:
+        store.delete(name)
+    flash(f"Deleted {media.filename}.", "success")
+    return redirect(url_for("media_library"))
+
+
+# --- the variants job ------------------------------------------------------------------------
+
+
+@jobs.job(retries=3)
+def make_variants(media_id: int) -> None:
+    """Make a picture's variants, then render again every post that shows it (idempotent)."""
+    make_variants_now(jobs.current_app(), media_id)
+
+
+def make_variants_now(app: App, media_id: int) -> int:
+    """Make and record a picture's variants; give how many posts were rendered again."""
+    database = get_database(app)
+    store = get_store(app)
+    with database.read() as db:
+        media = db.get(Media, media_id)
+        if media is None:
+            return 0
+        sha, original = media.sha256, media.original_name
+    data = store.get(original)
+    if data is None:
+        return 0  # deleted meanwhile
+    made = images.make_variants(data)
+    for variant in made:
+        store.put(f"{sha}/{variant.width}.{variant.ext}", variant.data, variant.content_type)
+    record = [{"w": v.width, "h": v.height, "ext": v.ext} for v in made]
+    with database.write() as db:
+        media = db.get(Media, media_id)
+        if media is None:  # deleted while the variants were made: take them away too
+            gone = True
+        else:
+            gone = False
+            media.variants = json.dumps(record)
+    if gone:
+        for variant in made:
+            store.delete(f"{sha}/{variant.width}.{variant.ext}")
+        return 0
+    return rerender_users(app, sha)
+
+
+def rerender_users(app: App, sha: str) -> int:
+    """Render again every post whose Markdown shows the picture; give how many were."""
+    from pyproject.blog.commands import write_renders
+
+    database = get_database(app)
+    with database.read() as db:
+        sources = dict(
+            db.execute(
+                select(Post.id, Post.body_md).where(Post.body_md.contains(sha, autoescape=True))
+            ).all()
+        )
+    renders = {}
+    for post_id, body in sources.items():  # no transaction open while rendering
+        try:
+            renders[post_id] = render_post(body, app)
+        except (RenderRefused, RenderTimeout) as problem:
+            log.warning("post %s kept its old HTML: %s", post_id, problem)
+    return write_renders(database, sources, renders) if renders else 0
+
+
+def _raise_upload_limit(request: Request) -> None:
+    """Let a signed-in author's upload body hold MEDIA_MAX_FILES pictures of full size.
+
+    Only for POST /media from a session with a user in it; everyone else keeps the site's
+    MAX_CONTENT_LENGTH, so strangers cannot make the server spool large bodies.
+    """
+    if request.method != "POST" or request.path != "/media":
+        return
+    session = request.session
+    if session is None or not isinstance(session.get("user_id"), int):
+        return
+    config = current_app().config
+    room = config["MEDIA_MAX_BYTES"] * config["MEDIA_MAX_FILES"] + 1_000_000
+    request.max_content_length = max(request.max_content_length, room)
+
+
+def register(app: App) -> None:
+    """Add the media library's routes, the image lookup and the upload size hook."""
+    app.extensions["image_lookup"] = pictures_for
+    app.before_request(_raise_upload_limit)
+    app.add_route("/media", library, endpoint="media_library")
+    app.add_route("/media", upload, methods=["POST"], endpoint="upload_media")
+    app.add_route("/media/<int:media_id>/alt", edit_alt, methods=["POST"])
+    app.add_route("/media/<int:media_id>/delete", delete_media, methods=["POST"])
