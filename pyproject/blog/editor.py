@@ -26,6 +26,7 @@ from pyproject.blog.models import GoneSlug, OldSlug, Post, Revision, Tag, User, 
 from pyproject.blog.posts import get_post_or_404, prune_unused_tags, tag_slug
 from pyproject.blog.rendering import RenderTimeout, render_post
 from pyproject.blog.slugs import is_valid_slug, slugify
+from pyproject.blog.subscriptions import announce_when_public
 from pyproject.lib import (
     App,
     Request,
@@ -451,6 +452,7 @@ def write_post(
         else:
             change_slug(db, post, slug)
         add_revision(db, post, "save", user, previous_body)
+        announce_when_public(db, post)  # subscribers get it once this commits (#14)
         db.commit()
     except StaleDataError:
         # Another worker saved this post between our check and our write.
