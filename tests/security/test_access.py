@@ -54,6 +54,11 @@ PUBLIC = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
+    ("GET", "/subscribe"),
+    ("POST", "/subscribe"),
+    ("GET", "/subscribe/confirm/<token>"),
+    ("GET", "/unsubscribe/<token>"),
+    ("POST", "/unsubscribe/<token>"),
 }
 AUTHOR_ONLY = {
     ("GET", "/drafts"),
@@ -85,13 +90,15 @@ ADMIN_ONLY = {
     ("POST", "/admin/jobs/<job_id>/discard"),
     ("GET", "/admin/outbox"),
     ("POST", "/admin/outbox/test"),
+    ("GET", "/admin/subscribers"),
+    ("GET", "/admin/subscribers.csv"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
 # Tables whose rows another author's attempts must leave exactly as they were.
 CONTENT_TABLES = (
     *("posts", "revisions", "post_tags", "tags", "post_slugs", "gone_slugs", "users"),
-    *("jobs", "sent_messages"),
+    *("jobs", "sent_messages", "subscribers"),
 )
 
 
@@ -252,6 +259,8 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
             "discard a job": ("POST", f"/admin/jobs/{'0f' * 16}/discard", {403}),
             "the outbox": ("GET", "/admin/outbox", {403}),
             "send a test message": ("POST", "/admin/outbox/test", {403}),
+            "the subscribers page": ("GET", "/admin/subscribers", {403}),
+            "the subscribers export": ("GET", "/admin/subscribers.csv", {403}),
         }
     )
     return attempts

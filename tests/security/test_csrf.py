@@ -4,6 +4,11 @@ The table crosses every POST rule of the app with every way a forged or replayed
 can carry (or not carry) the token; each case snapshots every table before and after.
 A request that is otherwise exactly the valid one (a control per route) succeeds, so the
 403s are the token's doing.
+
+One route is exempt, on purpose: POST /unsubscribe/<token>, RFC 8058's one-click
+unsubscribe, which mail clients send with no session (world.CSRF_EXEMPT says why). The
+tests below check that it is the only one, and that without its signed token it does
+nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pyproject.lib import App
 
 from .checks import changed_tables, snapshot
 from .live import Live
-from .world import PASSWORD, POST_RULES, World, post_targets
+from .world import CSRF_EXEMPT, PASSWORD, POST_RULES, World, post_targets
 
 MISSING = object()
 # Whose token is "another session's token" for each sender.
@@ -72,7 +77,25 @@ def forged_request(world: World, rule: str, attack: str, own_host: str):
 
 def test_the_table_names_every_post_route(world_app: App) -> None:
     posting = {rule.rule for rule in world_app.router.rules if "POST" in rule.methods}
-    assert posting == set(POST_RULES), "a POST route was added or removed: update world.py"
+    assert posting == set(POST_RULES) | set(CSRF_EXEMPT), (
+        "a POST route was added or removed: update world.py"
+    )
+
+
+def test_only_the_listed_routes_are_exempt_from_the_check(world_app: App) -> None:
+    exempt = {rule.rule for rule in world_app.router.rules if not rule.options["csrf"]}
+    assert exempt == set(CSRF_EXEMPT), "a route skips the CSRF check: say why in world.py"
+
+
+def test_one_click_unsubscribe_without_its_signed_token_changes_nothing(world: World) -> None:
+    """The exemption's proof is the link's signature: forged or made-up links do nothing."""
+    engine = get_database(world.app).engine
+    for client in world.clients.values():
+        for token in ("1." + "A" * 43, "1", "1.2.3", "x" * 300):
+            before = snapshot(engine)
+            response = client.post(f"/unsubscribe/{token}", headers={"Origin": EVIL})
+            assert response.status_code == 404, token
+            assert changed_tables(before, snapshot(engine)) == [], token
 
 
 @pytest.mark.parametrize("rule", POST_RULES)

@@ -165,6 +165,7 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             {},
         ),
         "/admin/outbox/test": ("admin", "/admin/outbox/test", {}),
+        "/subscribe": ("anonymous", "/subscribe", {"email": "world.reader@example.com"}),
     }
 
 
@@ -189,4 +190,12 @@ POST_RULES = (
     "/admin/jobs/<job_id>/retry",
     "/admin/jobs/<job_id>/discard",
     "/admin/outbox/test",
+    "/subscribe",
 )
+
+# POST routes registered with csrf=False, each for a reason (test_csrf.py checks that these
+# are all there are, and that each still refuses what it must):
+# - /unsubscribe/<token>: RFC 8058 one-click unsubscribe. Mail clients POST to the link
+#   in the List-Unsubscribe header with no cookie and no token; the signed token in the
+#   URL is the proof, and all it can do is unsubscribe the address it was made for.
+CSRF_EXEMPT = ("/unsubscribe/<token>",)
