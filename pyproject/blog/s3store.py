@@ -10,7 +10,6 @@ is stored with a year's `immutable` cache lifetime.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from typing import Any
 
@@ -18,22 +17,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from pyproject.blog.mediastore import IMMUTABLE, check_name
 from pyproject.config import ConfigError
 
-CACHE_CONTROL = "public, max-age=31536000, immutable"
-
-# The names mediastore gives out: "<sha256>/<variant>.<ext>". Checked again here, since a
-# key with "..", a leading slash or odd characters would escape the public URL's folder.
-SAFE_NAME = re.compile(r"[0-9a-z][0-9a-z.-]*(/[0-9a-z][0-9a-z.-]*)*")
-
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-
-
-def check_name(name: str) -> str:
-    """Give `name` back if it is a safe object key, else raise ValueError."""
-    if not SAFE_NAME.fullmatch(name) or ".." in name or len(name) > 512:
-        raise ValueError(f"not a media object name: {name!r}")
-    return name
 
 
 class S3Store:
@@ -123,7 +110,7 @@ class S3Store:
             Key=check_name(name),
             Body=data,
             ContentType=content_type,
-            CacheControl=CACHE_CONTROL,
+            CacheControl=IMMUTABLE,
         )
 
     def get(self, name: str) -> bytes | None:

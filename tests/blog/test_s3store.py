@@ -8,6 +8,7 @@ when the server does not answer, every test that needs it skips and says why.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import socket
@@ -24,9 +25,17 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
+from PIL import Image
+from sqlalchemy import select
 
-from pyproject.blog.s3store import CACHE_CONTROL, S3Store, check_name
+from pyproject.blog.db import get_database
+from pyproject.blog.media import make_variants_now
+from pyproject.blog.mediastore import IMMUTABLE, check_name, media_store
+from pyproject.blog.models import Media
+from pyproject.blog.s3store import S3Store
 from pyproject.config import ConfigError
+from tests.blog.conftest import Cast, csrf_token, make_cast, slug_of, write_post
+from tests.conftest import build_app
 
 ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key-never-shown"
@@ -156,7 +165,7 @@ def test_put_stores_the_content_type_and_a_year_of_immutable_caching(
 
     head = raw_client(s3_endpoint).head_object(Bucket=bucket, Key=NAME)
     assert head["ContentType"] == "image/webp"
-    assert head["CacheControl"] == "public, max-age=31536000, immutable" == CACHE_CONTROL
+    assert head["CacheControl"] == "public, max-age=31536000, immutable" == IMMUTABLE
     assert head["ContentLength"] == len(b"webp bytes")
 
 
@@ -193,7 +202,7 @@ def test_the_url_is_under_the_public_base_and_serves_the_object(
     with urllib.request.urlopen(url, timeout=5) as answer:
         assert answer.read() == b"gif bytes"
         assert answer.headers["Content-Type"] == "image/gif"
-        assert answer.headers["Cache-Control"] == CACHE_CONTROL
+        assert answer.headers["Cache-Control"] == IMMUTABLE
 
 
 def test_a_trailing_slash_on_the_public_url_makes_no_double_slash(bucket: str) -> None:
@@ -309,3 +318,74 @@ def test_a_server_that_never_answers_fails_after_the_timeout_and_retries(tmp_pat
             store.get(NAME)
 
     assert time.monotonic() - started < 10
+
+
+def test_media_storage_s3_makes_the_factory_give_an_s3_store(s3_endpoint: str, bucket: str) -> None:
+    store = media_store(s3_settings(s3_endpoint, bucket))
+
+    assert isinstance(store, S3Store)
+    assert store.url("ab/960.webp") == f"{s3_endpoint}/{bucket}/ab/960.webp"
+
+
+# --- through the app -------------------------------------------------------------------------
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def s3_cast(tmp_path: Path, s3_endpoint: str, bucket: str) -> Iterator[Cast]:
+    """The blog with its media in the test's bucket, and its people signed in."""
+    app = build_app(tmp_path, **s3_settings(s3_endpoint, bucket))
+    yield make_cast(app)
+    get_database(app).dispose()
+
+
+def test_an_upload_lands_in_the_bucket_and_the_post_shows_it_from_the_public_url(
+    s3_cast: Cast, s3_endpoint: str, bucket: str
+) -> None:
+    author = s3_cast.author
+    values = {"csrf_token": csrf_token(author, "/media"), "alt": "A red field"}
+    answer = author.post(
+        "/media",
+        data=values,
+        files={"file": ("field.png", png(1200, 800), "image/png")},
+        headers={"Accept": "application/json"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    (picture,) = answer.json["files"]
+    public = f"{s3_endpoint}/{bucket}/"
+    assert picture["url"].startswith(public)
+    name = picture["url"].removeprefix(public)
+    head = raw_client(s3_endpoint).head_object(Bucket=bucket, Key=name)
+    assert head["ContentType"] == "image/png"
+    assert head["CacheControl"] == IMMUTABLE
+    assert not (Path(s3_cast.app.config["INSTANCE_PATH"]) / "media").exists()
+
+    with get_database(s3_cast.app).read() as db:
+        media_id = db.scalar(select(Media.id))
+    make_variants_now(s3_cast.app, media_id)
+    keys = {
+        item["Key"]
+        for item in raw_client(s3_endpoint).list_objects_v2(Bucket=bucket).get("Contents", [])
+    }
+    folder = name.split("/")[0]
+    assert {f"{folder}/480.webp", f"{folder}/960.avif", f"{folder}/1200.png"} <= keys
+
+    slug = slug_of(write_post(author, title="Red", body=picture["markdown"]))
+    page = s3_cast.anonymous.get(f"/posts/{slug}")
+    img = page.html.select_one(".post-body picture img")
+    assert img is not None, page.text
+    assert img["src"] == picture["url"]
+    sources = page.html.select(".post-body picture source")
+    assert sources and all(
+        url.split()[0].startswith(public)
+        for source in sources
+        for url in source["srcset"].split(",")
+    )
+    with urllib.request.urlopen(picture["url"], timeout=5) as served:
+        assert served.read()[:8] == b"\x89PNG\r\n\x1a\n"
