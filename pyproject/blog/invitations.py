@@ -183,7 +183,7 @@ def join(request: Request, token: str) -> Any:
         query = select(Invitation).where(Invitation.token_digest == token_digest(token))
         if request.method == "POST":
             # Held until the commit: of two forms sent at once, the second finds it used.
-            query = query.with_for_update()
+            query = query.with_for_update(of=Invitation)
         invitation = db.scalar(query)
     if invitation is None or not is_pending(invitation, now):
         db.rollback()

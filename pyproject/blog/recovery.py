@@ -35,7 +35,7 @@ from pyproject.blog.auth import (
     remember_device,
     sign_in,
 )
-from pyproject.blog.db import get_db
+from pyproject.blog.db import begin_immediate, end_transaction, get_db
 from pyproject.blog.forms import Form
 from pyproject.blog.models import SessionRecord, User, utcnow
 from pyproject.blog.throttle import Limit
@@ -223,10 +223,13 @@ def reset_password(request: Request, token: str) -> Any:
             return _invalid()
         return _private(render_template("auth/reset_form.html", form=form, user=user, token=token))
     password = check_new_password(form)
-    # Hashed before the write transaction begins, so the write lock is held for moments.
-    new_hash = hash_password(password) if form.ok else None
     db = get_db(request)
-    # Checked again inside the write: of two uses at once, the second finds the hash changed.
+    # Hashed outside any transaction (a POST's begins holding SQLite's write lock), so
+    # the lock is held for moments, not for the hash's deliberate slowness.
+    end_transaction(db)
+    new_hash = hash_password(password) if form.ok else None
+    begin_immediate(db)
+    # Checked inside the write: of two uses at once, the second finds the hash changed.
     user = reset_token_user(db, token, secret=_secret(), now=now, lock=True)
     if user is None:
         db.rollback()

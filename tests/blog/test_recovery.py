@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import re
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from email import policy
@@ -479,3 +480,32 @@ def test_a_token_is_bound_to_the_user_expiry_hash_and_key() -> None:
     user.password_hash = "$argon2id$hash-two"
     assert recovery.make_reset_token(user, secret="k1", now=now) != token
     assert urlsplit(f"http://x/reset/{token}").path == f"/reset/{token}"  # nothing to escape
+
+
+def test_two_uses_of_one_link_at_once_set_one_password(any_db_app: App) -> None:
+    app = any_db_app
+    admin = app.test_client()
+    assert signup_admin(admin).status_code == 303
+    client = app.test_client()
+    ask_reset(client, ADMIN.email)
+    link = queued_link(app)
+    clients = [app.test_client() for _ in range(3)]
+    tokens = [csrf_token(c, "/login") for c in clients]
+    answers: list[int] = []
+    start = threading.Barrier(len(clients))
+
+    def send(n: int) -> None:
+        data = {"csrf_token": tokens[n], "password": f"racing passphrase {n}"}
+        data["confirm"] = data["password"]
+        start.wait()
+        answers.append(clients[n].post(link, data=data).status_code)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(answers) == [303, 410, 410]
+    [winner] = [n for n, c in enumerate(clients) if signed_in_as(c) == "admin"]
+    assert verify_password(password_hash(app, "admin"), f"racing passphrase {winner}")
