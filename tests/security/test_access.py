@@ -5,6 +5,7 @@ and nothing another author tries changes a byte of the post it aimed at.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,11 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
+from PIL import Image
 from sqlalchemy import select, text
 
 from pyproject.blog.db import get_database
-from pyproject.blog.models import Post, Revision, User, utcnow
+from pyproject.blog.models import Media, Post, Revision, User, utcnow
 from pyproject.lib import App
 
 from .checks import changed_tables, snapshot
@@ -59,6 +61,12 @@ PUBLIC = {
     ("GET", "/subscribe/confirm/<token>"),
     ("GET", "/unsubscribe/<token>"),
     ("POST", "/unsubscribe/<token>"),
+    ("GET", "/reset"),
+    ("POST", "/reset"),
+    ("GET", "/reset/<token>"),
+    ("POST", "/reset/<token>"),
+    ("GET", "/join/<token>"),
+    ("POST", "/join/<token>"),
 }
 AUTHOR_ONLY = {
     ("GET", "/drafts"),
@@ -79,6 +87,10 @@ AUTHOR_ONLY = {
     ("POST", "/posts/<slug:slug>/revisions/<int:number>/restore"),
     ("POST", "/posts/<slug:slug>/restore"),
     ("POST", "/posts/<slug:slug>/purge"),
+    ("GET", "/media"),
+    ("POST", "/media"),
+    ("POST", "/media/<int:media_id>/alt"),
+    ("POST", "/media/<int:media_id>/delete"),
 }
 ADMIN_ONLY = {
     ("GET", "/admin/users"),
@@ -92,13 +104,15 @@ ADMIN_ONLY = {
     ("POST", "/admin/outbox/test"),
     ("GET", "/admin/subscribers"),
     ("GET", "/admin/subscribers.csv"),
+    ("POST", "/admin/invitations"),
+    ("POST", "/admin/invitations/<int:invitation_id>/revoke"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
 # Tables whose rows another author's attempts must leave exactly as they were.
 CONTENT_TABLES = (
     *("posts", "revisions", "post_tags", "tags", "post_slugs", "gone_slugs", "users"),
-    *("jobs", "sent_messages", "subscribers"),
+    *("jobs", "sent_messages", "subscribers", "media", "invitations"),
 )
 
 
@@ -112,6 +126,7 @@ class Blog:
     alice_id: int
     bob_id: int
     autosave: int
+    media_id: int = 1  # alice's picture
 
     def fill(self, rule: str, slug: str | None = None) -> str:
         """Give a concrete path for a rule, on alice's published post unless told."""
@@ -122,6 +137,8 @@ class Blog:
             .replace("<tag>", "x")
             .replace("<username>", "alice")
             .replace("<job_id>", "0f" * 16)
+            .replace("<int:media_id>", str(self.media_id))
+            .replace("<int:invitation_id>", "1")
         )
 
 
@@ -154,7 +171,24 @@ def build_blog(app: App) -> Blog:
     for client in (cast.admin, cast.author, cast.other):
         client.get("/")  # read any flash, so sessions stay quiet
     revision = response.json["revision"]
-    return Blog(cast, published, draft, trashed, scheduled, ids["alice"], ids["bob"], revision)
+    picture = alice.post(
+        "/media",
+        data={"csrf_token": csrf_token(alice), "alt": "Alice's picture"},
+        files={"file": ("alice.png", _small_png(), "image/png")},
+        headers={"Accept": "application/json"},
+    )
+    assert picture.status_code == 200
+    with get_database(app).read() as db:
+        media_id = db.scalar(select(Media.id).where(Media.owner_id == ids["alice"]))
+    return Blog(
+        cast, published, draft, trashed, scheduled, ids["alice"], ids["bob"], revision, media_id
+    )
+
+
+def _small_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 0, 0)).save(out, "PNG")
+    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +216,8 @@ def form_data(blog: Blog, method: str, rule: str, token: str) -> dict[str, Any] 
             confirm="sneaky passphrase 1",
             role="admin",
         )
+    elif rule == "/admin/invitations":
+        data.update(invite_email="sneaky@example.com", invite_role="admin")
     return data
 
 
@@ -261,6 +297,14 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
             "send a test message": ("POST", "/admin/outbox/test", {403}),
             "the subscribers page": ("GET", "/admin/subscribers", {403}),
             "the subscribers export": ("GET", "/admin/subscribers.csv", {403}),
+            "invite an admin": ("POST", "/admin/invitations", {403}),
+            "revoke an invitation": ("POST", "/admin/invitations/1/revoke", {403}),
+            "change the alt text of alice's picture": (
+                "POST",
+                f"/media/{blog.media_id}/alt",
+                {404},
+            ),
+            "delete alice's picture": ("POST", f"/media/{blog.media_id}/delete", {404}),
         }
     )
     return attempts

@@ -7,6 +7,7 @@ succeeds on one route changes nothing another route's test looks at.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,12 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
+from PIL import Image
 from sqlalchemy import select
 
+from pyproject.blog import invitations, recovery
 from pyproject.blog.db import get_database
-from pyproject.blog.models import JobRecord, Post, User
+from pyproject.blog.models import JobRecord, Media, Post, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
 
@@ -45,6 +48,8 @@ class World:
     user_ids: dict[str, int]
     slugs: dict[str, str]
     tokens: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # reset and invitation links (#14)
+    media: dict[str, int] = field(default_factory=dict)  # the admin's pictures, by route (#15)
 
     def token(self, who: str) -> str:
         """Give the CSRF token of a client's session."""
@@ -88,11 +93,47 @@ def build_world(app: App) -> World:
     with get_database(app).write() as db:  # jobs whose retries ran out, for /admin/jobs
         for job_id in FAILED_JOBS.values():
             db.add(JobRecord(id=job_id, name=FAILED_JOB_NAME, state="failed", error="Boom"))
+    links = _reset_and_invitation_links(app, admin)
+    media = {
+        key: _upload_picture(app, admin, shade) for key, shade in (("alt", 10), ("delete", 20))
+    }
     anonymous = app.test_client()
     clients = {"admin": admin, "erin": erin, "anonymous": anonymous}
     for client in clients.values():
         client.get("/login" if client is anonymous else "/")  # a token; flashes read
-    return World(app, clients, user_ids, slugs)
+    return World(app, clients, user_ids, slugs, links=links, media=media)
+
+
+def _upload_picture(app: App, client: TestClient, shade: int) -> int:
+    """Upload a small picture through /media; give its id (for the alt and delete routes)."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), (shade, shade, shade)).save(out, "PNG")
+    response = client.post(
+        "/media",
+        data={"csrf_token": csrf_token(client, "/media"), "alt": ""},
+        files={"file": (f"{shade}.png", out.getvalue(), "image/png")},
+    )
+    assert response.status_code == 303
+    with get_database(app).read() as db:
+        return db.scalar(select(Media.id).order_by(Media.id.desc()))
+
+
+def _reset_and_invitation_links(app: App, admin: TestClient) -> dict[str, str]:
+    """Give frank's reset link, an invitation to accept and one to revoke (#14)."""
+    assert create_author(admin, "frank", password=PASSWORD).status_code == 303
+    secret = str(app.config["SECRET_KEY"])
+    with get_database(app).write() as db:
+        frank = db.scalar(select(User).where(User.username == "frank"))
+        links = {"reset": f"/reset/{recovery.make_reset_token(frank, secret=secret)}"}
+        _, token = invitations.new_invitation(
+            db, email="joiner@example.com", role="author", invited_by=None
+        )
+        links["join"] = f"/join/{token}"
+        revoked, _ = invitations.new_invitation(
+            db, email="revoked@example.com", role="author", invited_by=None
+        )
+        links["revoke"] = f"/admin/invitations/{revoked.id}/revoke"
+    return links
 
 
 # Each POST route: who sends it and a request that would succeed with a valid token.
@@ -166,6 +207,32 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         ),
         "/admin/outbox/test": ("admin", "/admin/outbox/test", {}),
         "/subscribe": ("anonymous", "/subscribe", {"email": "world.reader@example.com"}),
+        "/reset": ("anonymous", "/reset", {"email": "dave@example.com"}),
+        "/reset/<token>": (
+            "anonymous",
+            world.links["reset"],
+            {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        ),
+        "/admin/invitations": (
+            "admin",
+            "/admin/invitations",
+            {"invite_email": "invited@example.com", "invite_role": "author"},
+        ),
+        "/admin/invitations/<int:invitation_id>/revoke": ("admin", world.links["revoke"], {}),
+        "/join/<token>": (
+            "anonymous",
+            world.links["join"],
+            {"username": "joiner", "display_name": "", "password": PASSWORD, "confirm": PASSWORD},
+        ),
+        # The table's forms are url-encoded: the control upload carries no file and gets 422
+        # past the token check (test_csrf.CONTROL_OUTCOME); tests/blog/test_media.py uploads.
+        "/media": ("admin", "/media", {"alt": "Forged"}),
+        "/media/<int:media_id>/alt": (
+            "admin",
+            f"/media/{world.media['alt']}/alt",
+            {"alt": "Changed by the attack"},
+        ),
+        "/media/<int:media_id>/delete": ("admin", f"/media/{world.media['delete']}/delete", {}),
     }
 
 
@@ -191,6 +258,14 @@ POST_RULES = (
     "/admin/jobs/<job_id>/discard",
     "/admin/outbox/test",
     "/subscribe",
+    "/reset",
+    "/reset/<token>",
+    "/admin/invitations",
+    "/admin/invitations/<int:invitation_id>/revoke",
+    "/join/<token>",
+    "/media",
+    "/media/<int:media_id>/alt",
+    "/media/<int:media_id>/delete",
 )
 
 # POST routes registered with csrf=False, each for a reason (test_csrf.py checks that these
