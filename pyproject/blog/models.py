@@ -149,8 +149,15 @@ class Post(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # When subscribers were mailed this post (#14): set once, so later edits mail nobody.
     announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The picture shown atop the post, in lists, link previews and feeds (#15, 0014).
+    cover_media_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
+    # Loaded when asked for (by primary key, so once per picture): most reads of a post
+    # never show its cover. Feeds ask for all of theirs at once (selectinload).
+    cover: Mapped[Media | None] = relationship(lazy="select")
     tags: Mapped[list[Tag]] = relationship(
         secondary=post_tags, back_populates="posts", order_by="Tag.name"
     )
