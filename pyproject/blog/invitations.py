@@ -108,7 +108,7 @@ def register(app: App) -> None:
 
 def _check_invite(db: Session, form: Form) -> tuple[str, str]:
     """Give the invitation form's address and role, recording errors on the form."""
-    email = form.text("invite_email", label="Email", required=True, max_length=254).lower()
+    email = form.text("invite_email", label="Address to invite", required=True, max_length=254).lower()
     if email and "invite_email" not in form.errors:
         try:
             mail.check_address(email)
