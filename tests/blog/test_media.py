@@ -435,3 +435,24 @@ def test_the_worker_makes_the_variants_and_the_post_shows_them(cast: Cast, worke
         pytest.fail("the variants job did not make the post show a <picture>")
     (row,) = rows(cast.app)
     assert {v["w"] for v in variants_of(cast.app, row.id)} == {480, 960, 1000}
+
+
+# --- the editor ----------------------------------------------------------------------------
+
+
+def test_the_editor_has_an_upload_form_that_works_without_javascript(cast: Cast) -> None:
+    page = cast.author.get("/posts/new")
+    form = page.html.select_one("form#editor-upload")
+    assert form["method"] == "post" and form["action"] == "/media"
+    assert form["enctype"] == "multipart/form-data"
+    field = form.select_one('input[type="file"]')
+    assert field["name"] == "file" and field["accept"] == "image/*" and field.has_attr("multiple")
+    assert form.select_one('input[name="alt"]') is not None
+    assert form.select_one('input[name="csrf_token"]')["value"]
+    assert page.html.select_one('script[src^="/static/js/media.js"]') is not None
+    values = {i["name"]: i.get("value", "") for i in form.select("input[type=hidden]")}
+    body, content_type = multipart({**values, "alt": "Sent plainly"}, [("p.jpg", plain_jpeg())])
+    answer = cast.author.post("/media", data=body, content_type=content_type)
+    assert answer.status_code == 303 and answer.location == "/media"
+    library = cast.author.get("/media")
+    assert "![Sent plainly](/media/files/" in library.text
