@@ -108,7 +108,9 @@ def register(app: App) -> None:
 
 def _check_invite(db: Session, form: Form) -> tuple[str, str]:
     """Give the invitation form's address and role, recording errors on the form."""
-    email = form.text("invite_email", label="Address to invite", required=True, max_length=254).lower()
+    email = form.text(
+        "invite_email", label="Address to invite", required=True, max_length=254
+    ).lower()
     if email and "invite_email" not in form.errors:
         try:
             mail.check_address(email)
@@ -125,6 +127,15 @@ def _check_invite(db: Session, form: Form) -> tuple[str, str]:
     return email, role
 
 
+def _header_name(user: User) -> str:
+    """Give the user's display name if it may go into a subject (a display name may hold a
+    line break), else the username (which always may)."""
+    try:
+        return mail.check_header_text(user.name, "name", limit=mail.MAX_NAME)
+    except mail.InvalidMail:
+        return user.username
+
+
 @admin_required
 def create_invitation(request: Request) -> Any:
     """Invite someone by email to write here; the message is sent by the job worker."""
@@ -136,18 +147,23 @@ def create_invitation(request: Request) -> Any:
     inviter = current_user(request)
     invitation, token = new_invitation(db, email=email, role=role, invited_by=inviter.id)
     site = str(current_app().config.get("SITE_NAME") or "the blog")
-    mail.queue_mail(
-        db,
-        kind="invitation",
-        to=email,
-        object_id=invitation.id,
-        subject=f"{inviter.name} invites you to write on {site}",
-        template="invitation",
-        token=token,
-        inviter=inviter.name,
-        role=role,
-        expires_at=invitation.expires_at,
-    )
+    try:
+        mail.queue_mail(
+            db,
+            kind="invitation",
+            to=email,
+            object_id=invitation.id,
+            subject=f"{_header_name(inviter)} invites you to write on {site}",
+            template="invitation",
+            token=token,
+            inviter=inviter.name,
+            role=role,
+            expires_at=invitation.expires_at,
+        )
+    except mail.InvalidMail as error:  # e.g. a SITE_NAME too long for a subject
+        db.rollback()
+        form.error("invite_email", f"No invitation could be made: {error}.")
+        return users_page(db, invite_form=form, status=422)
     db.commit()
     flash(f"An invitation to {email} is on its way; its link works for 7 days.", "success")
     return redirect(url_for("admin_users"))

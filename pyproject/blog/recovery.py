@@ -194,7 +194,7 @@ def _queue_reset_mail(db: Session, user: User, now: datetime) -> None:
             db,
             kind="reset",
             to=user.email,
-            to_name=user.name,
+            to_name=user.username,  # a display name may hold a line break; a username never
             object_id=f"{user.id}-{expires}",
             **_mail_fields(token, user.name, user.username),
         )

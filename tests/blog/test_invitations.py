@@ -433,3 +433,16 @@ def test_forged_posts_are_refused_and_change_nothing(site) -> None:
     assert invitee.post(link, data={**data, "csrf_token": other}).status_code == 403
     assert user_count(app) == 2
     assert rows(app)[0].revoked_at is None and rows(app)[0].used_at is None
+
+
+def test_a_display_name_with_a_line_break_never_reaches_a_header(site) -> None:
+    app, admin = site
+    values = admin.get("/account").form_values('form[action="/account"]')
+    values["display_name"] = "Ada\r\nBcc: eve@example.com"
+    assert admin.post("/account", data=values).status_code == 303
+
+    assert invite(admin).status_code == 303
+    [row] = invitation_mail(app)
+    message = email.message_from_bytes(row.message, policy=policy.default)
+    assert message["Subject"] == f"{ADMIN.username} invites you to write on PyProject"
+    assert message["Bcc"] is None

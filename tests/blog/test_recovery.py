@@ -509,3 +509,17 @@ def test_two_uses_of_one_link_at_once_set_one_password(any_db_app: App) -> None:
     assert sorted(answers) == [303, 410, 410]
     [winner] = [n for n, c in enumerate(clients) if signed_in_as(c) == "admin"]
     assert verify_password(password_hash(app, "admin"), f"racing passphrase {winner}")
+
+
+def test_a_display_name_with_a_line_break_never_reaches_a_header(site: App) -> None:
+    alice = site.test_client()
+    login(alice, AUTHOR.username, AUTHOR.password)
+    values = alice.get("/account").form_values('form[action="/account"]')
+    values["display_name"] = "Alice\nBcc: eve@example.com"
+    assert alice.post("/account", data=values).status_code == 303
+
+    assert ask_reset(site.test_client(), AUTHOR.email).status_code == 200
+    [row] = queued(site)
+    message = email.message_from_bytes(row.message, policy=policy.default)
+    assert message["To"] == f"{AUTHOR.username} <{AUTHOR.email}>"
+    assert message["Bcc"] is None
