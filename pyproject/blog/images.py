@@ -108,6 +108,8 @@ def clean(data: bytes, label: str, *, max_bytes: int, max_pixels: int) -> Cleane
             f"{label} is an SVG drawing. SVG is not accepted: it can carry script. "
             "Upload it as PNG instead.",
         )
+    # Pillow's own guard at the same limit (it warns past it; the warning is made an error).
+    Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
