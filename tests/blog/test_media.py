@@ -456,3 +456,18 @@ def test_the_editor_has_an_upload_form_that_works_without_javascript(cast: Cast)
     assert answer.status_code == 303 and answer.location == "/media"
     library = cast.author.get("/media")
     assert "![Sent plainly](/media/files/" in library.text
+
+
+def test_upload_library_and_refused_delete_on_every_database(any_db_cast: Cast) -> None:
+    cast = any_db_cast
+    picture = uploaded(cast, plain_jpeg(600, 400), alt="Both databases")
+    assert uploaded(cast, plain_jpeg(600, 400))["url"] == picture["url"]
+    (row,) = rows(cast.app)
+    slug_of(write_post(cast.author, title="On any database", body=picture["markdown"]))
+    assert media.make_variants_now(cast.app, row.id) == 1
+    page = cast.author.get("/media")
+    assert "On any database" in page.html.select_one(f"#media-{row.id}").get_text()
+    token = csrf_token(cast.author, "/media")
+    assert (
+        cast.author.post(f"/media/{row.id}/delete", data={"csrf_token": token}).status_code == 409
+    )
