@@ -56,6 +56,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         api,
         auth,
         commands,
+        cover,
         editor,
         feeds,
         invitations,
@@ -74,7 +75,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
 
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
-        *(api, commands, jobs, mail, subscriptions, media),
+        *(api, commands, jobs, mail, subscriptions, media, cover),
     )
     for area in areas:
         area.register(app)

@@ -21,12 +21,13 @@ from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pyproject.blog.db import Database, Statement
-from pyproject.blog.models import Post, SiteState, Tag, User, utcnow, visible_sql
+from pyproject.blog.models import Media, Post, SiteState, Tag, User, utcnow, visible_sql
 from pyproject.lib import App, Request, current_app
 from pyproject.lib.pagecache import PageCache
 from pyproject.lib.response import Shared, not_modified, with_validators
 
-READER_MODELS = (Post, Tag, User)
+# Media: a cover's picture and alt text show on its post's pages, in lists and feeds (#15).
+READER_MODELS = (Post, Tag, User, Media)
 
 
 def track_changes(sessions: sessionmaker) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from pyproject.blog import cover
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.db import begin_write, end_transaction, get_db
 from pyproject.blog.diffing import word_diff
@@ -42,7 +43,10 @@ from pyproject.lib.response import json_response
 
 TITLE_MAX, BODY_MAX, SUMMARY_MAX = 200, 200_000, 300
 TAG_MAX, TAGS_MAX = 40, 10
-POST_FIELDS = ("title", "body", "summary", "tags", "slug", "status", "publish_at", "base_revision")
+POST_FIELDS = (
+    *("title", "body", "summary", "tags", "slug", "status", "publish_at", "base_revision"),
+    "cover",
+)
 # Paths under /posts/ that are pages, not posts.
 RESERVED_SLUGS = frozenset({"new", "preview", "autosave"})
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
@@ -60,6 +64,7 @@ class PostInput:
     slug: str
     status: str
     publish_at: datetime | None
+    cover_id: int | None = None  # a picture of the author's library (cover.py)
 
 
 def site_zone() -> Any:
@@ -133,7 +138,8 @@ def validate_post(form: Form, *, draft: bool = False) -> PostInput:
         publish_at = parse_local_time(publish_raw)
         if publish_at is None:
             form.error("publish_at", "Enter a date and time like 2026-12-24T09:00.")
-    return PostInput(title, body, summary, tags, slug, status, publish_at)
+    cover_id = cover.read_choice(form)
+    return PostInput(title, body, summary, tags, slug, status, publish_at, cover_id)
 
 
 def render_body(form: Form, body: str) -> Rendered | None:
@@ -323,6 +329,7 @@ def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) ->
         post.published_at = now
     post.status = data.status
     post.updated_at = now
+    post.cover_media_id = data.cover_id
 
 
 # --- pages -------------------------------------------------------------------------------
@@ -348,7 +355,13 @@ def editor_page(
         preview_html=preview_html,
         autosave=autosave,
         old_slugs=old_slugs,
+        cover_choices=cover.choices_for(get_db(request), cover_owner(request, post).id),
     ), status
+
+
+def cover_owner(request: Request, post: Post | None) -> User:
+    """Give whose library a post's cover comes from: its author's (yours for a new post)."""
+    return post.author if post is not None and post.id is not None else current_user(request)
 
 
 def form_from_post(post: Post) -> Form:
@@ -362,6 +375,7 @@ def form_from_post(post: Post) -> Form:
         "status": post.status,
         "publish_at": local_input_value(post.published_at) if post.is_scheduled else "",
         "base_revision": str(post.revision),
+        "cover": str(post.cover_media_id or ""),
     }
     return Form(values, POST_FIELDS)
 
@@ -418,6 +432,7 @@ def save_post(request: Request, post: Post | None) -> Any:
         db.refresh(post)
         if not is_current(form, post):
             return conflict_page(request, post, form)
+    cover.check_choice(db, form, data.cover_id, cover_owner(request, post))
     if data.slug and form.ok:
         problem = slug_problem(db, data.slug, post.id if post else None)
         if problem:

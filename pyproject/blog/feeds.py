@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from sqlalchemy import Select, case, distinct, func, literal_column, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db
@@ -44,7 +44,9 @@ def changed_at(post: Post) -> Any:
 
 
 def _feed(request: Request, fmt: str, query: Select, title: str, page_url: str) -> Response:
-    posts = list(get_db(request).scalars(published(query, utcnow()).limit(FEED_SIZE)).unique())
+    # Every entry's cover in one more query (an enclosure each), not one query an entry.
+    query = published(query, utcnow()).options(selectinload(Post.cover_media)).limit(FEED_SIZE)
+    posts = list(get_db(request).scalars(query).unique())
     updated = max((changed_at(p) for p in posts), default=utcnow())
     return feed_response(
         f"feeds/{fmt}.xml",

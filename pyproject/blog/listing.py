@@ -4,7 +4,8 @@ A list shows a few columns of each post, never its body: it needs rows, not ORM
 objects. Every statement here is built once, at import, with bound parameters, so
 SQLAlchemy compiles each one once per process and a request only binds values. A page
 costs three queries whatever its length: the ids of the page (from the index alone,
-cheap even thousands of pages deep), their cards, and their tags.
+cheap even thousands of pages deep), their cards, and their tags; a fourth gives the
+cover pictures of a page that shows any.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
+from pyproject.blog.cover import Cover, covers_by_id
 from pyproject.blog.models import Post, Tag, User, UTCDateTime, post_tags, visible
 from pyproject.lib import current_app
 from pyproject.lib.exceptions import NotFound
@@ -47,6 +49,7 @@ class Card:
     url: str
     author: Link
     tags: list[Link] = field(default_factory=list)
+    cover: Cover | None = None  # its thumbnail is shown beside it (#15)
 
 
 # --- the statements ----------------------------------------------------------------------
@@ -84,6 +87,7 @@ _CARDS = (
         Post.reading_minutes,
         User.username,
         User.display_name,
+        Post.cover_media_id,
     )
     .join(User, User.id == Post.author_id)
     .where(Post.id.in_(_IDS))
@@ -125,14 +129,21 @@ def cards_by_id(db: Session, ids: Iterable[int], links: Links | None = None) -> 
     links = links or Links.current()
     connection = db.connection()
     found: dict[int, Card] = {}
+    cover_ids: dict[int, int] = {}
     for row in connection.execute(_CARDS, {"ids": ids}):
-        post_id, slug, title, summary, published_at, minutes, username, display = row
+        post_id, slug, title, summary, published_at, minutes, username, display, cover = row
         author = Link(display or username, username, links.author(username))
         found[post_id] = Card(
             post_id, slug, title, summary, published_at, minutes, links.post(slug), author
         )
+        if cover is not None:
+            cover_ids[post_id] = cover
     for post_id, name, tag_slug in connection.execute(_TAGS, {"ids": list(found)}):
         found[post_id].tags.append(Link(name, tag_slug, links.tag(tag_slug)))
+    if cover_ids:  # a fourth query, only for a page that shows covers
+        covers = covers_by_id(db, cover_ids.values(), current_app())
+        for post_id, media_id in cover_ids.items():
+            found[post_id].cover = covers.get(media_id)
     return found
 
 

@@ -137,7 +137,10 @@ class Use:
 
 
 def uses_of(db: Session, hashes: Iterable[str]) -> dict[str, list[Use]]:
-    """Give, for each picture hash, the posts whose Markdown shows it (the trash included)."""
+    """Give, for each picture hash, the posts that show it (the trash included).
+
+    A post shows a picture when its Markdown holds the picture's hash, or it is its cover.
+    """
     wanted = sorted(set(hashes))
     uses: dict[str, list[Use]] = {sha: [] for sha in wanted}
     for start in range(0, len(wanted), 50):
@@ -151,6 +154,17 @@ def uses_of(db: Session, hashes: Iterable[str]) -> dict[str, list[Use]]:
             for sha in chunk:
                 if sha in body:
                     uses[sha].append(Use(title, slug, status, deleted_at is not None))
+    # A post whose cover it is uses it too (cover.py, #15).
+    covers = db.execute(
+        select(Media.sha256, Post.title, Post.slug, Post.status, Post.deleted_at)
+        .join(Post, Post.cover_media_id == Media.id)
+        .where(Media.sha256.in_(wanted))
+        .order_by(Post.id)
+    )
+    for sha, title, slug, status, deleted_at in covers:
+        use = Use(title, slug, status, deleted_at is not None)
+        if use not in uses[sha]:
+            uses[sha].append(use)
     return uses
 
 

@@ -156,8 +156,9 @@ class Post(Base):
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
     # Loaded when asked for (by primary key, so once per picture): most reads of a post
-    # never show its cover. Feeds ask for all of theirs at once (selectinload).
-    cover: Mapped[Media | None] = relationship(lazy="select")
+    # never show its cover. Feeds ask for all of theirs at once (selectinload). Templates
+    # show it through cover.py (`post|cover`).
+    cover_media: Mapped[Media | None] = relationship(lazy="select")
     tags: Mapped[list[Tag]] = relationship(
         secondary=post_tags, back_populates="posts", order_by="Tag.name"
     )
