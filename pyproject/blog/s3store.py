@@ -36,7 +36,7 @@ class S3Store:
         access_key: str = "",
         secret_key: str = "",
         timeout: float = 10,
-        retries: int = 3,
+        attempts: int = 3,
     ) -> None:
         if not bucket:
             raise ConfigError("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET, the bucket's name")
@@ -58,7 +58,8 @@ class S3Store:
         self._config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,
-            retries={"max_attempts": retries, "mode": "standard"},
+            # Counting the first try; standard mode backs off between them.
+            retries={"total_max_attempts": attempts, "mode": "standard"},
             # Path-style keys work on every S3-compatible server (MinIO, Ceph, moto);
             # virtual-host style needs DNS for each bucket.
             s3={"addressing_style": "path" if endpoint_url else "auto"},

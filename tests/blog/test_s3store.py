@@ -297,7 +297,9 @@ def test_the_secret_is_never_in_the_stores_repr_or_its_log_lines(
     assert SECRET_KEY not in repr(store)
 
 
-def test_a_server_that_never_answers_fails_after_the_timeout_and_retries(tmp_path: Path) -> None:
+def test_a_server_that_never_answers_fails_after_the_timeout_and_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with socket.socket() as silent:  # accepts connections (the backlog) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
@@ -310,14 +312,16 @@ def test_a_server_that_never_answers_fails_after_the_timeout_and_retries(tmp_pat
             access_key=ACCESS_KEY,
             secret_key=SECRET_KEY,
             timeout=0.3,
-            retries=2,
+            attempts=2,
         )
         started = time.monotonic()
 
-        with pytest.raises(BotoCoreError):
+        with caplog.at_level(logging.DEBUG, logger="botocore"), pytest.raises(BotoCoreError):
             store.get(NAME)
 
     assert time.monotonic() - started < 10
+    tries = [r for r in caplog.records if "Sending http request" in r.getMessage()]
+    assert len(tries) == 2
 
 
 def test_media_storage_s3_makes_the_factory_give_an_s3_store(s3_endpoint: str, bucket: str) -> None:
