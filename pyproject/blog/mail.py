@@ -348,7 +348,7 @@ class SMTPTransport:
         self.where = f"{self.host}:{self.port}"  # for errors: never the password
 
     def send(self, outgoing: Outgoing) -> None:
-        context = self.ssl_context or ssl.create_default_context()
+        context = self.ssl_context or default_tls_context()
         try:
             if self.implicit_tls:
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -388,6 +388,16 @@ class SMTPTransport:
         with contextlib.suppress(OSError, smtplib.SMTPException):
             client.quit()
         client.close()
+
+
+@functools.cache
+def default_tls_context() -> ssl.SSLContext:
+    """Give the TLS context that verifies against the system's authorities, made once.
+
+    Loading the authorities takes about 15 ms of CPU: made for every message, it was most
+    of what sending a message cost (bench/mailing.py).
+    """
+    return ssl.create_default_context()
 
 
 def _ehlo_name(host: str) -> str:
