@@ -31,6 +31,7 @@ format: $(VENV)/.dev
 
 bench: $(VENV)/.dev ## load benchmarks (see bench/README.md)
 	$(PY) bench/run.py
+	$(PY) bench/mailing.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
