@@ -9,18 +9,31 @@ is stored with a year's `immutable` cache lifetime.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pyproject.blog.mediastore import IMMUTABLE, check_name
 from pyproject.config import ConfigError
+from pyproject.lib.exceptions import ServiceUnavailable
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+log = logging.getLogger(__name__)
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The S3 server did not answer, or refused, after the client's tries: a 503 page."""
+
+    description = (
+        "The picture storage did not answer, so nothing was changed. Please try again in a minute."
+    )
 
 
 class S3Store:
@@ -106,38 +119,56 @@ class S3Store:
 
     def put(self, name: str, data: bytes, content_type: str) -> None:
         """Store `data` under `name` (replacing any object there), publicly cacheable."""
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=check_name(name),
-            Body=data,
-            ContentType=content_type,
-            CacheControl=IMMUTABLE,
-        )
+        key = check_name(name)
+        with self._answering("store", key):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl=IMMUTABLE,
+            )
 
     def get(self, name: str) -> bytes | None:
         """Give the object's bytes, or None when there is no such object."""
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=check_name(name))
-        except ClientError as error:
-            if _is_missing(error):
-                return None
-            raise
-        with answer["Body"] as body:
-            return body.read()
+        key = check_name(name)
+        with self._answering("read", key):
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as error:
+                if _is_missing(error):
+                    return None
+                raise
+            with answer["Body"] as body:
+                return body.read()
 
     def exists(self, name: str) -> bool:
         """Say whether an object is stored under `name`."""
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=check_name(name))
-        except ClientError as error:
-            if _is_missing(error):
-                return False
-            raise
+        key = check_name(name)
+        with self._answering("look for", key):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as error:
+                if _is_missing(error):
+                    return False
+                raise
         return True
 
     def delete(self, name: str) -> None:
         """Remove the object (S3 answers a missing one as deleted too)."""
-        self.client.delete_object(Bucket=self.bucket, Key=check_name(name))
+        key = check_name(name)
+        with self._answering("delete", key):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    @contextlib.contextmanager
+    def _answering(self, action: str, key: str) -> Iterator[None]:
+        """Turn the S3 server's failures (after the client's tries) into StorageUnavailable."""
+        try:
+            yield
+        except (BotoCoreError, ClientError) as error:
+            # botocore's messages name the operation, bucket and key, never the keys.
+            log.warning("could not %s %s in bucket %s: %s", action, key, self.bucket, error)
+            raise StorageUnavailable() from error
 
     def url(self, name: str) -> str:
         """Give the public address browsers load the object from."""

@@ -32,7 +32,7 @@ from pyproject.blog.db import get_database
 from pyproject.blog.media import make_variants_now
 from pyproject.blog.mediastore import IMMUTABLE, check_name, media_store
 from pyproject.blog.models import Media
-from pyproject.blog.s3store import S3Store
+from pyproject.blog.s3store import S3Store, StorageUnavailable
 from pyproject.config import ConfigError
 from tests.blog.conftest import Cast, csrf_token, make_cast, slug_of, write_post
 from tests.conftest import build_app
@@ -218,11 +218,14 @@ def test_the_bucket_of_another_store_is_not_seen(store: S3Store, s3_endpoint: st
     assert other.get(NAME) is None
 
 
-def test_an_error_other_than_missing_is_raised(s3_endpoint: str) -> None:
+def test_an_error_other_than_missing_is_a_503_that_keeps_the_cause(s3_endpoint: str) -> None:
     store = S3Store.from_config(s3_settings(s3_endpoint, "no-such-bucket-anywhere"))
 
-    with pytest.raises(Exception, match="NoSuchBucket"):
+    with pytest.raises(StorageUnavailable) as raised:
         store.put(NAME, b"bytes", "image/jpeg")
+
+    assert raised.value.code == 503
+    assert "NoSuchBucket" in str(raised.value.__cause__)
 
 
 # --- names and settings ----------------------------------------------------------------------
@@ -316,8 +319,11 @@ def test_a_server_that_never_answers_fails_after_the_timeout_and_retries(
         )
         started = time.monotonic()
 
-        with caplog.at_level(logging.DEBUG, logger="botocore"), pytest.raises(BotoCoreError):
+        botocore_debug = caplog.at_level(logging.DEBUG, logger="botocore")
+        with botocore_debug, pytest.raises(StorageUnavailable) as raised:
             store.get(NAME)
+
+    assert isinstance(raised.value.__cause__, BotoCoreError)
 
     assert time.monotonic() - started < 10
     tries = [r for r in caplog.records if "Sending http request" in r.getMessage()]
@@ -393,3 +399,20 @@ def test_an_upload_lands_in_the_bucket_and_the_post_shows_it_from_the_public_url
     )
     with urllib.request.urlopen(picture["url"], timeout=5) as served:
         assert served.read()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_upload_while_the_storage_is_down_is_a_503_and_stores_nothing(tmp_path: Path) -> None:
+    settings = s3_settings(f"http://127.0.0.1:{free_port()}", "media")  # nothing listens
+    app = build_app(tmp_path, **settings, MEDIA_S3_TIMEOUT=1)
+    cast = make_cast(app)
+    values = {"csrf_token": csrf_token(cast.author, "/media"), "alt": "A red field"}
+
+    answer = cast.author.post(
+        "/media", data=values, files={"file": ("field.png", png(300, 200), "image/png")}
+    )
+
+    assert answer.status_code == 503
+    assert "picture storage did not answer" in answer.text
+    with get_database(app).read() as db:
+        assert db.scalar(select(Media.id)) is None
+    get_database(app).dispose()
