@@ -1,10 +1,11 @@
 """Password reset: a signed link by email, valid for an hour, that works once.
 
 `/reset` asks for an account's email address or username and always answers the same
-page, whether or not an account has it (and spends about the same time either way), so
-the form tells nobody who has an account here. Requests are throttled per typed address
-and per client. An active account gets a message (kind "reset") with a link
-`/reset/<token>`.
+page, whether or not an account has it, so the form tells nobody who has an account
+here. Requests are throttled per typed address and per client. The request only queues
+the `send_reset_link` job, so it does the same work, in the same time, either way; the
+job looks the account up and, for an active one, queues a message (kind "reset") with a
+link `/reset/<token>`.
 
 The token is "<user id>.<expiry>.<signature>": an HMAC-SHA256, under a key derived from
 SECRET_KEY, over the user id, the expiry, the account's current password hash and the
@@ -28,14 +29,14 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from pyproject.blog import mail, throttle
+from pyproject.blog import jobs, mail, throttle
 from pyproject.blog.auth import (
     check_new_password,
     hash_password,
     remember_device,
     sign_in,
 )
-from pyproject.blog.db import begin_immediate, end_transaction, get_db
+from pyproject.blog.db import begin_immediate, end_transaction, get_database, get_db
 from pyproject.blog.forms import Form
 from pyproject.blog.models import SessionRecord, User, utcnow
 from pyproject.blog.throttle import Limit
@@ -61,9 +62,6 @@ SENT = "If an account has that address or username, a link to choose a new passw
 
 _PURPOSE = b"pyproject.blog.recovery password reset"
 _TOKEN = re.compile(r"([1-9][0-9]{0,17})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})\Z")
-# Where no account matches, a message is built for this address and thrown away, so
-# the answer takes about as long as one that queues a message.
-_NOBODY = "nobody@example.invalid"
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -164,49 +162,42 @@ def reset_request(request: Request) -> Any:
         )
         page = render_template("auth/reset_request.html", form=form)
         return _private(page, 429, {"Retry-After": str(wait)})
-    user = db.scalar(select(User).where(or_(User.email == typed, User.username == typed)))
-    if user is not None and user.is_active:
-        _queue_reset_mail(db, user, now)
-    else:
-        _spend_like_a_message(now)
+    # The account is looked up by the job, not here: the request does the same work,
+    # and takes the same time, whether or not an account matches.
+    jobs.enqueue(db, send_reset_link, typed, int(now.timestamp()))
     db.commit()
     return _private(render_template("auth/reset_sent.html", message=SENT))
 
 
-def _mail_fields(token: str, name: str, username: str) -> dict[str, Any]:
-    site = str(current_app().config.get("SITE_NAME") or "the blog")
-    return {
-        "subject": f"Choose a new password for {site}",
-        "template": "reset",
-        "token": token,
-        "name": name,
-        "username": username,
-        "minutes": int(RESET_LIFETIME.total_seconds() // 60),
-    }
-
-
-def _queue_reset_mail(db: Session, user: User, now: datetime) -> None:
-    """Queue the reset message for `user` (one per link: its expiry is in the object id)."""
-    token = make_reset_token(user, secret=_secret(), now=now)
-    expires = parse_reset_token(token).expires
-    try:
-        mail.queue_mail(
-            db,
-            kind="reset",
-            to=user.email,
-            to_name=user.username,  # a display name may hold a line break; a username never
-            object_id=f"{user.id}-{expires}",
-            **_mail_fields(token, user.name, user.username),
-        )
-    except mail.InvalidMail as error:  # an address accounts allow but mail cannot carry
-        log.warning("no reset message for user %s: %s", user.id, error)
-
-
-def _spend_like_a_message(now: datetime) -> None:
-    """Build (and drop) a reset message, as answering for an account would."""
-    expires = int((now + RESET_LIFETIME).timestamp())
-    token = f"0.{expires}.{_signature(_secret(), 0, expires, '')}"
-    mail.build_message("reset", _NOBODY, **_mail_fields(token, "nobody", "nobody"))
+@jobs.job(retries=5)
+def send_reset_link(typed: str, asked_at: int) -> None:
+    """Queue a reset message to the active account `typed` names (its address or username),
+    if there is one; once per request, however often the job runs."""
+    app = jobs.current_app()
+    with get_database(app).write() as db:
+        user = db.scalar(select(User).where(or_(User.email == typed, User.username == typed)))
+        if user is None or not user.is_active:
+            return
+        secret = str(app.config["SECRET_KEY"])
+        token = make_reset_token(user, secret=secret)  # valid for an hour from now
+        site = str(app.config.get("SITE_NAME") or "the blog")
+        try:
+            mail.queue_mail(
+                db,
+                app=app,
+                kind="reset",
+                to=user.email,
+                to_name=user.username,  # a display name may hold a line break; a username never
+                object_id=f"{user.id}-{asked_at}",
+                subject=f"Choose a new password for {site}",
+                template="reset",
+                token=token,
+                name=user.name,
+                username=user.username,
+                minutes=int(RESET_LIFETIME.total_seconds() // 60),
+            )
+        except mail.InvalidMail as error:  # an address accounts allow but mail cannot carry
+            log.warning("no reset message for user %s: %s", user.id, error)
 
 
 def _invalid(status: int = 410) -> Response:

@@ -34,10 +34,10 @@ from blog.conftest import (
     signup_admin,
 )
 from blog.test_mail import Mailbox, eventually, parts
-from pyproject.blog import recovery
+from pyproject.blog import jobs, recovery
 from pyproject.blog.auth import verify_password
 from pyproject.blog.db import get_database
-from pyproject.blog.models import SentMessage, SessionRecord, User, utcnow
+from pyproject.blog.models import JobRecord, SentMessage, SessionRecord, User, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 from tests.conftest import build_app
@@ -62,11 +62,23 @@ def blog(tmp_path: Path, **overrides) -> App:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[App]:
-    """The blog without SMTP_URL (messages are only queued unless a test delivers them)."""
+def site(tmp_path: Path, run_worker) -> Iterator[App]:
+    """The blog without SMTP_URL (messages go to the outbox), with its job worker running."""
     app = blog(tmp_path)
+    run_worker(app)
     yield app
     get_database(app).dispose()
+
+
+def settle(app: App) -> None:
+    """Wait until the worker has done every job (the reset job queues the message)."""
+
+    def ledger() -> list[JobRecord]:
+        with get_database(app).read() as db:
+            return list(db.scalars(select(JobRecord)))
+
+    assert eventually(lambda: all(job.state == "failed" for job in ledger())), ledger()
+    assert [job.error for job in ledger()] == []
 
 
 def ask_reset(client: TestClient, typed: str) -> TestResponse:
@@ -77,6 +89,8 @@ def ask_reset(client: TestClient, typed: str) -> TestResponse:
 
 
 def queued(app: App, kind: str = "reset") -> list[SentMessage]:
+    """Give the messages of a kind queued (or sent) once the jobs asked for have run."""
+    settle(app)
     with get_database(app).read() as db:
         return list(
             db.scalars(select(SentMessage).where(SentMessage.kind == kind).order_by(SentMessage.id))
@@ -134,6 +148,10 @@ def test_the_mail_arrives_by_smtp_and_its_link_sets_a_new_password(
 
     answer = ask_reset(stranger, AUTHOR.email)
     assert answer.status_code == 200
+    with get_database(app).read() as db:  # the request only asked for the job
+        assert db.scalar(select(func.count()).select_from(SentMessage)) == 0
+        [job] = db.scalars(select(JobRecord)).all()
+        assert job.name == recovery.send_reset_link.name
     assert mailbox.messages == []  # sent by the worker, never in the request
     run_worker(app)
 
@@ -244,6 +262,7 @@ def test_a_link_expires_after_an_hour_and_changes_nothing(site: App, clock: Cloc
 def test_a_link_works_once_and_ends_every_other_link(site: App, clock: Clock) -> None:
     client = site.test_client()
     ask_reset(client, AUTHOR.email)
+    settle(site)  # the link is made when the job runs
     clock.advance(minutes=5)
     ask_reset(client, AUTHOR.email)
     first, second = queued_link(site, 0), queued_link(site, 1)
@@ -274,6 +293,7 @@ def test_changing_the_password_on_the_account_page_ends_a_link(site: App) -> Non
 def test_a_second_reset_an_hour_later_is_mailed_too(site: App, clock: Clock) -> None:
     client = site.test_client()
     ask_reset(client, AUTHOR.email)
+    settle(site)  # the link is made when the job runs
     clock.advance(minutes=61)
     ask_reset(client, AUTHOR.email)
 
@@ -482,8 +502,9 @@ def test_a_token_is_bound_to_the_user_expiry_hash_and_key() -> None:
     assert urlsplit(f"http://x/reset/{token}").path == f"/reset/{token}"  # nothing to escape
 
 
-def test_two_uses_of_one_link_at_once_set_one_password(any_db_app: App) -> None:
+def test_two_uses_of_one_link_at_once_set_one_password(any_db_app: App, run_worker) -> None:
     app = any_db_app
+    run_worker(app)
     admin = app.test_client()
     assert signup_admin(admin).status_code == 303
     client = app.test_client()
@@ -523,3 +544,13 @@ def test_a_display_name_with_a_line_break_never_reaches_a_header(site: App) -> N
     message = email.message_from_bytes(row.message, policy=policy.default)
     assert message["To"] == f"{AUTHOR.username} <{AUTHOR.email}>"
     assert message["Bcc"] is None
+
+
+def test_the_reset_job_queues_one_message_however_often_it_runs(site: App) -> None:
+    ask_reset(site.test_client(), AUTHOR.email)
+    [row] = queued(site)
+    asked_at = int(row.key.rsplit("-", 1)[1])
+    with get_database(site).write() as db:
+        jobs.enqueue(db, recovery.send_reset_link, AUTHOR.email, asked_at)
+
+    assert [again.key for again in queued(site)] == [row.key]
