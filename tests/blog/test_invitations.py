@@ -446,3 +446,16 @@ def test_a_display_name_with_a_line_break_never_reaches_a_header(site) -> None:
     message = email.message_from_bytes(row.message, policy=policy.default)
     assert message["Subject"] == f"{ADMIN.username} invites you to write on PyProject"
     assert message["Bcc"] is None
+
+
+def test_an_address_that_got_an_account_since_cannot_join_again(site) -> None:
+    app, admin = site
+    invite(admin)
+    link = queued_link(app)
+    assert create_author(admin, "direct", INVITEE).status_code == 303
+
+    answer = join(app.test_client(), link)
+
+    assert answer.status_code == 422
+    assert field_error(answer, "email") == "That email address is already used."
+    assert user_count(app) == 3
