@@ -757,7 +757,11 @@ def _allow_attribute(tag: str, name: str, value: str) -> bool:
     if name in ("width", "height"):
         return value.isascii() and value.isdigit() and len(value) <= 5
     if name == "sizes" or name == "media":
-        return len(value) <= 200 and _MEDIA_QUERY.fullmatch(value) is not None
+        return (
+            len(value) <= 200
+            and _MEDIA_QUERY.fullmatch(value) is not None
+            and set(_WORDS.findall(value)) <= _MEDIA_WORDS
+        )
     if name == "loading":
         return value in ("lazy", "eager")
     if name == "decoding":
@@ -776,6 +780,11 @@ def _allow_attribute(tag: str, name: str, value: str) -> bool:
 _SOURCE_TYPES = frozenset(kind for kind, _ in PICTURE_SOURCES)
 # Media queries and sizes as we write them: lengths, calc() and comparisons, no url().
 _MEDIA_QUERY = re.compile(r"[a-z0-9 ().,:%+*/-]+")
+_WORDS = re.compile(r"[a-z]+")
+_MEDIA_WORDS = frozenset(
+    {"max", "min", "width", "height", "calc", "vw", "vh", "px", "rem", "em", "and", "or", "not",
+     "screen", "print", "all", "orientation", "landscape", "portrait", "resolution", "dppx"}
+)  # fmt: skip
 _SRCSET_CANDIDATE = re.compile(r"(\S+)(?:\s+(\d{1,5}w|\d{1,2}(?:\.\d{1,2})?x))?")
 
 

@@ -940,3 +940,78 @@ def test_a_numeric_reference_too_long_for_any_code_point_shows_as_typed(referenc
         rendered = render_markdown(text)
         assert reference[2:20] in rendered.html
     assert render_markdown("&#65; &#x41; &#0000065;").html == "<p>&#65; &#x41; &#0000065;</p>"
+
+
+# --- pictures (#15) ------------------------------------------------------------------------
+
+OURS = "/media/files/" + "ab" * 32 + "/original.jpg"
+PICTURES = {
+    OURS: {
+        "width": 2000,
+        "height": 1000,
+        "srcset": {
+            "avif": "/m/480.avif 480w, /m/960.avif 960w",
+            "webp": "/m/480.webp 480w, /m/960.webp 960w",
+            "fallback": "/m/480.jpg 480w, /m/960.jpg 960w",
+        },
+    }
+}
+
+
+def test_a_picture_of_ours_becomes_picture_with_sized_sources() -> None:
+    html_out = render_markdown(f"![A field]({OURS})", images=PICTURES).html
+    picture = soup(html_out).select_one("picture")
+    sources = picture.select("source")
+    assert [s["type"] for s in sources] == ["image/avif", "image/webp"]
+    assert sources[0]["srcset"] == "/m/480.avif 480w, /m/960.avif 960w"
+    assert all(s["sizes"] == markup.PICTURE_SIZES for s in sources)
+    img = picture.select_one("img")
+    assert (img["src"], img["width"], img["height"], img["alt"]) == (
+        OURS,
+        "2000",
+        "1000",
+        "A field",
+    )
+    assert img["srcset"] == "/m/480.jpg 480w, /m/960.jpg 960w" and img["decoding"] == "async"
+    assert "loading" not in img.attrs  # the first image of the post
+    assert sanitize_html(html_out) == html_out
+    assert script_risks(html_out) == []
+
+
+def test_before_variants_a_picture_of_ours_is_a_sized_img() -> None:
+    pending = {OURS: {"width": 300, "height": 200, "srcset": {}}}
+    page = soup(render_markdown(f"![x]({OURS})", images=pending).html)
+    assert not page.select("picture")
+    img = page.select_one("img")
+    assert (img["width"], img["height"]) == ("300", "200") and "srcset" not in img.attrs
+
+
+def test_every_image_but_the_first_is_lazy_and_external_ones_stay_plain() -> None:
+    text = f"![a](https://example.org/a.png)\n\n![b]({OURS})\n\n![c](https://example.org/c.png)"
+    images = soup(render_markdown(text, images=PICTURES).html).select("img")
+    assert [img.get("loading") for img in images] == [None, "lazy", "lazy"]
+    assert images[0].parent.name == "p" and "width" not in images[0].attrs
+    assert images[1].parent.name == "picture"
+
+
+@pytest.mark.parametrize(
+    ("raw", "gone"),
+    [
+        ('<img src="x.png" srcset="javascript:alert(1) 1x">', "srcset"),
+        ('<img src="x.png" srcset="x.png 1x, data:text/html,1 2x">', "srcset"),
+        ('<img src="x.png" srcset="x.png huge">', "srcset"),
+        ('<img src="x.png" sizes="url(javascript:alert(1))">', "sizes"),
+        ('<img src="x.png" width="100%">', "width"),
+        ('<img src="x.png" loading="soon">', "loading"),
+        ('<img src="x.png" decoding="now">', "decoding"),
+        ('<picture><source src="javascript:alert(1)"><img src="x.png"></picture>', "src="),
+        ('<picture><source srcset="x.webp" type="text/html"><img src="x.png"></picture>', "type"),
+        (
+            '<picture><source srcset="x.webp" onerror="alert(1)"><img src="x.png"></picture>',
+            "onerror",
+        ),
+    ],
+)
+def test_raw_picture_markup_keeps_only_checked_values(raw: str, gone: str) -> None:
+    cleaned = render_markdown(raw).html
+    assert gone not in cleaned.replace('src="x.png"', "") and script_risks(cleaned) == []
