@@ -16,7 +16,7 @@ from typing import Any
 import feedparser
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 
 from pyproject.blog import cover
 from pyproject.blog.db import get_database
@@ -281,6 +281,29 @@ def test_the_library_names_the_post_a_cover_is_used_by(cast: Cast, picture: Medi
     item = cast.author.get("/media").html.select_one(f"#media-{picture.id}")
 
     assert "Harbour post" in item.get_text()
+
+
+@pytest.mark.parametrize("path", ["/", "/posts", "/feed.atom", "/feed.rss"])
+def test_a_list_or_feed_loads_all_its_covers_in_one_query(cast: Cast, path: str) -> None:
+    for number in range(4):
+        picture = upload(cast.author, jpeg(400, 300, (number, 40, 80)), alt=f"Picture {number}")
+        post_with_cover(cast, picture, title=f"Covered {number}")
+    seen: list[str] = []
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = get_database(cast.app).engine
+    cast.app.page_cache.clear()
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        page = cast.anonymous.get(path)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+
+    assert page.status_code == 200
+    assert page.text.count("/original.jpg") >= 4
+    assert len([s for s in seen if "FROM media" in s]) == 1, seen
 
 
 # --- the pure parts ------------------------------------------------------------------------

@@ -209,10 +209,11 @@ def test_anonymous_first_render_is_counted_from_the_validators_connection(blog: 
 
 # What a signed-in author's pages may cost in statements, all told: the session's row,
 # the author's, the page's own queries (a post with its tags and revision state, the
-# editor with its latest autosave, the dashboard's page of posts with their tags).
+# editor with its latest autosave and the author's pictures for the cover select, the
+# dashboard's page of posts with their tags).
 SIGNED_IN_BUDGETS: dict[str, tuple[str, int]] = {
     "post": ("/posts/post-40", 6),
-    "editor": ("/posts/post-40/edit", 7),
+    "editor": ("/posts/post-40/edit", 8),
     "drafts": ("/drafts", 6),
     "home": ("/", 7),
 }
