@@ -456,15 +456,17 @@ def announce_due_posts() -> int:
     how many were asked for.
     """
     app = jobs.current_app()
-    with get_database(app).write() as db:
-        due = db.scalars(
-            select(Post.id)
-            .where(*visible(utcnow()), Post.announced_at.is_(None))
-            .order_by(Post.published_at, Post.id)
-            .limit(100)
-        ).all()
-        if not due:
+    due_now = (
+        select(Post.id)
+        .where(*visible(utcnow()), Post.announced_at.is_(None))
+        .order_by(Post.published_at, Post.id)
+        .limit(100)
+    )
+    with get_database(app).read() as db:  # most minutes: nothing due, no write lock taken
+        if not db.scalars(due_now).first():
             return 0
+    with get_database(app).write() as db:
+        due = db.scalars(due_now).all()
         waiting = set(
             db.scalars(
                 select(JobRecord.args).where(

@@ -38,6 +38,7 @@ from blog.conftest import (
 from blog.test_mail import BASE_URL, Mailbox, eventually, free_port, parts
 from pyproject.blog import jobs, subscriptions
 from pyproject.blog.db import get_database
+from pyproject.blog.migrate import downgrade, upgrade
 from pyproject.blog.models import JobRecord, Post, SentMessage, Subscriber
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
@@ -302,6 +303,31 @@ def test_a_large_list_is_queued_in_batches(cast: Cast, monkeypatch: pytest.Monke
     finally:
         jobs._WORKER_APP.remove(app)
     assert count(app, SentMessage, SentMessage.kind == "post") == 5
+
+
+def test_upgrading_marks_every_public_post_announced_so_none_is_mailed(cast: Cast) -> None:
+    app = cast.app
+    public = slug_of(write_post(cast.author, title="Old news"))
+    later = slug_of(write_post(cast.author, title="Not yet", publish_at="2099-01-01T09:00"))
+    draft = slug_of(write_post(cast.author, title="Thinking", status="draft"))
+    engine = get_database(app).engine
+    downgrade(engine, "0011")  # a site from before subscriptions, with posts
+    upgrade(engine)
+
+    with get_database(app).read() as db:
+        rows = {
+            slug: (announced, published)
+            for slug, announced, published in db.execute(
+                select(Post.slug, Post.announced_at, Post.published_at)
+            )
+        }
+    assert rows[public][0] == rows[public][1] is not None
+    assert rows[later][0] is None and rows[draft][0] is None
+    jobs._WORKER_APP.append(app)
+    try:
+        assert subscriptions.announce_due_posts() == 0
+    finally:
+        jobs._WORKER_APP.remove(app)
 
 
 # --- subscribing: the same answer, at most one message an hour ----------------------------
