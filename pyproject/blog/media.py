@@ -31,7 +31,7 @@ from pyproject.blog.db import begin_write, end_transaction, get_database, get_db
 from pyproject.blog.images import ImageRefused
 from pyproject.blog.markup import RenderRefused
 from pyproject.blog.mediastore import MediaStore, media_store
-from pyproject.blog.models import Media, Post, User
+from pyproject.blog.models import Media, Post, User, utcnow
 from pyproject.blog.rendering import RenderTimeout, render_post
 from pyproject.lib import App, Request, current_app, flash, redirect, render_template, url_for
 from pyproject.lib.exceptions import NotFound
@@ -134,6 +134,8 @@ class Use:
     slug: str
     status: str
     in_trash: bool
+    author_id: int
+    public: bool  # readers can see it now: others' posts are named only then
 
 
 def uses_of(db: Session, hashes: Iterable[str]) -> dict[str, list[Use]]:
@@ -146,14 +148,30 @@ def uses_of(db: Session, hashes: Iterable[str]) -> dict[str, list[Use]]:
     for start in range(0, len(wanted), 50):
         chunk = wanted[start : start + 50]
         rows = db.execute(
-            select(Post.title, Post.slug, Post.status, Post.deleted_at, Post.body_md)
+            select(
+                Post.title,
+                Post.slug,
+                Post.status,
+                Post.deleted_at,
+                Post.author_id,
+                Post.published_at,
+                Post.body_md,
+            )
             .where(or_(*(Post.body_md.contains(sha, autoescape=True) for sha in chunk)))
             .order_by(Post.id)
         )
-        for title, slug, status, deleted_at, body in rows:
+        now = utcnow()
+        for title, slug, status, deleted_at, author_id, published_at, body in rows:
+            public = (
+                status == "published"
+                and deleted_at is None
+                and published_at is not None
+                and published_at <= now
+            )
             for sha in chunk:
                 if sha in body:
-                    uses[sha].append(Use(title, slug, status, deleted_at is not None))
+                    use = Use(title, slug, status, deleted_at is not None, author_id, public)
+                    uses[sha].append(use)
     # A post whose cover it is uses it too (cover.py, #15).
     covers = db.execute(
         select(Media.sha256, Post.title, Post.slug, Post.status, Post.deleted_at)

@@ -471,3 +471,16 @@ def test_upload_library_and_refused_delete_on_every_database(any_db_cast: Cast) 
     assert (
         cast.author.post(f"/media/{row.id}/delete", data={"csrf_token": token}).status_code == 409
     )
+
+
+def test_the_library_names_another_authors_post_only_once_it_is_public(cast: Cast) -> None:
+    picture = uploaded(cast, plain_jpeg())
+    (row,) = rows(cast.app)
+    write_post(cast.other, title="Bob secret draft", body=picture["markdown"], status="draft")
+    item = cast.author.get("/media").html.select_one(f"#media-{row.id}")
+    assert "Bob secret draft" not in item.get_text()
+    assert "a post of another author that is not public" in item.get_text()
+    assert "Bob secret draft" in cast.admin.get("/media").text
+    write_post(cast.other, title="Bob in public", body=picture["markdown"])
+    item = cast.author.get("/media").html.select_one(f"#media-{row.id}")
+    assert item.select_one('a[href="/posts/bob-in-public"]').get_text() == "Bob in public"
