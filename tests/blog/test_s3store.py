@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import feedparser
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
@@ -416,3 +417,28 @@ def test_an_upload_while_the_storage_is_down_is_a_503_and_stores_nothing(tmp_pat
     with get_database(app).read() as db:
         assert db.scalar(select(Media.id)) is None
     get_database(app).dispose()
+
+
+def test_a_cover_in_the_bucket_is_previewed_and_enclosed_from_the_public_url(
+    s3_cast: Cast, s3_endpoint: str, bucket: str
+) -> None:
+    author = s3_cast.author
+    values = {"csrf_token": csrf_token(author, "/media"), "alt": "A red field"}
+    answer = author.post(
+        "/media",
+        data=values,
+        files={"file": ("field.png", png(800, 400), "image/png")},
+        headers={"Accept": "application/json"},
+    )
+    (picture,) = answer.json["files"]
+    with get_database(s3_cast.app).read() as db:
+        media_id = db.scalar(select(Media.id))
+
+    slug = slug_of(write_post(author, title="Covered", cover=str(media_id)))
+
+    page = s3_cast.anonymous.get(f"/posts/{slug}")
+    og_image = page.html.select_one('meta[property="og:image"]')["content"]
+    assert og_image == picture["url"]
+    assert page.html.select_one(".post-cover img")["src"] == picture["url"]
+    (entry,) = feedparser.parse(s3_cast.anonymous.get("/feed.rss").data).entries
+    assert entry.enclosures[0].href == picture["url"]
