@@ -224,6 +224,27 @@ def test_subscribe_confirm_and_a_new_post_arrives_once_through_smtp(
     assert len(box.messages) == 2
 
 
+def test_a_newcomer_tries_it_with_the_outbox(tmp_path: Path, cast: Cast, worker) -> None:
+    """As the README tells: subscribe, confirm with the link from instance/outbox/, publish,
+    and see the post's message in /admin/outbox."""
+    app = cast.app
+    worker(app)
+    reader = app.test_client()
+    assert subscribe(reader, READER).status_code == 303
+    outbox = tmp_path / "outbox"
+    assert eventually(lambda: len(list(outbox.glob("*-confirm-*.eml"))) == 1)
+    [written] = outbox.glob("*-confirm-*.eml")
+    confirm = email.message_from_bytes(written.read_bytes(), policy=policy.default)
+    assert reader.get(link_in(confirm, "/subscribe/confirm/")).status_code == 200
+
+    write_post(cast.author, title="Fresh from the oven", body="Warm *bread*.")
+
+    assert eventually(lambda: len(list(outbox.glob("*-post-*.eml"))) == 1)
+    page = cast.admin.get("/admin/outbox")
+    assert page.html.select("article h2")[0].text == "Fresh from the oven"
+    assert "Warm *bread*." in page.html.select("article pre")[0].text
+
+
 def test_a_scheduled_post_is_announced_by_the_periodic_job_when_it_goes_live(
     cast: Cast, worker
 ) -> None:
@@ -328,6 +349,33 @@ def test_upgrading_marks_every_public_post_announced_so_none_is_mailed(cast: Cas
         assert subscriptions.announce_due_posts() == 0
     finally:
         jobs._WORKER_APP.remove(app)
+
+
+def test_the_flow_and_the_migration_work_on_sqlite_and_postgresql(any_db_cast: Cast) -> None:
+    cast = any_db_cast
+    app = cast.app
+    old = slug_of(write_post(cast.author, title="Before subscriptions"))
+    engine = get_database(app).engine
+    downgrade(engine, "0011")
+    upgrade(engine)
+    reader = confirmed_reader(app)
+    new = slug_of(write_post(cast.author, title="After subscriptions"))
+    with get_database(app).read() as db:
+        ids = dict(db.execute(select(Post.slug, Post.id)).all())
+
+    jobs._WORKER_APP.append(app)
+    try:
+        assert subscriptions.announce_due_posts() == 0  # the editor asked for the new one
+        assert subscriptions.announce_post(ids[old]) == 0
+        assert subscriptions.announce_post(ids[new]) == 1
+        assert subscriptions.announce_post(ids[new]) == 0
+    finally:
+        jobs._WORKER_APP.remove(app)
+    [message] = messages(app, "post")
+    assert message["Subject"] == "After subscriptions"
+    assert reader.post(link_in(message, "/unsubscribe/")).status_code == 200
+    assert subscriber(app).state == "unsubscribed"
+    assert "unsubscribed" in cast.admin.get("/admin/subscribers.csv").text
 
 
 # --- subscribing: the same answer, at most one message an hour ----------------------------
