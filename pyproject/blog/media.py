@@ -145,45 +145,50 @@ def uses_of(db: Session, hashes: Iterable[str]) -> dict[str, list[Use]]:
     """
     wanted = sorted(set(hashes))
     uses: dict[str, list[Use]] = {sha: [] for sha in wanted}
+    now = utcnow()
+    columns = (
+        Post.title,
+        Post.slug,
+        Post.status,
+        Post.deleted_at,
+        Post.author_id,
+        Post.published_at,
+    )
     for start in range(0, len(wanted), 50):
         chunk = wanted[start : start + 50]
         rows = db.execute(
-            select(
-                Post.title,
-                Post.slug,
-                Post.status,
-                Post.deleted_at,
-                Post.author_id,
-                Post.published_at,
-                Post.body_md,
-            )
+            select(*columns, Post.body_md)
             .where(or_(*(Post.body_md.contains(sha, autoescape=True) for sha in chunk)))
             .order_by(Post.id)
         )
-        now = utcnow()
-        for title, slug, status, deleted_at, author_id, published_at, body in rows:
-            public = (
-                status == "published"
-                and deleted_at is None
-                and published_at is not None
-                and published_at <= now
-            )
+        for *row, body in rows:
             for sha in chunk:
                 if sha in body:
-                    use = Use(title, slug, status, deleted_at is not None, author_id, public)
-                    uses[sha].append(use)
+                    uses[sha].append(_use(row, now))
     # A post whose cover it is uses it too (cover.py, #15).
     covers = db.execute(
-        select(Media.sha256, Post.title, Post.slug, Post.status, Post.deleted_at)
+        select(Media.sha256, *columns)
         .join(Post, Post.cover_media_id == Media.id)
         .where(Media.sha256.in_(wanted))
         .order_by(Post.id)
     )
-    for sha, title, slug, status, deleted_at in covers:
-        use = Use(title, slug, status, deleted_at is not None)
+    for sha, *row in covers:
+        use = _use(row, now)
         if use not in uses[sha]:
             uses[sha].append(use)
     return uses
+
+
+def _use(row: Any, now: Any) -> Use:
+    """Give the Use of a (title, slug, status, deleted_at, author_id, published_at) row."""
+    title, slug, status, deleted_at, author_id, published_at = row
+    public = (
+        status == "published"
+        and deleted_at is None
+        and published_at is not None
+        and published_at <= now
+    )
+    return Use(title, slug, status, deleted_at is not None, author_id, public)
 
 
 def visible_media(db: Session, user: User) -> list[Media]:
