@@ -327,8 +327,8 @@ def longtail_urls(database_url: str, kind: str, count: int, seed: int = 2026) ->
     from sqlalchemy import select
 
     from pyproject.blog.db import make_engine
+    from pyproject.blog.listing import carried_by_visible_posts
     from pyproject.blog.models import Post, Tag, visible
-    from pyproject.blog.posts import carried_by_visible_posts
 
     now = datetime.now(UTC)
     if kind == "tag":

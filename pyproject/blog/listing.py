@@ -74,6 +74,26 @@ BY_TAG = _page_of(
         .exists()
     )
 )
+
+
+def carried_by_visible_posts(now: Any) -> Any:
+    """Give the condition for tags that at least one post readers may see carries.
+
+    Readers know a tag only through such posts: one that only drafts, scheduled or
+    trashed posts carry does not exist for them (no page, feed, list entry or name).
+    """
+    return (
+        select(post_tags.c.tag_id)
+        .join(Post, Post.id == post_tags.c.post_id)
+        .where(post_tags.c.tag_id == Tag.id, *visible(now))
+        .exists()
+    )
+
+
+# A tag by its slug, if readers may know it.
+TAG_BY_SLUG = select(Tag.id, Tag.name, Tag.slug).where(
+    Tag.slug == bindparam("slug"), carried_by_visible_posts(NOW)
+)
 # The visible posts published since a moment (the week's candidates for "most read").
 SINCE = _VISIBLE_IDS.where(Post.published_at >= bindparam("since", type_=UTCDateTime()))
 

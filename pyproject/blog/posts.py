@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import Row, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -284,20 +284,6 @@ def drafts(request: Request) -> str:
     return render_template("posts/drafts.html", page=page, now=utcnow(), jobs_stalled=stalled)
 
 
-def carried_by_visible_posts(now: datetime) -> Any:
-    """Give the condition for tags that at least one post readers may see carries.
-
-    Readers know a tag only through such posts: one that only drafts, scheduled or
-    trashed posts carry does not exist for them (no page, feed, list entry or name).
-    """
-    return (
-        select(post_tags.c.tag_id)
-        .join(Post, Post.id == post_tags.c.post_id)
-        .where(post_tags.c.tag_id == Tag.id, *visible(now))
-        .exists()
-    )
-
-
 def prune_unused_tags(db: Session, tag_ids: Iterable[int] | None = None) -> None:
     """Delete the tags no post carries any more, among `tag_ids` (all tags when None).
 
@@ -338,15 +324,14 @@ def tags_index(request: Request) -> str:
     return render_template("tags/index.html", tags=tag_counts(get_db(request)))
 
 
-def tag_or_404(request: Request, tag: str) -> Tag:
+def tag_or_404(request: Request, tag: str) -> Row[Any]:
     """Give the tag a URL names; another spelling of it (/tags/Python) redirects.
 
     A tag no visible post carries is 404, before any redirect: its name (even its
     canonical spelling) is still only its authors' to see.
     """
-    found = get_db(request).scalar(
-        select(Tag).where(Tag.slug == tag_slug(tag), carried_by_visible_posts(utcnow()))
-    )
+    params = {"slug": tag_slug(tag), "now": utcnow()}
+    found = get_db(request).connection().execute(listing.TAG_BY_SLUG, params).first()
     if found is None:
         raise NotFound("There is no such tag.")
     if tag != found.slug:
