@@ -14,6 +14,7 @@ post that uses it is rendered again: its <picture> lists them, and the site vers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -329,9 +330,19 @@ def upload(request: Request) -> Any:
         messages = [p.message for p in problems] + ["Nothing was stored."]
         return refused(request, status, messages, alt)
     store = get_store(app)
-    for sha, _label, cleaned in accepted:
-        if cleaned is not None:
-            store.put(f"{sha}/original.{cleaned.ext}", cleaned.data, cleaned.content_type)
+    put: list[str] = []
+    try:
+        for sha, _label, cleaned in accepted:
+            if cleaned is not None:
+                name = f"{sha}/original.{cleaned.ext}"
+                store.put(name, cleaned.data, cleaned.content_type)
+                put.append(name)
+    except Exception:
+        # The storage failed part way (S3 down: a 503): take back what this upload put.
+        for name in put:
+            with contextlib.suppress(Exception):
+                store.delete(name)
+        raise
     begin_write(db)
     stored: list[Media] = []
     for sha, label, cleaned in accepted:
