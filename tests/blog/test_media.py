@@ -484,3 +484,20 @@ def test_the_library_names_another_authors_post_only_once_it_is_public(cast: Cas
     write_post(cast.other, title="Bob in public", body=picture["markdown"])
     item = cast.author.get("/media").html.select_one(f"#media-{row.id}")
     assert item.select_one('a[href="/posts/bob-in-public"]').get_text() == "Bob in public"
+
+
+def test_the_variants_job_is_idempotent_and_stops_for_a_deleted_picture(cast: Cast) -> None:
+    uploaded(cast, plain_jpeg(1000, 500))
+    (row,) = rows(cast.app)
+    media.make_variants_now(cast.app, row.id)
+    first = stored_files(cast.app)
+    recorded = variants_of(cast.app, row.id)
+    media.make_variants_now(cast.app, row.id)
+    assert stored_files(cast.app) == first and variants_of(cast.app, row.id) == recorded
+    assert len(first) == 1 + 3 * 3  # the original, and 480, 960 and 1000 in three formats
+    token = csrf_token(cast.author, "/media")
+    assert (
+        cast.author.post(f"/media/{row.id}/delete", data={"csrf_token": token}).status_code == 303
+    )
+    assert media.make_variants_now(cast.app, row.id) == 0
+    assert stored_files(cast.app) == []
