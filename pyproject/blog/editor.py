@@ -432,6 +432,10 @@ def save_post(request: Request, post: Post | None) -> Any:
         db.refresh(post)
         if not is_current(form, post):
             return conflict_page(request, post, form)
+    if "cover" not in request.form and post is not None:
+        # A form without the field (a page from before covers) leaves the cover as it is.
+        data.cover_id = post.cover_media_id
+        form.values["cover"] = str(post.cover_media_id or "")
     cover.check_choice(db, form, data.cover_id, cover_owner(request, post))
     if data.slug and form.ok:
         problem = slug_problem(db, data.slug, post.id if post else None)

@@ -163,6 +163,34 @@ def test_choosing_none_takes_the_cover_away(cast: Cast, picture: Media) -> None:
     assert "image" not in blogposting(page)
 
 
+def test_saving_from_the_conflict_page_keeps_the_chosen_cover(cast: Cast, picture: Media) -> None:
+    slug = post_with_cover(cast, picture)
+    stale = form_of(cast.author.get(f"/posts/{slug}/edit"), "#post-form")
+    assert edit_post(cast.author, slug, body="Changed in another tab.").status_code == 303
+    stale.update(body="My own version.")
+
+    conflict = cast.author.post(f"/posts/{slug}/edit", data=stale)
+
+    assert conflict.status_code == 409
+    values = conflict.form_values(f'form[action="/posts/{slug}/edit"]')
+    assert values["cover"] == str(picture.id)
+    assert cast.author.post(f"/posts/{slug}/edit", data=values).status_code == 303
+    assert cast.anonymous.get(f"/posts/{slug}").html.select_one(".post-cover img") is not None
+
+
+def test_a_save_without_the_cover_field_leaves_the_cover_alone(cast: Cast, picture: Media) -> None:
+    slug = post_with_cover(cast, picture)
+    values = form_of(cast.author.get(f"/posts/{slug}/edit"), "#post-form")
+    del values["cover"]  # an editor page opened before covers existed
+    values["body"] = "New words."
+
+    assert cast.author.post(f"/posts/{slug}/edit", data=values).status_code == 303
+
+    page = cast.anonymous.get(f"/posts/{slug}")
+    assert "New words." in page.text
+    assert page.html.select_one(".post-cover img") is not None
+
+
 # --- showing -------------------------------------------------------------------------------
 
 
