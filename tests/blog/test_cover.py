@@ -311,6 +311,19 @@ def test_the_library_names_the_post_a_cover_is_used_by(cast: Cast, picture: Medi
     assert "Harbour post" in item.get_text()
 
 
+def test_a_cover_is_saved_listed_and_enclosed_on_sqlite_and_postgresql(any_db_cast: Cast) -> None:
+    picture = upload(any_db_cast.author, jpeg(900, 600), alt="Both databases")
+    slug = post_with_cover(any_db_cast, picture, title="On any database")
+
+    home = any_db_cast.anonymous.get("/")
+    post = any_db_cast.anonymous.get(f"/posts/{slug}")
+    (entry,) = feedparser.parse(any_db_cast.anonymous.get("/feed.atom").data).entries
+
+    assert home.html.select_one(".post-item-cover") is not None
+    assert meta(post, "og:image:alt") == "Both databases"
+    assert entry.enclosures[0].href.endswith(f"/{picture.sha256}/original.jpg")
+
+
 @pytest.mark.parametrize("path", ["/", "/posts", "/feed.atom", "/feed.rss"])
 def test_a_list_or_feed_loads_all_its_covers_in_one_query(cast: Cast, path: str) -> None:
     for number in range(4):
