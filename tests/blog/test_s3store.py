@@ -442,3 +442,8 @@ def test_a_cover_in_the_bucket_is_previewed_and_enclosed_from_the_public_url(
     assert page.html.select_one(".post-cover img")["src"] == picture["url"]
     (entry,) = feedparser.parse(s3_cast.anonymous.get("/feed.rss").data).entries
     assert entry.enclosures[0].href == picture["url"]
+
+
+def test_the_app_does_not_start_with_s3_storage_and_no_bucket(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MEDIA_S3_BUCKET"):
+        build_app(tmp_path, MEDIA_STORAGE="s3", MEDIA_S3_PUBLIC_URL="https://cdn.example.com")
