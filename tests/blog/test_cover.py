@@ -239,6 +239,20 @@ def test_once_variants_exist_previews_use_the_1600_copy_and_the_cover_lists_sour
     assert (thumbnail["width"], thumbnail["height"]) == ("480", "300")
 
 
+def test_variants_made_after_the_post_was_cached_reach_its_cover(cast: Cast) -> None:
+    big = upload(cast.author, jpeg(2000, 1000), alt="Late sizes")
+    slug = post_with_cover(cast, big)
+    first = cast.anonymous.get(f"/posts/{slug}")
+    assert first.html.select(".post-cover picture source") == []
+
+    make_variants_now(cast.app, big.id)
+
+    again = cast.anonymous.get(f"/posts/{slug}", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200
+    assert len(again.html.select(".post-cover picture source")) == 2
+    assert meta(again, "og:image").endswith("/1600.jpg")
+
+
 @pytest.mark.parametrize("path", ["/", "/posts", "/tags/harbours", "/authors/alice"])
 def test_lists_show_the_cover_as_a_sized_thumbnail(cast: Cast, picture: Media, path: str) -> None:
     post_with_cover(cast, picture, title="With cover", tags="harbours")
