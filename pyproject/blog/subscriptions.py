@@ -3,9 +3,10 @@
 A reader types an address at /subscribe (the form on the home page and every post page
 sends it there). A new address becomes a pending subscriber and gets one confirmation
 message; nothing else is sent to it until its link is followed. The page answers the
-same whatever the address's state (no one learns who subscribes), a pending address is
-sent the link again at most once an hour, a confirmed one gets nothing new, and both the
-client and the address are throttled.
+same whatever the address's state, and the request only queues a job that looks the
+address up (no one learns who subscribes, not even from the time an answer takes); a
+pending address is sent the link again at most once an hour, a confirmed one gets
+nothing new, and both the client and the address are throttled.
 
 When a post is first public (saved as published now, or its scheduled time arrives) the
 `announce_post` job marks it announced and, in the same transaction, queues one message
@@ -205,6 +206,14 @@ def subscribe_address(app: App, db: Session, email: str, now: datetime | None = 
             send_confirmation(app, db, subscriber, now)
 
 
+@jobs.job(retries=5)
+def handle_subscription(email: str) -> None:
+    """Do what a subscribe form naming `email` asked (see subscribe_address)."""
+    app = jobs.current_app()
+    with get_database(app).write() as db:
+        subscribe_address(app, db, email)
+
+
 def _subscribe_page(form: Form, status: int = 200, wait: int = 0) -> Response:
     response = Response(render_template("subscriptions/subscribe.html", form=form), status)
     if wait:
@@ -255,7 +264,9 @@ def subscribe(request: Request) -> Response:
             f"minute{'s' if minutes != 1 else ''}.",
         )
         return _subscribe_page(form, 429, wait)
-    subscribe_address(jobs.current_app(), db, email)
+    # The address is looked up by the job, not here: the request does the same work, and
+    # takes the same time, whatever the address's state.
+    jobs.enqueue(db, handle_subscription, email)
     db.commit()
     flash(
         f"Thank you. If {email} can subscribe, a message with a confirmation link is on its "
