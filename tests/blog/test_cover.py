@@ -96,6 +96,20 @@ def test_the_editor_offers_none_and_only_the_authors_own_pictures(cast: Cast) ->
     assert "mine.jpg (640 × 480): Mine" in [o.get_text() for o in options]
 
 
+def test_a_hostile_file_name_and_alt_text_are_shown_as_text_in_the_select(cast: Cast) -> None:
+    hostile = '"><img src=x onerror=alert(1)>'
+    picture = upload(cast.author, jpeg(320, 240), name=f"{hostile}.jpg", alt=hostile)
+    slug = post_with_cover(cast, picture)
+
+    editor = cast.author.get("/posts/new")
+    page = cast.anonymous.get(f"/posts/{slug}")
+
+    assert hostile in editor.html.select_one(f'#f-cover option[value="{picture.id}"]').get_text()
+    assert editor.html.select('img[onerror], img[src="x"]') == []
+    assert page.html.select('img[onerror], img[src="x"]') == []
+    assert meta(page, "og:image:alt") == hostile
+
+
 def test_a_saved_cover_is_selected_when_the_post_is_edited_again(
     cast: Cast, picture: Media
 ) -> None:
