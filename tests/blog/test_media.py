@@ -501,3 +501,15 @@ def test_the_variants_job_is_idempotent_and_stops_for_a_deleted_picture(cast: Ca
     )
     assert media.make_variants_now(cast.app, row.id) == 0
     assert stored_files(cast.app) == []
+
+
+def test_only_a_signed_in_upload_may_be_larger_than_the_site_body_limit(cast: Cast) -> None:
+    body, content_type = multipart(
+        {"csrf_token": csrf_token(cast.anonymous)}, [("big.jpg", b"\xff" * 17_000_000)]
+    )
+    assert cast.anonymous.post("/media", data=body, content_type=content_type).status_code == 413
+    token = csrf_token(cast.author, "/media")
+    body, content_type = multipart({"csrf_token": token}, [("big.jpg", b"\xff" * 17_000_000)])
+    answer = cast.author.post("/media", data=body, content_type=content_type, headers=JSON)
+    assert answer.status_code == 422  # read, and refused for what it is: not a picture
+    assert "big.jpg" in answer.json["error"]["message"]
