@@ -83,6 +83,14 @@
     }
   }
 
+  // A picture without alt text, ![](url), is pointed out while the author writes.
+  var missingAlt = document.getElementById("missing-alt");
+  function checkAlt() {
+    if (missingAlt && body) missingAlt.hidden = !/!\[\s*\]\(/.test(body.value);
+  }
+  if (body) body.addEventListener("input", checkAlt);
+  checkAlt();
+
   form.removeAttribute("target");
   form.addEventListener("submit", function (event) {
     event.preventDefault();

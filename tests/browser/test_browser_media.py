@@ -86,6 +86,7 @@ def test_with_script_the_form_drop_and_paste_insert_markdown_at_the_cursor(
     page.locator("#f-upload-alt").fill("From the form")
     page.get_by_role("button", name="Upload", exact=True).click()
     expect(body).to_have_value(re.compile(r"!\[From the form\]\(/media/files/"))
+    expect(page.locator("#missing-alt")).to_be_hidden()
     expect(page.locator("#upload-progress progress").first).to_have_attribute("value", "100")
 
     page.locator("#f-upload-alt").fill("")
@@ -95,6 +96,7 @@ def test_with_script_the_form_drop_and_paste_insert_markdown_at_the_cursor(
     hand_over(page, "paste", 180, "pasted.png")
     expect(page.locator("#upload-progress li")).to_have_count(3)
     expect(page.locator("#upload-progress .warning")).to_have_count(2)
+    expect(page.locator("#missing-alt")).to_be_visible()
     value = body.input_value()
     assert value.startswith("First words.")
     assert len(PICTURE_MARKDOWN.findall(value)) == 3, value
