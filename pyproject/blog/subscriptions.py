@@ -599,12 +599,7 @@ class _EmailHTML(HTMLParser):
         if tag in _VOID or tag not in self.open:
             return
         while self.open:
-            top = self.open.pop()
-            if self.skipping:
-                self.skipping -= 1
-            elif top is not None:
-                self.out.append(f"</{top}>")
-            if top == tag:
+            if self._close_innermost() == tag:
                 break
 
     def handle_data(self, data: str) -> None:
@@ -614,12 +609,17 @@ class _EmailHTML(HTMLParser):
     def result(self) -> str:
         self.close()
         while self.open:
-            top = self.open.pop()
-            if self.skipping:
-                self.skipping -= 1
-            elif top is not None:
-                self.out.append(f"</{top}>")
+            self._close_innermost()
         return "".join(self.out)
+
+    def _close_innermost(self) -> str | None:
+        """Close the innermost open element (silently if it was skipped); give its tag."""
+        top = self.open.pop()
+        if self.skipping:
+            self.skipping -= 1
+        elif top is not None:
+            self.out.append(f"</{top}>")
+        return top
 
 
 _KEPT_ATTRIBUTES = {"a": ("title",), "img": ("title",), "abbr": ("title",), "ol": ("start",)}
