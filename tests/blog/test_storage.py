@@ -117,13 +117,33 @@ def outside_the_search_index(obj, name, type_, reflected, compare_to) -> bool:
     return not (name or "").startswith(SEARCH_OBJECTS)
 
 
+def is_cover_reference(difference: tuple) -> bool:
+    """Whether a difference is about the reference of posts.cover_media_id."""
+    kind, constraint = difference[0], difference[1]
+    return (
+        kind in ("add_fk", "remove_fk")
+        and constraint.table.name == "posts"
+        and [column.name for column in constraint.columns] == ["cover_media_id"]
+    )
+
+
 def test_migrated_schema_matches_the_models(any_db_app: App) -> None:
     with get_database(any_db_app).engine.connect() as connection:
         context = MigrationContext.configure(
             connection,
             opts={"compare_type": True, "include_object": outside_the_search_index},
         )
-        assert compare_metadata(context, Base.metadata) == []
+        differences = compare_metadata(context, Base.metadata)
+        if connection.dialect.name == "sqlite":
+            # 0014 adds posts.cover_media_id in place on SQLite (a rebuild would drop the
+            # search triggers), so its reference is a column clause, whose ON DELETE
+            # SQLAlchemy's reflection does not read: it reports the rule as missing.
+            # SQLite's own list of the table's references says it is there.
+            differences = [d for d in differences if not is_cover_reference(d)]
+            references = connection.exec_driver_sql("PRAGMA foreign_key_list(posts)").all()
+            cover = [row for row in references if row[3] == "cover_media_id"]
+            assert [(row[2], row[4], row[6]) for row in cover] == [("media", "id", "SET NULL")]
+        assert differences == []
 
 
 def test_timestamp_columns_are_timezone_aware_in_the_schema(any_db_app: App) -> None:
