@@ -115,3 +115,33 @@ def test_with_script_the_form_drop_and_paste_insert_markdown_at_the_cursor(
         assert images.nth(index).evaluate("img => img.naturalWidth") > 0
     screens.shoot(page, "published")
     browse.assert_clean()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_library_is_accessible_and_fits_a_phone(
+    browse: Browsing, axe_source: str, tmp_path, scheme: str
+) -> None:
+    from tests.browser.support import VIEWPORTS
+
+    page = browse.context("library", signed_in=True, color_scheme=scheme).new_page()
+    page.goto("/media")
+    page.get_by_label("Pictures", exact=True).set_input_files(
+        [picture_file(tmp_path, "one.png", 30), picture_file(tmp_path, "two.png", 90)]
+    )
+    page.get_by_role("button", name="Upload", exact=True).click()
+    for name in ("one.png", "two.png"):
+        item = page.locator(".media-item").filter(has_text=name)
+        expect(item.locator(".warning")).to_be_visible()  # no alt text yet
+    page.evaluate(axe_source)
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"],
+    )
+    assert not result["violations"], [v["id"] for v in result["violations"]]
+    phone = browse.context("phone", signed_in=True, viewport=VIEWPORTS["phone"]).new_page()
+    phone.goto("/media")
+    width, visible = phone.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert width <= visible, f"/media is {width} px wide on a {visible} px screen"
+    browse.assert_clean()
