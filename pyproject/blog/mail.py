@@ -73,6 +73,9 @@ _KIND = re.compile(r"[a-z0-9_-]{1,40}\Z")
 _TEMPLATE = re.compile(r"[a-z0-9_]{1,60}\Z")
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}\Z")  # printable ASCII but the colon (RFC 5322)
 # Headers the message makes itself; extra headers may not replace them.
+# Headers we build are folded as usual; the extra ones set raw stay as given (they are
+# checked for line breaks and kept under 998 characters, the limit of a line).
+_POLICY = policy.SMTP.clone(refold_source="none")
 _OWN_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version", "sender"}
 )
@@ -234,14 +237,19 @@ def build_message(
         app, template, {**context, "subject": subject, "recipient_name": to_name}
     )
 
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["Subject"] = subject
     message["From"] = settings.sender
     message["To"] = recipient
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(idstring=kind, domain=settings.domain)
     for name, value in extra.items():
-        message[name] = value
+        if value.isascii():
+            # As given: folding would turn a long URL (List-Unsubscribe) into an
+            # encoded word, which mail clients do not read as a URL.
+            message.set_raw(name, value)
+        else:
+            message[name] = value
     # Quoted-printable keeps every line short and the message 7-bit, whatever the server.
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")

@@ -272,6 +272,21 @@ def test_extra_headers_are_added(outbox_site: App) -> None:
     assert message["List-Unsubscribe"] == "<http://localhost/unsubscribe/abc>"
 
 
+def test_a_long_url_header_goes_out_as_given_on_one_line(outbox_site: App) -> None:
+    # Folded, a URL longer than a line became an RFC 2047 encoded word, which mail
+    # clients do not read as the List-Unsubscribe URL.
+    url = "<https://blog.example.org/unsubscribe/12." + "x" * 60 + ">"
+    subject = "Ça va ? " + "un très long sujet " * 6
+    message = mail.build_message(
+        "test", "a@example.com", subject, "test_message", app=outbox_site, name="A",
+        headers={"List-Unsubscribe": url},
+    )  # fmt: skip
+    lines = message.as_bytes().decode("ascii").split("\r\n")
+    assert f"List-Unsubscribe: {url}" in lines
+    assert all(len(line) <= 78 for line in lines if not line.startswith("List-Unsubscribe"))
+    assert email.message_from_bytes(message.as_bytes(), policy=policy.default)["Subject"] == subject
+
+
 def test_settings_come_from_the_config(tmp_path: Path) -> None:
     app = mail_site(tmp_path, MAIL_FROM="The Blog <blog@example.org>", SMTP_TIMEOUT=3)
     settings = mail.mail_settings(app)
