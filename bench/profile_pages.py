@@ -7,7 +7,8 @@ The site is built on bench/data/blog-N.sqlite3 (made by bench/run.py or bench/ge
 and called as gunicorn calls it, with a prebuilt environ (framework.prebuilt_environ).
 By default an anonymous reader asks, with the page cache warm: what bench/run.py loads.
 `--uncached` sends a session cookie, which keeps the page cache out: what a reader pays
-on a URL no one asked for since the last change (and a signed-in author every time).
+on a URL no one asked for since the last change. `--signed-in` sends the session of an
+author who signed in through /login: what a signed-in author pays every time.
 Prints CPU and wall time per call, then cProfile's top functions for each page.
 """
 
@@ -22,6 +23,7 @@ import time
 from typing import Any
 
 import framework
+import generate
 import load
 import run
 
@@ -55,11 +57,25 @@ def call(app: Any, page: load.Page, cookie: str | None) -> str:
     return seen["status"]
 
 
+def signed_in_session(site: Any) -> str:
+    """Sign the first generated author in through /login; give the session cookie's value."""
+    author = site.test_client()
+    form = author.get("/login").form_values('form[action="/login"]')
+    form.update(login=generate.AUTHORS[0][0], password=generate.PASSWORD)
+    answer = author.post("/login", data=form)
+    if answer.status_code != 303:
+        raise SystemExit(f"signing in answered {answer.status}")
+    return author.cookies["session"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=100_000, help="blog size [100000]")
     parser.add_argument("--pages", default="post", help="page kinds, comma-separated [post]")
     parser.add_argument("--uncached", action="store_true", help="keep the page cache out")
+    parser.add_argument(
+        "--signed-in", action="store_true", help="as an author signed in through /login"
+    )
     parser.add_argument("--calls", type=int, default=2000, help="calls per page [2000]")
     parser.add_argument("--top", type=int, default=20, help="rows of profile [20]")
     parser.add_argument(
@@ -86,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         pages = load.discover_pages(get, database, args.posts, kinds)
+        session = signed_in_session(site) if args.signed_in else "bench"
         for page in pages:
-            cookie = "bench" if args.uncached and page.name not in run.NO_COOKIE else None
+            keep_out = args.uncached or args.signed_in
+            cookie = session if keep_out and page.name not in run.NO_COOKIE else None
             for _ in range(2):  # compile templates, fill the page cache
                 status = call(site, page, cookie)
             if int(status[:3]) != page.expect:
@@ -104,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             profiler.disable()
             wall = (time.perf_counter() - started) / args.calls
             cpu = (time.thread_time() - started_cpu) / args.calls
-            mode = "uncached" if cookie else "as loaded"
+            mode = ("signed in" if args.signed_in else "uncached") if cookie else "as loaded"
             print(
                 f"== {page.name} {page.target} ({mode}), {args.posts:,} posts, {args.calls} calls"
             )
