@@ -498,3 +498,38 @@ class Media(Base):
     def original_name(self) -> str:
         """Give the media name of the cleaned original."""
         return f"{self.sha256}/original.{self.ext}"
+
+
+# --- export and import (#16) ---
+
+
+class Redirect(Base):
+    """A path another platform used for a post ("/2019/05/slug/", "/?p=123"): 301 to it."""
+
+    __tablename__ = "redirects"
+
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportRun(Base):
+    """One web import: the uploaded file kept in the instance folder until the job ran.
+
+    States: checked (dry run shown, waiting for confirmation), queued, running, done, failed.
+    `report` is the JSON of the dry run, then of the import.
+    """
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")  # a label, shown escaped
+    stored: Mapped[str] = mapped_column(String(255))  # the file's name under instance/imports
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON: as, on_conflict
+    state: Mapped[str] = mapped_column(String(10), default="checked")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
