@@ -58,7 +58,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         commands,
         cover,
         editor,
+        exporting,
         feeds,
+        importing,
         invitations,
         jobs,
         mail,
@@ -76,6 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
         *(api, commands, jobs, mail, subscriptions, media, cover),
+        *(exporting, importing),
     )
     for area in areas:
         area.register(app)

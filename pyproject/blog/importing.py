@@ -329,3 +329,7 @@ def _load_readers() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
+
+
+def register(app) -> None:
+    """Add the import's routes and the old-link redirects (filled in below)."""
