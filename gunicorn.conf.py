@@ -17,8 +17,9 @@ keepalive = 5
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
-# No proxy is trusted by default, so a loopback client cannot set X-Forwarded-* and
-# pretend to be HTTPS. Behind a reverse proxy, set FORWARDED_ALLOW_IPS to its address.
+# gunicorn trusts no proxy: the app does that itself (TRUSTED_PROXIES, in
+# pyproject/lib/proxies.py), for the client's address as well as the scheme, so that one
+# setting decides it and a loopback client cannot set X-Forwarded-* and pretend to be HTTPS.
 forwarded_allow_ips = ""
 proxy_allow_ips = ""
 # gunicorn's control socket lives in one place per user, and every new instance takes it

@@ -10,6 +10,7 @@ from pyproject.blog.db import Database
 from pyproject.blog.session_store import DatabaseSessionStore
 from pyproject.config import ROOT, load_config
 from pyproject.lib import App, Request
+from pyproject.lib.proxies import ProxyHeaders
 from pyproject.lib.security import origin_of
 from pyproject.lib.sessions import SessionInterface
 from pyproject.lib.static import StaticFiles
@@ -51,6 +52,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     app.wsgi_app = app.static_files
     # Uploaded pictures in the local media folder (MEDIA_ROOT), at MEDIA_URL (#15).
     app.wsgi_app = mediastore.mount(app, config, app.wsgi_app)
+    if config["TRUSTED_PROXIES"]:  # outermost: everything inside reads the client it gives
+        app.wsgi_app = ProxyHeaders(app.wsgi_app, config["TRUSTED_PROXIES"])
 
     from pyproject.blog import (
         api,

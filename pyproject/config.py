@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from pyproject.lib.proxies import parse_networks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,6 +40,12 @@ SETTINGS: tuple[Setting, ...] = (
         "BASE_URL",
         "http://127.0.0.1:8000",
         "The public address; every absolute URL is built from it.",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        "",
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For,"
+        " -Proto and -Host are believed (empty: none; the peer is the client).",
     ),
     Setting(
         "ALLOWED_HOSTS",
@@ -158,6 +166,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Public base URL browsers load media objects from (the bucket's or a CDN's address).",
     ),
     Setting("MEDIA_S3_TIMEOUT", 10, "Seconds to wait on the S3 server to connect, and per read."),
+    # Outgoing fetches (pyproject/blog/outgoing.py) and Webmention (#18).
+    Setting(
+        "OUTGOING_ALLOW_LOOPBACK",
+        False,
+        "Tests only: let outgoing fetches reach loopback addresses (never private ones).",
+    ),
+    Setting("OUTGOING_TIMEOUT", 10, "Seconds an outgoing fetch waits to connect, and per read."),
+    Setting("OUTGOING_MAX_BYTES", 1_000_000, "Largest answer an outgoing fetch reads, in bytes."),
+    Setting(
+        "WEBMENTION_PER_HOST_HOUR", 30, "Webmentions accepted per hour from one source host."
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -230,6 +249,12 @@ def finish_config(config: dict[str, Any]) -> dict[str, Any]:
     if not hosts:
         hosts = [base.hostname.lower(), "localhost", "127.0.0.1", "[::1]"]
     config["ALLOWED_HOSTS"] = tuple(hosts)
+    try:
+        config["TRUSTED_PROXIES"] = tuple(
+            str(network) for network in parse_networks(config["TRUSTED_PROXIES"] or "")
+        )
+    except ValueError as error:
+        raise ConfigError(f"TRUSTED_PROXIES: {error}") from None
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{instance / 'pyproject.sqlite3'}"
     if not config["SECRET_KEY"]:

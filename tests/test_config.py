@@ -177,6 +177,21 @@ def test_typed_overrides_are_kept_as_given(tmp_path):
     assert config["SESSION_STORE"] is object
 
 
+def test_trusted_proxies_are_read_as_networks(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRUSTED_PROXIES", " 10.0.0.5, 10.1.0.0/16 ,::1 ")
+
+    assert load(tmp_path)["TRUSTED_PROXIES"] == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+    assert load(tmp_path, {"TRUSTED_PROXIES": ""})["TRUSTED_PROXIES"] == ()
+
+
+@pytest.mark.parametrize("raw", ["proxy.example", "10.0.0.300", "10.0.0.0/33", "*"])
+def test_a_trusted_proxy_that_is_not_an_address_raises_naming_it(tmp_path, monkeypatch, raw):
+    monkeypatch.setenv("TRUSTED_PROXIES", f"10.0.0.5, {raw}")
+
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        load(tmp_path)
+
+
 # --- the secret key --------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +26,7 @@ from blog.conftest import (
     login,
     logout,
     make_blog_app,
+    make_cast,
     move_login_attempts_back,
     signup_admin,
     utc_ago,
@@ -32,7 +34,7 @@ from blog.conftest import (
 from blog.conftest import add_login_attempts as add_failures
 from pyproject.blog import auth
 from pyproject.blog.db import get_database
-from pyproject.blog.models import User
+from pyproject.blog.models import LoginAttempt, User
 from pyproject.config import ROOT
 from pyproject.lib import App
 from pyproject.lib.http import parse_http_date
@@ -873,3 +875,78 @@ def test_admins_cannot_deactivate_themselves_nor_authors_anyone(cast: Cast) -> N
         ).status_code
         == 404
     )
+
+
+# --- behind a reverse proxy (#21) ---------------------------------------------------------
+
+PROXY = "10.0.0.5"
+
+
+@pytest.fixture
+def proxied_cast(tmp_path: Path) -> Iterator[Cast]:
+    """The blog behind a trusted reverse proxy at PROXY."""
+    app = make_blog_app(tmp_path, overrides={"TRUSTED_PROXIES": f"{PROXY}, ::1"})
+    yield make_cast(app)
+    get_database(app).dispose()
+
+
+def through_proxy(cast: Cast, client_address: str, claimed: str = "") -> TestClient:
+    """Give a browser at `client_address` whose requests reach the site through the proxy."""
+    forwarded = f"{claimed}, {client_address}" if claimed else client_address
+    return cast.app.test_client(
+        environ_overrides={"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": forwarded}
+    )
+
+
+def crowd_failures(cast: Cast, address: str) -> None:
+    """Give `address` as many recent failures as it may have before it waits."""
+    for n in range(auth.ADDRESS_FREE_FAILURES):
+        add_failures(cast.app, f"guess{n}", 1, utc_ago(seconds=1), address=address)
+
+
+def test_behind_the_proxy_each_reader_has_their_own_failure_count(proxied_cast: Cast) -> None:
+    crowd_failures(proxied_cast, STRANGER_ADDRESS)
+    stranger = through_proxy(proxied_cast, STRANGER_ADDRESS)
+    assert_throttled(login(stranger, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+    # Another reader through the same proxy is not lumped in with the stranger.
+    owner = through_proxy(proxied_cast, OWNER_ADDRESS)
+    assert login(owner, AUTHOR.username, AUTHOR.password).status_code == 303
+    # And a failure is recorded under the reader's address, never the proxy's.
+    fail_to_sign_in(through_proxy(proxied_cast, NEW_ADDRESS), "nobody-here", 1)
+    with get_database(proxied_cast.app).session() as db:
+        addresses = set(db.scalars(select(LoginAttempt.remote_addr)))
+    assert NEW_ADDRESS in addresses and PROXY not in addresses
+
+
+def test_a_reader_cannot_escape_the_throttle_by_claiming_another_address(
+    proxied_cast: Cast,
+) -> None:
+    crowd_failures(proxied_cast, STRANGER_ADDRESS)
+    # Its own X-Forwarded-For, passed along by the proxy, stays to the left: not believed.
+    disguised = through_proxy(proxied_cast, STRANGER_ADDRESS, claimed=OWNER_ADDRESS)
+    assert_throttled(login(disguised, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+
+
+def test_forwarded_headers_from_anyone_but_the_proxy_are_ignored(proxied_cast: Cast) -> None:
+    crowd_failures(proxied_cast, STRANGER_ADDRESS)
+    spoofing = proxied_cast.app.test_client(
+        environ_overrides={"REMOTE_ADDR": STRANGER_ADDRESS, "HTTP_X_FORWARDED_FOR": OWNER_ADDRESS}
+    )
+    assert_throttled(login(spoofing, AUTHOR.username, AUTHOR.password), "alice", at_most=30)
+
+
+def test_a_forwarded_host_is_still_checked_against_allowed_hosts(proxied_cast: Cast) -> None:
+    client = proxied_cast.app.test_client(
+        environ_overrides={"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_HOST": "evil.example"}
+    )
+    assert client.get("/").status_code == 400
+    secure = proxied_cast.app.test_client(
+        environ_overrides={"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_PROTO": "https"}
+    )
+    signed_in = login(secure, AUTHOR.username, AUTHOR.password)
+    assert signed_in.status_code == 303
+    session_cookie = next(
+        value for name, value in signed_in.headers.items() if name.lower() == "set-cookie"
+        and value.startswith("__Host-session=")
+    )  # fmt: skip
+    assert "; Secure" in session_cookie
