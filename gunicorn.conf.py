@@ -3,6 +3,8 @@
 Host, port, workers and log level come from the app's settings (.env, environment).
 """
 
+from gunicorn.glogging import Logger
+
 from pyproject.config import layered_settings
 
 _settings = layered_settings()
@@ -28,6 +30,18 @@ control_socket_disable = True
 # Request lines only where the operator asks for them (ACCESS_LOG): a busy site would
 # otherwise spend a share of every request writing a line nobody reads.
 accesslog = _settings["ACCESS_LOG"] or None
+
+
+class ProbesLeftOutLogger(Logger):
+    """gunicorn's logger, without access lines for health probes (one a second per balancer)."""
+
+    def access(self, resp, req, environ, request_time):
+        if environ.get("PATH_INFO") in ("/healthz", "/readyz"):
+            return
+        super().access(resp, req, environ, request_time)
+
+
+logger_class = ProbesLeftOutLogger
 errorlog = "-"
 loglevel = str(_settings["LOG_LEVEL"]).lower()
 # Restart a worker now and then so a slow leak can never grow without bound, but rarely:

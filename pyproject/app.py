@@ -59,10 +59,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         api,
         auth,
         commands,
+        comments,
         cover,
         editor,
         exporting,
         feeds,
+        health,
         importing,
         invitations,
         jobs,
@@ -80,8 +82,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
 
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
-        *(api, commands, jobs, mail, subscriptions, media, cover),
+        *(api, commands, jobs, mail, subscriptions, media, cover, health),
         *(exporting, importing),
+        comments,
     )
     for area in areas:
         area.register(app)

@@ -42,6 +42,11 @@ SETTINGS: tuple[Setting, ...] = (
         "The public address; every absolute URL is built from it.",
     ),
     Setting(
+        "READY_TIMEOUT",
+        2.0,
+        "Seconds /readyz waits for the database and the job queue before answering 503.",
+    ),
+    Setting(
         "TRUSTED_PROXIES",
         "",
         "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For,"
@@ -174,8 +179,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("OUTGOING_TIMEOUT", 10, "Seconds an outgoing fetch waits to connect, and per read."),
     Setting("OUTGOING_MAX_BYTES", 1_000_000, "Largest answer an outgoing fetch reads, in bytes."),
+    Setting("WEBMENTION_PER_HOST_HOUR", 30, "Webmentions accepted per hour from one source host."),
+    # Readers' comments (#18).
+    Setting("COMMENTS_MAX_LINKS", 3, "Most links one comment may hold (422 past it)."),
     Setting(
-        "WEBMENTION_PER_HOST_HOUR", 30, "Webmentions accepted per hour from one source host."
+        "COMMENTS_BLOCKED_WORDS",
+        "",
+        "Comma-separated words or phrases that send a comment straight to spam.",
+    ),
+    Setting(
+        "COMMENTS_CLOSE_DAYS",
+        0,
+        "Days after publication that comments close on posts set to auto (0: never).",
     ),
 )
 
@@ -202,6 +217,11 @@ def _convert(name: str, value: Any) -> Any:
             return int(value.strip())
         except ValueError:
             raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {value!r}") from None
     return value
 
 

@@ -47,6 +47,8 @@ PUBLIC = {
     ("GET", "/sitemap.xml"),
     ("GET", "/sitemaps/<int:number>.xml"),
     ("GET", "/robots.txt"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/api/posts"),
     ("GET", "/api/posts/<slug:slug>"),
     ("GET", "/api/tags"),
