@@ -32,6 +32,7 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev ## load benchmarks (see bench/README.md)
 	$(PY) bench/run.py
 	$(PY) bench/mailing.py
+	$(PY) bench/media.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
