@@ -153,6 +153,9 @@ class Post(Base):
     cover_media_id: Mapped[int | None] = mapped_column(
         ForeignKey("media.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # Readers' comments (#18, 0015): "auto" (open until COMMENTS_CLOSE_DAYS after
+    # publication), "open" or "closed".
+    comments: Mapped[str] = mapped_column(String(10), default="auto", server_default="auto")
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
     # Loaded when asked for (by primary key, so once per picture): most reads of a post
@@ -533,3 +536,133 @@ class ImportRun(Base):
     report: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- comments (#18) ---
+
+
+class Comment(Base):
+    """A reader's answer under a post, or a Webmention reply from another site.
+
+    `state` is held (awaiting review), approved (shown) or spam. `identity` is an HMAC of
+    who wrote it (the email, else name and website) and `client` one of the address it
+    came from: the trust rule and the moderation page compare them, nobody reads them.
+    `email` is never shown. `body_html` is made once, when the comment is saved, by
+    comments.render_comment (or escaped plain text for a Webmention reply).
+    """
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254), default="")
+    website: Mapped[str] = mapped_column(String(300), default="")
+    body_md: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(10), default="held")
+    kind: Mapped[str] = mapped_column(String(12), default="comment")
+    source_url: Mapped[str] = mapped_column(String(2000), default="")
+    identity: Mapped[str] = mapped_column(String(64), default="")
+    client: Mapped[str] = mapped_column(String(64), default="")
+    notify_replies: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    post: Mapped[Post] = relationship(lazy="select")
+    user: Mapped[User | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        # A post's shown comments, in order, and its counts (lists count approved ones).
+        Index("ix_comments_post_state", "post_id", "state", "parent_id", "id"),
+        Index("ix_comments_identity", "identity", "state"),
+        Index("ix_comments_state", "state", "id"),
+        Index("ix_comments_source", "source_url", "post_id"),
+    )
+
+
+# --- webmention (#18) ---
+
+
+class Mention(Base):
+    """A Webmention received: another page (`source`) that links to one of our posts.
+
+    Pending until the verification job fetched the source and found the link; then
+    verified, with what its h-entry says (`kind`: mention, reply, like or repost). A reply's
+    text lives in comments (held for moderation); likes and reposts are listed by name.
+    `queued` is true while a verification job waits, so a flood of the same
+    (source, target) makes one job.
+    """
+
+    __tablename__ = "mentions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(2000))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10), default="mention")
+    author_name: Mapped[str] = mapped_column(String(100), default="")
+    author_url: Mapped[str] = mapped_column(String(2000), default="")
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    queued: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("source", "post_id", name="uq_mentions_source_post"),
+        Index("ix_mentions_post_state", "post_id", "state", "kind"),
+    )
+
+
+class SentMention(Base):
+    """A Webmention we sent: a link of a post (`target`) told of it at the post's `revision`.
+
+    Sent again only when the post's revision changed. `endpoint` is empty when the
+    target named none; `status` is the endpoint's answer (0 for none).
+    """
+
+    __tablename__ = "sent_mentions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(2000))
+    revision: Mapped[int] = mapped_column(Integer)
+    endpoint: Mapped[str] = mapped_column(String(2000), default="")
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("post_id", "target", name="uq_sent_mentions_post_target"),)
+
+
+# --- media owners (#15) ---
+
+
+class MediaOwner(Base):
+    """A picture in one author's library, with that author's label and alt text for it.
+
+    The same bytes uploaded by two authors are one `Media` (one URL, one set of files) with
+    a row here for each; each sees it in /media and removes it for themselves only. The
+    files go with the last row, and only when no post uses the picture. `Media.owner_id`,
+    `filename`, `alt` and `decorative` are those of its first uploader still holding it.
+    """
+
+    __tablename__ = "media_owners"
+
+    media_id: Mapped[int] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255), default="")  # a label, shown escaped
+    alt: Mapped[str] = mapped_column(Text, default="")
+    decorative: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
