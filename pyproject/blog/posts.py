@@ -249,7 +249,9 @@ def archive(request: Request) -> str:
     return render_template("posts/archive.html", page=page)
 
 
-@reader_page
+# Hourly fresh (a time bucket in the validators): the comment form's signed token holds
+# the time the page was rendered, and must stay younger than its maximum age (comments.py).
+@reader_page(refresh_seconds=3600)
 def show_post(request: Request, slug: str) -> Response:
     """One post. Readers' views are counted (the author's own are not)."""
     post = get_post_or_404(request, slug)
