@@ -153,6 +153,12 @@ SETTINGS: tuple[Setting, ...] = (
         "MEDIA_MAX_PIXELS", 50_000_000, "Most pixels an uploaded picture may have (422 past it)."
     ),
     Setting("MEDIA_MAX_FILES", 20, "Most pictures one upload may carry."),
+    # Export and import (#16).
+    Setting(
+        "IMPORT_MAX_BYTES",
+        200 * 1024 * 1024,
+        "Largest file an import may read or upload, in bytes.",
+    ),
     # Media in S3-compatible object storage, with MEDIA_STORAGE=s3 (#15).
     Setting("MEDIA_S3_BUCKET", "", "Bucket media files are stored in (MEDIA_STORAGE=s3)."),
     Setting(
