@@ -249,12 +249,8 @@ class _Reader:
         if media is None:
             name = self.images_prefix + relative
             data = self.images.read(name) if self.images and self.images.exists(name) else None
+            # data None: the import's report lists it, and posts keep its URL.
             media = ImportedMedia(ref=ref, data=data, filename=basename(relative), alt=alt)
-            if data is None:
-                self.bundle.warnings.append(
-                    f"{self.where}: {ref}: not found in a content/images folder beside the "
-                    "export; posts keep its URL"
-                )
             self.media_by_ref[ref] = media
             self.bundle.media.append(media)
         elif alt and not media.alt:

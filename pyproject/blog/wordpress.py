@@ -458,10 +458,6 @@ class _Reader:
             self.bundle.warnings.append(f"{self.where}: {comments} comment(s) not imported")
         used = {p.author for p in self.bundle.posts}
         self.bundle.authors = [a for name, a in sorted(self.authors.items()) if name in used]
-        if any(p.kind == "page" for p in self.bundle.posts):
-            self.bundle.warnings.append(
-                f"{self.where}: pages are imported as pages where the site has them, else as posts"
-            )
 
     def warn(self, number: int, item: _Item, message: str) -> None:
         self.bundle.warnings.append(f"{self._id(number, item)}: {message}")
@@ -489,12 +485,8 @@ class _Reader:
         media = self.media_by_ref.get(ref)
         if media is None:
             data = self.upload(relative)
+            # data None: the import's report lists it, and posts keep its original URL.
             media = ImportedMedia(ref=ref, data=data, filename=basename(relative), alt=alt)
-            if data is None:
-                self.bundle.warnings.append(
-                    f"{self.where}: {ref}: not found in an uploads/ folder beside the file; "
-                    "posts keep its original URL"
-                )
             self.media_by_ref[ref] = media
             self.bundle.media.append(media)
         return media
