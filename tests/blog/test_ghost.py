@@ -13,10 +13,19 @@ import pytest
 from pyproject.blog import ghost
 from pyproject.blog.importing import Bundle, ImportFailed, Source, read_source
 
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
-)
+
+def _png() -> bytes:
+    """Give a small real PNG (what WordPress keeps in uploads/)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (16, 12), (40, 90, 160)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()
 
 MOBILEDOC_MARKDOWN = json.dumps(
     {
