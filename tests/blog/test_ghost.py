@@ -325,3 +325,54 @@ def test_the_reader_refuses_json_that_is_not_ghost(tmp_path: Path) -> None:
         assert ghost.sniff(source)
         with pytest.raises(ImportFailed, match="not a Ghost export"):
             ghost.read(source)
+
+
+# --- a full import into a real site --------------------------------------------------------
+
+
+def test_a_full_import_answers_its_pages_and_old_links(cast, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from pyproject.blog.db import get_database
+    from pyproject.blog.importing import Options, run_import
+    from pyproject.blog.models import Post
+
+    report = run_import(cast.app, write_export(tmp_path), Options())
+    assert report.count("created") == 8, report.lines()
+    assert report.media_stored == 1
+    assert sorted(report.authors_created) == ["gia", "sam"]
+    reader = cast.anonymous
+    page = reader.get("/posts/hello-from-ghost")
+    assert page.status_code == 200
+    assert "alert(2)" not in page.text and "&lt;script&gt;alert(1)" in page.text
+    assert "Travel" in page.text and "Harbours" in page.text and "#import" not in page.text
+    assert not any("content/images" in img["src"] for img in page.html.select("article img"))
+    moved = reader.get("/hello-from-ghost/")
+    assert (moved.status_code, moved.location.rsplit("/", 1)[-1]) == (301, "hello-from-ghost")
+    assert reader.get("/a-draft/").status_code == 404
+    assert reader.get("/posts/later").status_code == 404
+    with get_database(cast.app).read() as db:
+        hello = db.scalar(select(Post).where(Post.slug == "hello-from-ghost"))
+        assert hello.cover_media is not None and hello.cover_media.alt == "The harbour at dawn"
+        assert [t.name for t in hello.tags] == ["Harbours", "Travel"]
+    (tmp_path / "again").mkdir()
+    again = run_import(cast.app, write_export(tmp_path / "again"), Options())
+    assert again.count("created") == 0
+
+
+def test_a_broken_export_writes_nothing(cast, tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from pyproject.blog.db import get_database
+    from pyproject.blog.importing import Options, run_import
+    from pyproject.blog.models import Post, User
+
+    document = sample_export()
+    document["db"][0]["data"]["posts"][-1]["published_at"] = "2021-02-30T00:00:00Z"
+    path = write_export(tmp_path, document=document)
+    with pytest.raises(ImportFailed, match=r"post 8 .*published_at"):
+        run_import(cast.app, path, Options())
+    with get_database(cast.app).read() as db:
+        assert db.scalar(select(func.count()).select_from(Post)) == 0
+        assert db.scalar(select(func.count()).select_from(User)) == 3
+    assert not (tmp_path / "media").exists() or not any((tmp_path / "media").rglob("*.png"))
