@@ -100,6 +100,7 @@ class Bundle:
     media: list[ImportedMedia] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)  # our own zip's site.json settings
+    label: str = ""  # the file given, for messages (read_source sets it)
 
 
 class ImportFailed(ValueError):
@@ -328,7 +329,9 @@ def read_source(path: Path, *, limits: Limits | None = None, label: str | None =
     with Source(path, limits, label) as source:
         for _name, sniff, read in READERS:
             if sniff(source):
-                return read(source)
+                bundle = read(source)
+                bundle.label = bundle.label or source.label
+                return bundle
         raise ImportFailed(
             f"{source.label}: not a format this blog imports (our export zip, Markdown files "
             "with front matter, a WordPress WXR file or a Ghost JSON export)"
@@ -375,6 +378,8 @@ def split_front_matter(text: str, where: str) -> tuple[dict[str, Any], str]:
             line = f"line {mark.line + 2}: " if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ImportFailed(f"{where}: {line}front matter: {problem}") from None
+        except ValueError as exc:  # a date YAML recognises but no calendar has
+            raise ImportFailed(f"{where}: front matter: {exc}") from None
     else:
         try:
             data = tomllib.loads(head)
@@ -905,8 +910,8 @@ def plan_import(
         key = post.slug.strip().lower() or post.title.strip().lower()
         if key and key in seen:
             raise ImportFailed(
-                f"{post.source_id}: the slug {post.slug!r} is also used by {seen[key]} "
-                "in the same file; nothing was imported"
+                f"{bundle.label}: {post.source_id}: the slug {post.slug!r} is also used by "
+                f"{seen[key]} in the same file"
             )
         seen[key] = post.source_id
 
@@ -1225,8 +1230,8 @@ def apply_import(app: Any, plan: Plan) -> Report:
                 else:
                     if db.scalar(select(Post.id).where(Post.slug == planned.slug)) is not None:
                         raise ImportFailed(
-                            f"{src.source_id}: the slug {planned.slug!r} was taken meanwhile; "
-                            "nothing was imported (run it again)"
+                            f"{src.source_id}: the slug {planned.slug!r} was taken meanwhile "
+                            "(run the import again)"
                         )
                     post = Post(author_id=user.id, slug=planned.slug, status="draft")
                     post.created_at = src.created_at or src.published_at or now
