@@ -1,10 +1,16 @@
-"""The read-only JSON API: published posts, tags and search, with ETags and JSON errors."""
+"""The read-only JSON API: published posts, tags and search, with ETags and JSON errors.
+
+A post's `cover` is its cover picture as link previews show it (pyproject/blog/cover.py:
+an absolute URL of a copy at most 1600 px wide in the picture's own format, its size and
+the alt text the post's author gave it), or null.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pyproject.blog.caching import reader_page
+from pyproject.blog.cover import Cover, covers_of_posts
 from pyproject.blog.db import get_db
 from pyproject.blog.models import Post, utcnow
 from pyproject.blog.posts import (
@@ -16,13 +22,25 @@ from pyproject.blog.posts import (
     tag_counts,
 )
 from pyproject.blog.search import search
-from pyproject.lib import App, Request, url_for
+from pyproject.lib import App, Request, current_app, url_for
 
 API_PER_PAGE = 10
 
 
-def post_json(post: Post, *, full: bool = True) -> dict[str, Any]:
-    """Give a post as the API shows it."""
+def cover_json(cover: Cover | None) -> dict[str, Any] | None:
+    """Give a post's cover as the API shows it: the link preview's copy and its alt text."""
+    if cover is None:
+        return None
+    return {
+        "url": cover.preview.url,
+        "width": cover.preview.width,
+        "height": cover.preview.height,
+        "alt": cover.alt,
+    }
+
+
+def post_json(post: Post, covers: dict[int, Cover], *, full: bool = True) -> dict[str, Any]:
+    """Give a post as the API shows it (`covers`: covers by post id, from posts_covers)."""
     data: dict[str, Any] = {
         "title": post.title,
         "slug": post.slug,
@@ -37,10 +55,16 @@ def post_json(post: Post, *, full: bool = True) -> dict[str, Any]:
         "tags": [tag.name for tag in post.tags],
         "summary": post.summary,
         "reading_minutes": post.reading_minutes,
+        "cover": cover_json(covers.get(post.id)),
     }
     if full:
         data["html"] = post.body_html
     return data
+
+
+def posts_covers(request: Request, posts: list[Post]) -> dict[int, Cover]:
+    """Give the covers of these posts by post id, in two queries for the whole page."""
+    return covers_of_posts(get_db(request), posts, current_app())
 
 
 def page_links(endpoint: str, number: int, has_next: bool, **args: Any) -> dict[str, Any]:
@@ -63,8 +87,9 @@ def api_posts(request: Request) -> dict[str, Any]:
         page_number(request),
         API_PER_PAGE,
     )
+    covers = posts_covers(request, page.items)
     return {
-        "posts": [post_json(post) for post in page.items],
+        "posts": [post_json(post, covers) for post in page.items],
         **page_links("api_posts", page.number, page.has_next),
     }
 
@@ -72,7 +97,8 @@ def api_posts(request: Request) -> dict[str, Any]:
 @reader_page
 def api_post(request: Request, slug: str) -> dict[str, Any]:
     """GET /api/posts/<slug>: one published post."""
-    return {"post": post_json(get_post_or_404(request, slug, readers_only=True))}
+    post = get_post_or_404(request, slug, readers_only=True)
+    return {"post": post_json(post, posts_covers(request, [post]))}
 
 
 @reader_page
@@ -96,10 +122,12 @@ def api_tags(request: Request) -> dict[str, Any]:
 def api_search(request: Request) -> dict[str, Any]:
     """GET /api/search?q=: published posts matching the query, best first."""
     results = search(get_db(request), request.args.get("q", ""), page_number(request))
+    covers = posts_covers(request, [hit.post for hit in results.hits])
     return {
         "query": results.query,
         "results": [
-            {**post_json(hit.post, full=False), "snippet": str(hit.snippet)} for hit in results.hits
+            {**post_json(hit.post, covers, full=False), "snippet": str(hit.snippet)}
+            for hit in results.hits
         ],
         **page_links("api_search", results.number, results.has_next, q=results.query),
     }

@@ -15,6 +15,7 @@ from blog.conftest import (
     AUTHOR,
     Cast,
     create_author,
+    csrf_token,
     delete_post,
     edit_post,
     login,
@@ -22,8 +23,10 @@ from blog.conftest import (
     slug_of,
     write_post,
 )
+from blog.test_cover import jpeg, post_with_cover, upload
 from blog.test_search import module_app
 from pyproject.blog.db import get_database
+from pyproject.blog.media import make_variants_now
 from pyproject.blog.models import Post, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
@@ -31,7 +34,7 @@ from pyproject.lib.testing import TestClient, TestResponse
 BASE = "http://localhost"
 POST_FIELDS = {
     "title", "slug", "url", "author", "published_at", "updated_at", "tags", "summary",
-    "reading_minutes", "html",
+    "reading_minutes", "cover", "html",
 }  # fmt: skip
 
 
@@ -123,6 +126,7 @@ def assert_post_shape(data: dict, app: App) -> None:
     assert data["summary"] == post.summary
     assert data["reading_minutes"] == post.reading_minutes >= 1
     assert data["html"] == post.body_html
+    assert data["cover"] is None  # these posts have none (covers: the end of this file)
 
 
 # --- posts -------------------------------------------------------------------------------
@@ -258,3 +262,59 @@ def test_api_answers_revalidation_with_304_until_a_post_changes(app: App) -> Non
         fresh = reader.get(path, headers={"If-None-Match": etags[path]})
         assert fresh.status_code == 200, path
         assert fresh.headers["ETag"] != etags[path], path
+
+
+# --- covers (#15) --------------------------------------------------------------------------
+
+
+def test_a_posts_cover_is_its_link_preview_copy_with_size_and_alt(any_db_cast: Cast) -> None:
+    cast = any_db_cast
+    picture = upload(cast.author, jpeg(1200, 800), alt='A harbour at "dawn" <b>')
+    slug = post_with_cover(cast, picture, title="Harbour", body="Boats.", tags="Sea")
+    plain = slug_of(write_post(cast.author, title="No cover", body="Words.", tags="Sea"))
+    expected = {
+        "url": f"{BASE}/media/files/{picture.sha256}/original.jpg",
+        "width": 1200,
+        "height": 800,
+        "alt": 'A harbour at "dawn" <b>',
+    }
+
+    assert get_json(cast.anonymous, f"/api/posts/{slug}")["post"]["cover"] == expected
+    assert get_json(cast.anonymous, f"/api/posts/{plain}")["post"]["cover"] is None
+    listed = {p["slug"]: p["cover"] for p in get_json(cast.anonymous, "/api/posts")["posts"]}
+    assert listed == {slug: expected, plain: None}
+    found = get_json(cast.anonymous, "/api/search?q=boats")["results"]
+    assert [(r["slug"], r["cover"]) for r in found] == [(slug, expected)]
+
+
+def test_once_variants_exist_the_cover_is_the_1600_copy(cast: Cast) -> None:
+    big = upload(cast.author, jpeg(2400, 1500), alt="Wide")
+    slug = post_with_cover(cast, big, title="Wide", body="Far.", tags="Sea")
+    before = get_json(cast.anonymous, f"/api/posts/{slug}")["post"]["cover"]
+    assert (before["width"], before["height"]) == (2400, 1500)
+
+    make_variants_now(cast.app, big.id)
+
+    after = get_json(cast.anonymous, f"/api/posts/{slug}")["post"]["cover"]
+    assert after == {
+        "url": f"{BASE}/media/files/{big.sha256}/1600.jpg",
+        "width": 1600,
+        "height": 1000,
+        "alt": "Wide",
+    }
+
+
+def test_an_alt_text_change_reaches_the_cached_api_answer(cast: Cast) -> None:
+    picture = upload(cast.author, jpeg(640, 480), alt="Before")
+    slug = post_with_cover(cast, picture, title="Changing", body="Words.", tags="Sea")
+    first = cast.anonymous.get(f"/api/posts/{slug}")
+    assert first.json["post"]["cover"]["alt"] == "Before"
+    form = {"csrf_token": csrf_token(cast.author, "/media"), "alt": "After"}
+    assert cast.author.post(f"/media/{picture.id}/alt", data=form).status_code == 303
+
+    again = cast.anonymous.get(
+        f"/api/posts/{slug}", headers={"If-None-Match": first.headers["ETag"]}
+    )
+
+    assert again.status_code == 200
+    assert again.json["post"]["cover"]["alt"] == "After"
