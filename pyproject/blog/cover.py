@@ -5,21 +5,25 @@ that shows a cover asks this module for a `Cover`: the post page's <picture>, th
 thumbnail, `og:image` and JSON-LD (a copy at most 1600 px wide in the picture's own
 format, which every link preview reads), and the feeds' enclosure (the cleaned original,
 whose length is known). URLs are absolute where they leave the site (previews, feeds).
+
+A picture held by several authors (media.py) has an alt text from each: a post's cover
+says what its author wrote for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from pyproject.blog.forms import Form
 from pyproject.blog.markup import PICTURE_SIZES, PICTURE_SOURCES
 from pyproject.blog.media import get_store, picture_info, thumbnail_url, variant_list
 from pyproject.blog.mediastore import MediaStore
-from pyproject.blog.models import Media, Post, User
+from pyproject.blog.models import Media, MediaOwner, Post, User
 from pyproject.lib import App, current_app
 
 # Link previews (Facebook, Slack, Mastodon...) want a picture of at least 1200 px and read
@@ -53,6 +57,7 @@ class Cover:
     sources: tuple[tuple[str, str], ...]  # (type, srcset) for <picture>, best first
     srcset: str  # the fallback format's srcset ("" until the variants exist)
     sizes: str = PICTURE_SIZES
+    owner_id: int = 0  # its first uploader's, whose alt text `alt` is
 
 
 def absolute(url: str, base_url: str) -> str:
@@ -92,6 +97,7 @@ def cover_of(media: Media, store: MediaStore, base_url: str) -> Cover:
         thumbnail=thumbnail,
         sources=sources,
         srcset=srcsets.get("fallback", ""),
+        owner_id=media.owner_id,
     )
 
 
@@ -103,7 +109,52 @@ def post_cover(post: Post, app: App | None = None) -> Cover | None:
     if media is None:
         return None
     app = app or current_app()
-    return cover_of(media, get_store(app), str(app.config["BASE_URL"]))
+    found = cover_of(media, get_store(app), str(app.config["BASE_URL"]))
+    db = object_session(post)
+    if db is None or post.author_id == media.owner_id:  # the common case: no query
+        return found
+    alts = authors_alts(db, [(media.id, post.author_id)])
+    return with_authors_alt(found, alts, post.author_id)
+
+
+def authors_alts(
+    db: Session, pairs: Iterable[tuple[int | None, int]]
+) -> dict[tuple[int, int], str]:
+    """Give the alt text each author gave each picture, for (picture id, author id) pairs."""
+    wanted = {(media_id, user_id) for media_id, user_id in pairs if media_id is not None}
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(MediaOwner.media_id, MediaOwner.user_id, MediaOwner.alt, MediaOwner.decorative)
+        .where(MediaOwner.media_id.in_(sorted({media_id for media_id, _ in wanted})))
+        .where(MediaOwner.user_id.in_(sorted({user_id for _, user_id in wanted})))
+    )
+    return {
+        (media_id, user_id): alt
+        for media_id, user_id, alt, decorative in rows
+        if (media_id, user_id) in wanted and (alt or decorative)
+    }
+
+
+def with_authors_alt(cover: Cover, alts: dict[tuple[int, int], str], author_id: int) -> Cover:
+    """Give the cover with the alt text its post's author gave the picture, if they gave one."""
+    alt = alts.get((cover.media_id, author_id))
+    return cover if alt is None or alt == cover.alt else dataclasses.replace(cover, alt=alt)
+
+
+def covers_of_posts(db: Session, posts: Iterable[Post], app: App) -> dict[int, Cover]:
+    """Give the covers of these posts by post id, each with its author's alt text."""
+    posts = [post for post in posts if post.cover_media_id is not None]
+    covers = covers_by_id(db, (post.cover_media_id for post in posts), app)
+    others = [
+        p for p in posts if p.author_id != getattr(covers.get(p.cover_media_id), "owner_id", 0)
+    ]
+    alts = authors_alts(db, ((post.cover_media_id, post.author_id) for post in others))
+    return {
+        post.id: with_authors_alt(covers[post.cover_media_id], alts, post.author_id)
+        for post in posts
+        if post.cover_media_id in covers
+    }
 
 
 def covers_by_id(db: Session, media_ids: Iterable[int | None], app: App) -> dict[int, Cover]:
@@ -131,9 +182,17 @@ class Choice:
 def choices_for(db: Session, owner_id: int) -> list[Choice]:
     """Give the pictures of an author's library, newest first, as cover choices."""
     rows = db.execute(
-        select(Media.id, Media.filename, Media.width, Media.height, Media.alt, Media.decorative)
-        .where(Media.owner_id == owner_id)
-        .order_by(Media.created_at.desc(), Media.id.desc())
+        select(
+            Media.id,
+            MediaOwner.filename,
+            Media.width,
+            Media.height,
+            MediaOwner.alt,
+            MediaOwner.decorative,
+        )
+        .join(MediaOwner, MediaOwner.media_id == Media.id)
+        .where(MediaOwner.user_id == owner_id)
+        .order_by(MediaOwner.created_at.desc(), Media.id.desc())
         .limit(LIBRARY_CHOICES)
     )
     return [
@@ -164,8 +223,7 @@ def check_choice(db: Session, form: Form, media_id: int | None, owner: User) -> 
     """Record an error beside the cover field unless the picture is in the owner's library."""
     if media_id is None:
         return
-    found = db.scalar(select(Media.owner_id).where(Media.id == media_id))
-    if found is None or found != owner.id:
+    if db.get(MediaOwner, (media_id, owner.id)) is None:
         form.error("cover", "Choose a cover from the author's own pictures.")
 
 

@@ -6,6 +6,11 @@ and one URL), and queues the variants job; nothing is stored unless every file p
 `GET /media` is the library: an author's own pictures (an administrator sees all) with
 alt text, the posts that use each, and delete for the unused ones.
 
+A picture is in the library of every author who uploaded it (`MediaOwner`, each with
+their own label and alt text): the same bytes from a second author are the same picture
+and URL, now in both libraries. Deleting takes it out of that author's library only while
+another author holds it; its files go with the last one, and never while a post uses it.
+
 Which posts use a picture is read from their Markdown (any text holding its hash), so it
 can never disagree with what the posts show. When a picture's variants are made, every
 post that uses it is rendered again: its <picture> lists them, and the site version
@@ -23,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from pyproject.blog import images, jobs
@@ -32,7 +37,7 @@ from pyproject.blog.db import begin_write, end_transaction, get_database, get_db
 from pyproject.blog.images import ImageRefused
 from pyproject.blog.markup import RenderRefused
 from pyproject.blog.mediastore import MediaStore, media_store
-from pyproject.blog.models import Media, Post, User, utcnow
+from pyproject.blog.models import Media, MediaOwner, Post, User, utcnow
 from pyproject.blog.rendering import RenderTimeout, render_post
 from pyproject.lib import App, Request, current_app, flash, redirect, render_template, url_for
 from pyproject.lib.exceptions import NotFound
@@ -192,21 +197,73 @@ def _use(row: Any, now: Any) -> Use:
     return Use(title, slug, status, deleted_at is not None, author_id, public)
 
 
-def visible_media(db: Session, user: User) -> list[Media]:
-    """Give the pictures a user's library shows: their own, or every one for an admin."""
-    query = select(Media).order_by(Media.created_at.desc(), Media.id.desc()).limit(LIBRARY_LIMIT)
-    if not user.is_admin:
-        query = query.where(Media.owner_id == user.id)
-    return list(db.scalars(query))
+@dataclass(frozen=True)
+class LibraryItem:
+    """A picture as one author's library shows it: with their label and alt text for it.
+
+    Anything else (`id`, `width`, `variants`, `owner`...) is the picture's own.
+    """
+
+    media: Media
+    filename: str
+    alt: str
+    decorative: bool
+    owners: int  # how many libraries hold it
+    mine: bool  # in the viewer's own library (an admin sees others' too)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.media, name)
 
 
-def media_or_404(request: Request, media_id: int) -> Media:
-    """Give a picture the signed-in user may change (their own; any for an admin), else 404."""
+def visible_media(db: Session, user: User) -> list[LibraryItem]:
+    """Give the pictures a user's library shows: their own, or every one for an admin.
+
+    Each with the user's own label and alt text, or (an admin's view of another's
+    picture) its first uploader's.
+    """
+    mine = and_(MediaOwner.media_id == Media.id, MediaOwner.user_id == user.id)
+    if user.is_admin:
+        query = select(Media, MediaOwner).outerjoin(MediaOwner, mine)
+        query = query.order_by(Media.created_at.desc(), Media.id.desc())
+    else:
+        query = select(Media, MediaOwner).join(MediaOwner, mine)
+        query = query.order_by(MediaOwner.created_at.desc(), Media.id.desc())
+    rows = db.execute(query.limit(LIBRARY_LIMIT)).all()
+    counts = dict(
+        db.execute(
+            select(MediaOwner.media_id, func.count())
+            .where(MediaOwner.media_id.in_([media.id for media, _ in rows]))
+            .group_by(MediaOwner.media_id)
+        ).all()
+    )
+    return [
+        LibraryItem(media, own.filename, own.alt, own.decorative, counts.get(media.id, 0), True)
+        if own is not None
+        else LibraryItem(
+            media, media.filename, media.alt, media.decorative, counts.get(media.id, 0), False
+        )
+        for media, own in rows
+    ]
+
+
+def media_or_404(request: Request, media_id: int) -> tuple[Media, MediaOwner | None]:
+    """Give a picture the signed-in user may change, and their row for it, else 404.
+
+    Their own pictures; any for an admin (whose row may be None).
+    """
     user = current_user(request)
-    media = get_db(request).get(Media, media_id)
-    if media is None or user is None or (media.owner_id != user.id and not user.is_admin):
+    db = get_db(request)
+    media = db.get(Media, media_id)
+    own = db.get(MediaOwner, (media_id, user.id)) if media is not None and user else None
+    if media is None or user is None or (own is None and not user.is_admin):
         raise NotFound("There is no such picture in your library.")
-    return media
+    return media, own
+
+
+def follow_first_owner(media: Media, row: MediaOwner) -> None:
+    """Copy an owner's label and alt text to the picture when they are its first uploader."""
+    if row.user_id == media.owner_id:
+        media.filename, media.alt, media.decorative = row.filename, row.alt, row.decorative
 
 
 def markdown_for(alt: str, url: str) -> str:
@@ -344,7 +401,7 @@ def upload(request: Request) -> Any:
                 store.delete(name)
         raise
     begin_write(db)
-    stored: list[Media] = []
+    stored: list[tuple[Media, str]] = []
     for sha, label, cleaned in accepted:
         media = db.scalar(select(Media).where(Media.sha256 == sha))
         if media is None and cleaned is not None:
@@ -366,10 +423,23 @@ def upload(request: Request) -> Any:
             db.add(media)
             db.flush()
             jobs.enqueue(db, make_variants, media.id)
-        elif media is not None and media.owner_id == user.id and alt and not media.alt:
-            media.alt = alt
-        if media is not None:
-            stored.append(media)
+        if media is None:
+            continue  # deleted since it was looked up: nothing of this upload was stored
+        row = db.get(MediaOwner, (media.id, user.id))
+        if row is None:  # new to this author's library (perhaps in another's already)
+            row = MediaOwner(
+                media_id=media.id,
+                user_id=user.id,
+                filename=label,
+                alt=alt,
+                decorative=decorative and not alt,
+                created_at=utcnow(),
+            )
+            db.add(row)
+        elif alt and not row.alt:
+            row.alt, row.decorative = alt, False
+            follow_first_owner(media, row)
+        stored.append((media, row.alt))
     db.commit()
     if request.wants_json:
         return json_response(
@@ -377,12 +447,12 @@ def upload(request: Request) -> Any:
                 "files": [
                     {
                         "url": store.url(media.original_name),
-                        "markdown": markdown_for(media.alt, store.url(media.original_name)),
+                        "markdown": markdown_for(own_alt, store.url(media.original_name)),
                         "width": media.width,
                         "height": media.height,
-                        "alt": media.alt,
+                        "alt": own_alt,
                     }
-                    for media in stored
+                    for media, own_alt in stored
                 ]
             }
         )
@@ -393,30 +463,64 @@ def upload(request: Request) -> Any:
 
 @login_required
 def edit_alt(request: Request, media_id: int) -> Any:
-    """Change a picture's alt text, or mark it decorative."""
-    media = media_or_404(request, media_id)
+    """Change the alt text an author gives a picture, or mark it decorative.
+
+    An admin changing another's picture changes its first uploader's.
+    """
+    media, row = media_or_404(request, media_id)
     alt = " ".join(request.form.get("alt", "").split())
     decorative = request.form.get("decorative") in ("on", "1", "true")
     if len(alt) > ALT_MAX:
         message = f"Alt text may be at most {ALT_MAX} characters."
         return library_page(request, 422, alt_errors={media.id: (alt, message)})
     db = get_db(request)
-    media.alt = alt
-    media.decorative = decorative and not alt
+    if row is None:
+        row = db.get(MediaOwner, (media.id, media.owner_id))
+    if row is not None:
+        row.alt, row.decorative = alt, decorative and not alt
+        follow_first_owner(media, row)
+    else:  # a picture its first uploader left: its own alt text is the only one
+        media.alt, media.decorative = alt, decorative and not alt
     db.commit()
-    flash(f"Saved the alt text of {media.filename}.", "success")
+    flash(f"Saved the alt text of {row.filename if row else media.filename}.", "success")
     return redirect(url_for("media_library"))
 
 
 @login_required
 def delete_media(request: Request, media_id: int) -> Any:
-    """Delete an unused picture and its files; refuse, listing the posts, if one uses it."""
-    media = media_or_404(request, media_id)
+    """Take a picture out of the author's library; delete it and its files with the last.
+
+    While another author holds it, only this author's row goes (refused, listing them,
+    if their own posts use it). Otherwise (or an admin's delete of a picture not in their
+    library) it goes for good: refused, listing the posts, if any post uses it.
+    """
+    media, row = media_or_404(request, media_id)
+    user = current_user(request)
     db = get_db(request)
     uses = uses_of(db, [media.sha256])[media.sha256]
+    others = list(
+        db.scalars(
+            select(MediaOwner)
+            .where(MediaOwner.media_id == media.id, MediaOwner.user_id != user.id)
+            .order_by(MediaOwner.created_at, MediaOwner.user_id)
+        )
+    )
+    if row is not None and others:
+        mine = [use for use in uses if use.author_id == user.id]
+        if mine:
+            return library_page(request, 409, refused_uses=(media.id, mine))
+        label = row.filename
+        db.delete(row)
+        if media.owner_id == user.id:  # the next uploader becomes the first
+            media.owner_id = others[0].user_id
+            follow_first_owner(media, others[0])
+        db.commit()
+        flash(f"Removed {label} from your library (it stays in another author's).", "success")
+        return redirect(url_for("media_library"))
     if uses:
         return library_page(request, 409, refused_uses=(media.id, uses))
     names = [media.original_name, *variant_names(media)]
+    db.execute(delete(MediaOwner).where(MediaOwner.media_id == media.id))
     db.execute(delete(Media).where(Media.id == media.id))
     db.commit()
     store = get_store(current_app())
