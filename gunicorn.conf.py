@@ -3,11 +3,15 @@
 Host, port, workers and log level come from the app's settings (.env, environment).
 """
 
+import os
+
 from gunicorn.glogging import Logger
 
-from pyproject.config import layered_settings
+from pyproject.config import layered_settings, metrics_folder
 
 _settings = layered_settings()
+# Where every worker (and the job worker) counts its metrics: see pyproject/blog/metrics.py.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_folder(_settings)))
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 workers = _settings["WORKERS"]
@@ -66,3 +70,19 @@ def when_ready(server):
         return
     if message:
         server.log.error(message)
+
+
+def on_starting(server):
+    """Forget the counts of processes that no longer run (earlier runs of the site)."""
+    from pathlib import Path
+
+    from pyproject.blog.metrics import prune_dead_files
+
+    prune_dead_files(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+
+
+def child_exit(server, worker):
+    """A worker that ended: its live gauges go (its counters keep counting in the sum)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

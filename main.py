@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+from pyproject.config import ConfigError, layered_settings, metrics_folder
+
+# Every process of the site (gunicorn's workers, the job worker, commands) counts its
+# metrics in files in one folder, read together at /metrics. Set before the app's
+# modules import prometheus_client, which reads it once.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_folder(layered_settings())))
 
 from pyproject.app import create_app
 from pyproject.cli import main as cli_main
-from pyproject.config import ConfigError
 
 try:
     app = create_app()

@@ -70,6 +70,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         jobs,
         mail,
         media,
+        metrics,
         posts,
         recovery,
         revisions,
@@ -78,17 +79,20 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         subscriptions,
         throttle,  # noqa: F401 (no routes: imported for its periodic job)
         trash,
+        webmention,
     )
 
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
-        *(api, commands, jobs, mail, subscriptions, media, cover, health),
+        *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics),
         *(exporting, importing),
         comments,
+        webmention,
     )
     for area in areas:
         area.register(app)
     jobs.init_app(app, database)  # after the areas: their jobs are registered by now
+    metrics.init_app(app)  # after the queue exists: it counts the queue's jobs too
     return app
 
 

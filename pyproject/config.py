@@ -47,6 +47,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds /readyz waits for the database and the job queue before answering 503.",
     ),
     Setting(
+        "METRICS_ALLOW",
+        "127.0.0.1, ::1",
+        "Comma-separated addresses or networks that may read /metrics (others get 404).",
+    ),
+    Setting(
         "TRUSTED_PROXIES",
         "",
         "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For,"
@@ -281,6 +286,10 @@ def finish_config(config: dict[str, Any]) -> dict[str, Any]:
         )
     except ValueError as error:
         raise ConfigError(f"TRUSTED_PROXIES: {error}") from None
+    try:
+        parse_networks(config["METRICS_ALLOW"] or "")
+    except ValueError as error:
+        raise ConfigError(f"METRICS_ALLOW: {error}") from None
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{instance / 'pyproject.sqlite3'}"
     if not config["SECRET_KEY"]:
@@ -292,6 +301,13 @@ def finish_config(config: dict[str, Any]) -> dict[str, Any]:
             )
         config["SECRET_KEY"] = _development_secret(instance)
     return config
+
+
+def metrics_folder(settings: dict[str, Any]) -> Path:
+    """Give the folder where every process of the site keeps its metrics (made if missing)."""
+    folder = Path(settings.get("INSTANCE_PATH") or ROOT / "instance") / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _development_secret(instance: Path) -> str:

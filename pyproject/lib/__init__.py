@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pyproject.lib.app import (
     App,
+    Observed,
     current_app,
     current_request,
     flash,
@@ -20,6 +21,7 @@ from pyproject.lib.response import Response, json_response, not_modified, redire
 
 __all__ = [
     "App",
+    "Observed",
     "Request",
     "Response",
     "current_app",

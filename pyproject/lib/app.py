@@ -6,7 +6,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyproject.lib.errorpages import error_response, plain_500, unexpected_error_response
 from pyproject.lib.exceptions import BadRequest, HTTPException
@@ -29,6 +29,15 @@ View = Callable[..., Any]
 WSGIParts = tuple[str, list[tuple[str, str]], Iterable[bytes]]
 
 
+class Observed(NamedTuple):
+    """One request, as `App.observer` hears of it once its status is sent."""
+
+    endpoint: str  # the view's name ("" when no route matched)
+    status: str  # "200", "404"...
+    seconds: float  # from the start of the request until its headers were handed over
+    cache: str | None  # "hit" or "miss" for a request the page cache could answer, else None
+
+
 class App:
     """A WSGI application: call it with (environ, start_response)."""
 
@@ -47,6 +56,8 @@ class App:
         self.static_files: Any = None
         # Set by a site that keeps shared anonymous pages (see pyproject.lib.pagecache).
         self.page_cache: PageCache | None = None
+        # Told of every request once its status is sent (metrics); never may it raise.
+        self.observer: Callable[[Observed], None] | None = None
         self.trusted_origins: list[str] = []
         self.extensions: dict[str, Any] = {}
         self._got_first_request = False
@@ -147,13 +158,18 @@ class App:
         kept = pages.answer(environ) if shareable else None
         if kept is not None:
             status, headers, body, length = kept.status, kept.headers, kept.body, kept.length
+            endpoint = kept.endpoint
         else:
             request = self.request_class(environ)
             response, (status, headers, body) = self.respond(request)
             if response.shared is not None and shareable:
                 body = pages.keep(request, response.shared, status, headers, body)
             length = response.headers.get("Content-Length", "-")
+            endpoint = request.endpoint or ""
         start_response(status, headers)
+        if self.observer is not None:
+            cache = None if not shareable else ("hit" if kept is not None else "miss")
+            self.observer(Observed(endpoint, status[:3], time.perf_counter() - started, cache))
         if log.isEnabledFor(logging.DEBUG):
             log_request(environ, status, length, started)
         return body

@@ -43,6 +43,7 @@ class Entry:
     body: bytes | None = None
     not_modified_headers: list[tuple[str, str]] | None = None  # of the 304, as sent
     on_hit: Callable[[str], None] | None = None
+    endpoint: str = ""  # the view that made the page, for whoever counts requests
     size: int = 0
 
 
@@ -54,6 +55,7 @@ class Answer:
     headers: list[tuple[str, str]]
     body: list[bytes]
     length: str
+    endpoint: str = ""
 
 
 def _size(headers: list[tuple[str, str]] | None) -> int:
@@ -132,7 +134,9 @@ class PageCache:
             ):
                 if entry.not_modified_headers is None:
                     return None
-                return Answer(_NOT_MODIFIED, list(entry.not_modified_headers), [], "-")
+                return Answer(
+                    _NOT_MODIFIED, list(entry.not_modified_headers), [], "-", entry.endpoint
+                )
             if entry.body is None or entry.page_headers is None:
                 return None
             if entry.on_hit is not None:
@@ -143,7 +147,8 @@ class PageCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
         body = [entry.body] if method == "GET" else []
-        return Answer("200 OK", list(entry.page_headers), body, str(len(entry.body)))
+        length = str(len(entry.body))
+        return Answer("200 OK", list(entry.page_headers), body, length, entry.endpoint)
 
     def keep(
         self,
@@ -165,22 +170,26 @@ class PageCache:
             return body
         if key is None:
             return body
+        endpoint = request.endpoint or ""
         if code == "304":
-            self._store(key, shared, not_modified_headers=list(headers))
+            self._store(key, shared, endpoint, not_modified_headers=list(headers))
             return body
         if request.method != "GET" or not isinstance(body, list):
             return body
         content = b"".join(body)
-        self._store(key, shared, page_headers=list(headers), body=content, on_hit=shared.on_hit)
+        self._store(
+            key, shared, endpoint, page_headers=list(headers), body=content, on_hit=shared.on_hit
+        )
         return [content]
 
-    def _store(self, key: str, shared: Shared, **parts: Any) -> None:
+    def _store(self, key: str, shared: Shared, endpoint: str, **parts: Any) -> None:
         with self._lock:
             entry = self._entries.pop(key, None)
             if entry is not None:
                 self._size -= entry.size
             if entry is None or entry.etag != shared.etag:
                 entry = Entry(str(shared.etag), shared.refresh)
+            entry.endpoint = endpoint
             for name, value in parts.items():
                 setattr(entry, name, value)
             if entry.not_modified_headers is None and entry.page_headers is not None:

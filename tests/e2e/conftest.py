@@ -65,7 +65,10 @@ def server_environ(port: int, data_dir: Path, overrides: dict[str, Any]) -> dict
         # ~/.gunicorn/gunicorn.ctl, and takes it over from any other gunicorn there: give
         # each test server its own, so a developer's `make run` is left alone.
         XDG_RUNTIME_DIR=str(data_dir),
+        # Each server counts its metrics apart from every other (and from `make run`'s).
+        PROMETHEUS_MULTIPROC_DIR=str(data_dir / "metrics"),
     )
+    (data_dir / "metrics").mkdir(parents=True, exist_ok=True)
     env.update({name: _env_text(value) for name, value in overrides.items()})
     return env
 

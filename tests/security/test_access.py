@@ -49,6 +49,7 @@ PUBLIC = {
     ("GET", "/robots.txt"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),  # by address, not by account: METRICS_ALLOW (tests/blog/test_metrics.py)
     ("GET", "/api/posts"),
     ("GET", "/api/posts/<slug:slug>"),
     ("GET", "/api/tags"),
