@@ -3,9 +3,17 @@
 Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-04 14:40:00
+
+`mentions`: a row per (source page, post of ours) another site told us about, pending
+until verified, then with its kind and author. `sent_mentions`: a row per (post, link in
+it) we told about, with the post's revision then, so a link is told again only when the
+post changed.
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0018"
 down_revision = "0017"
@@ -14,8 +22,47 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "mentions",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("source", sa.String(2000), nullable=False),
+        sa.Column(
+            "post_id",
+            sa.Integer(),
+            sa.ForeignKey("posts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("author_name", sa.String(100), nullable=False),
+        sa.Column("author_url", sa.String(2000), nullable=False),
+        sa.Column("state", sa.String(10), nullable=False),
+        sa.Column("queued", sa.Boolean(), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("source", "post_id", name="uq_mentions_source_post"),
+    )
+    op.create_index("ix_mentions_post_state", "mentions", ["post_id", "state", "kind"])
+    op.create_table(
+        "sent_mentions",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column(
+            "post_id",
+            sa.Integer(),
+            sa.ForeignKey("posts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("target", sa.String(2000), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("endpoint", sa.String(2000), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("post_id", "target", name="uq_sent_mentions_post_target"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("sent_mentions")
+    op.drop_index("ix_mentions_post_state", table_name="mentions")
+    op.drop_table("mentions")

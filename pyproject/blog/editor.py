@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from pyproject.blog import cover
+from pyproject.blog import cover, webmention
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.db import begin_write, end_transaction, get_db
 from pyproject.blog.diffing import word_diff
@@ -472,6 +472,7 @@ def write_post(
             change_slug(db, post, slug)
         add_revision(db, post, "save", user, previous_body)
         announce_when_public(db, post)  # subscribers get it once this commits (#14)
+        webmention.send_when_public(db, post)  # the sites it links to are told (#18)
         db.commit()
     except StaleDataError:
         # Another worker saved this post between our check and our write.
