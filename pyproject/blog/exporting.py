@@ -161,13 +161,13 @@ def write_export(
     names = MediaNames(store)
     summary = Summary()
     now = utcnow()
-    writer = ZipWriter(out)
     with get_database(app).read() as db:
         owner = None
         if author is not None:
             owner = db.scalar(select(User).where(User.username == author))
             if owner is None:
                 raise LookupError(f"no author named {author!r}")
+        writer = ZipWriter(out)
         media = _media_to_export(db, owner, names)
         # media.json, then media/ ("media.json" sorts before "media/...")
         entries: dict[str, dict[str, Any]] = {}
