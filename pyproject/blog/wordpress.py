@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -76,10 +77,13 @@ class _Converter(MarkdownConverter):
             code_language_callback=_code_language,
             **options,
         )
-        self.rewrite = rewrite or (lambda url: url)
+        self.rewrite = rewrite or _same_url
 
     def escape(self, text: str, parent_tags) -> str:
-        text = _TAG_LIKE.sub("&lt;", _ENTITY_LIKE.sub("&amp;", text))
+        if "&" in text:
+            text = _ENTITY_LIKE.sub("&amp;", text)
+        if "<" in text:
+            text = _TAG_LIKE.sub("&lt;", text)
         return super().escape(text, parent_tags)
 
     def _url(self, value: str) -> str | None:
@@ -136,6 +140,21 @@ def _code_language(el) -> str:
     return ""
 
 
+def _same_url(url: str) -> str:
+    return url
+
+
+_local_converter = threading.local()
+
+
+def _converter() -> _Converter:
+    """Give this thread's converter: one per thread keeps its cache of element handlers."""
+    converter = getattr(_local_converter, "converter", None)
+    if converter is None:
+        converter = _local_converter.converter = _Converter()
+    return converter
+
+
 def html_to_markdown(fragment: str, rewrite: Callable[[str], str] | None = None) -> str:
     """Give the Markdown of an HTML fragment: what an author would have typed for it.
 
@@ -143,7 +162,9 @@ def html_to_markdown(fragment: str, rewrite: Callable[[str], str] | None = None)
     Gutenberg's block markers) vanish, and no raw HTML is written: whatever the Markdown
     holds is text, Markdown syntax or an entity.
     """
-    text = _Converter(rewrite).convert(fragment)
+    converter = _converter()
+    converter.rewrite = rewrite or _same_url
+    text = converter.convert(fragment)
     text = re.sub(r"^[ \t]+$", "", text, flags=re.M)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
