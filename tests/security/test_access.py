@@ -64,6 +64,7 @@ PUBLIC = {
     ("GET", "/subscribe/confirm/<token>"),
     ("GET", "/unsubscribe/<token>"),
     ("POST", "/unsubscribe/<token>"),
+    ("POST", "/webmention"),  # a public protocol endpoint (#18): other sites post to it
     ("GET", "/reset"),
     ("POST", "/reset"),
     ("GET", "/reset/<token>"),
@@ -94,6 +95,8 @@ AUTHOR_ONLY = {
     ("POST", "/media"),
     ("POST", "/media/<int:media_id>/alt"),
     ("POST", "/media/<int:media_id>/delete"),
+    ("GET", "/account/export"),  # export and import (#16)
+    ("POST", "/account/export"),
 }
 ADMIN_ONLY = {
     ("GET", "/admin/users"),
@@ -109,6 +112,13 @@ ADMIN_ONLY = {
     ("GET", "/admin/subscribers.csv"),
     ("POST", "/admin/invitations"),
     ("POST", "/admin/invitations/<int:invitation_id>/revoke"),
+    ("GET", "/admin/export"),  # export and import (#16)
+    ("POST", "/admin/export"),
+    ("GET", "/admin/import"),
+    ("POST", "/admin/import"),
+    ("GET", "/admin/import/<int:run_id>"),
+    ("POST", "/admin/import/<int:run_id>/run"),
+    ("POST", "/admin/import/<int:run_id>/cancel"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
@@ -142,6 +152,7 @@ class Blog:
             .replace("<job_id>", "0f" * 16)
             .replace("<int:media_id>", str(self.media_id))
             .replace("<int:invitation_id>", "1")
+            .replace("<int:run_id>", "1")
         )
 
 
@@ -308,6 +319,14 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
                 {404},
             ),
             "delete alice's picture": ("POST", f"/media/{blog.media_id}/delete", {404}),
+            # export and import (#16): an author exports only their own, at /account/export
+            "the site export page": ("GET", "/admin/export", {403}),
+            "download the whole site": ("POST", "/admin/export", {403}),
+            "the import page": ("GET", "/admin/import", {403}),
+            "upload an import": ("POST", "/admin/import", {403}),
+            "an import's report": ("GET", "/admin/import/1", {403}),
+            "run an import": ("POST", "/admin/import/1/run", {403}),
+            "cancel an import": ("POST", "/admin/import/1/cancel", {403}),
         }
     )
     return attempts

@@ -5,10 +5,11 @@ can carry (or not carry) the token; each case snapshots every table before and a
 A request that is otherwise exactly the valid one (a control per route) succeeds, so the
 403s are the token's doing.
 
-One route is exempt, on purpose: POST /unsubscribe/<token>, RFC 8058's one-click
-unsubscribe, which mail clients send with no session (world.CSRF_EXEMPT says why). The
-tests below check that it is the only one, and that without its signed token it does
-nothing.
+Some routes are exempt, on purpose: POST /unsubscribe/<token>, RFC 8058's one-click
+unsubscribe, which mail clients send with no session, and POST /webmention, which other
+sites' servers send (world.CSRF_EXEMPT says why). The tests below check that they are the
+only ones, that without its signed token unsubscribing does nothing, and that a forged
+Webmention changes no content.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ CONTROL_OUTCOME = {
     "/posts/<slug:slug>/autosave": (200, True),
     "/reset": (200, True),  # the same page whether or not an account matches: no redirect
     "/media": (422, False),  # past the token, refused for carrying no file (see world.py)
+    "/admin/export": (200, False),  # a download (#16)
+    "/account/export": (200, False),
+    "/admin/import": (422, False),  # past the token, refused for carrying no file
 }
 
 
@@ -98,6 +102,34 @@ def test_one_click_unsubscribe_without_its_signed_token_changes_nothing(world: W
             response = client.post(f"/unsubscribe/{token}", headers={"Origin": EVIL})
             assert response.status_code == 404, token
             assert changed_tables(before, snapshot(engine)) == [], token
+
+
+def test_a_forged_webmention_changes_no_content(world: World) -> None:
+    """The Webmention endpoint takes no token: a cross-site POST from a signed-in browser can
+    only queue the check any stranger could ask for; bad input changes nothing at all."""
+    engine = get_database(world.app).engine
+    slug = world.slugs["edit"]
+    target = f"http://localhost/posts/{slug}"
+    for client in world.clients.values():
+        for source, wanted in (
+            ("https://a.example/1", "http://localhost/admin/users"),
+            ("javascript:alert(1)", target),
+            (target, target),
+        ):
+            before = snapshot(engine)
+            response = client.post(
+                "/webmention", data={"source": source, "target": wanted}, headers={"Origin": EVIL}
+            )
+            assert response.status_code == 400, (source, wanted)
+            assert changed_tables(before, snapshot(engine)) == [], (source, wanted)
+    before = snapshot(engine)
+    response = world.clients["admin"].post(
+        "/webmention",
+        data={"source": "https://a.example/forged", "target": target},
+        headers={"Origin": EVIL},
+    )
+    assert response.status_code == 202
+    assert set(changed_tables(before, snapshot(engine))) <= {"mentions", "jobs", "rate_events"}
 
 
 @pytest.mark.parametrize("rule", POST_RULES)

@@ -50,6 +50,7 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)  # reset and invitation links (#14)
     media: dict[str, int] = field(default_factory=dict)  # the admin's pictures, by route (#15)
+    imports: dict[str, int] = field(default_factory=dict)  # checked web imports, by route (#16)
 
     def token(self, who: str) -> str:
         """Give the CSRF token of a client's session."""
@@ -101,7 +102,24 @@ def build_world(app: App) -> World:
     clients = {"admin": admin, "erin": erin, "anonymous": anonymous}
     for client in clients.values():
         client.get("/login" if client is anonymous else "/")  # a token; flashes read
-    return World(app, clients, user_ids, slugs, links=links, media=media)
+    imports = {key: _checked_import(app, admin, key) for key in ("run", "cancel")}
+    return World(app, clients, user_ids, slugs, links=links, media=media, imports=imports)
+
+
+def _checked_import(app: App, client: TestClient, key: str) -> int:
+    """Upload a one-post Markdown zip to /admin/import: a checked import waiting (#16)."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(f"posts/{key}.md", f"---\ntitle: Imported {key}\n---\nText.\n")
+    response = client.post(
+        "/admin/import",
+        data={"csrf_token": csrf_token(client, "/admin/import"), "on_conflict": "skip"},
+        files={"file": (f"{key}.zip", out.getvalue(), "application/zip")},
+    )
+    assert response.status_code == 303, response.text
+    return int(response.location.rstrip("/").rsplit("/", 1)[1])
 
 
 def _upload_picture(app: App, client: TestClient, shade: int) -> int:
@@ -233,6 +251,21 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             {"alt": "Changed by the attack"},
         ),
         "/media/<int:media_id>/delete": ("admin", f"/media/{world.media['delete']}/delete", {}),
+        # export and import (#16): downloads change nothing; the url-encoded control upload
+        # carries no file and gets 422 past the token (tests/blog/test_importing.py uploads)
+        "/admin/export": ("admin", "/admin/export", {}),
+        "/account/export": ("erin", "/account/export", {}),
+        "/admin/import": ("admin", "/admin/import", {"on_conflict": "skip"}),
+        "/admin/import/<int:run_id>/run": (
+            "admin",
+            f"/admin/import/{world.imports['run']}/run",
+            {},
+        ),
+        "/admin/import/<int:run_id>/cancel": (
+            "admin",
+            f"/admin/import/{world.imports['cancel']}/cancel",
+            {},
+        ),
     }
 
 
@@ -266,6 +299,11 @@ POST_RULES = (
     "/media",
     "/media/<int:media_id>/alt",
     "/media/<int:media_id>/delete",
+    "/admin/export",
+    "/account/export",
+    "/admin/import",
+    "/admin/import/<int:run_id>/run",
+    "/admin/import/<int:run_id>/cancel",
 )
 
 # POST routes registered with csrf=False, each for a reason (test_csrf.py checks that these
@@ -273,4 +311,11 @@ POST_RULES = (
 # - /unsubscribe/<token>: RFC 8058 one-click unsubscribe. Mail clients POST to the link
 #   in the List-Unsubscribe header with no cookie and no token; the signed token in the
 #   URL is the proof, and all it can do is unsubscribe the address it was made for.
-CSRF_EXEMPT = ("/unsubscribe/<token>",)
+# - /webmention: the W3C Webmention endpoint (#18). Other sites' servers POST source and
+#   target with no session; all a request can do is queue a check of a public page that
+#   must link to a published post (400 otherwise), rate limited per source host, and
+#   what it finds is held or listed by name. test_csrf checks it changes no content.
+CSRF_EXEMPT = (
+    "/unsubscribe/<token>",
+    "/webmention",
+)
