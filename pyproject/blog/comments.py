@@ -122,6 +122,7 @@ def render_comment(text: str) -> str:
 
 
 _LINK = re.compile(r"<a\s", re.IGNORECASE)
+_URLS = re.compile(r"\S*(?:https?://|www\.)\S*", re.IGNORECASE)
 
 
 def count_links(body_html: str) -> int:
@@ -537,9 +538,10 @@ def decide_state(
             return "spam"
     if not is_trusted(db, identity):
         return "held"
-    # Borderline even from a trusted writer: as many links as allowed, or a bare link drop.
+    # Borderline even from a trusted writer: as many links as allowed, or links with
+    # hardly a word around them.
     if values["links"] and (
-        values["links"] >= max_links(app) or len(values["body_md"].strip()) < 20
+        values["links"] >= max_links(app) or len(_URLS.sub("", values["body_md"]).strip()) < 20
     ):
         return "held"
     return "approved"

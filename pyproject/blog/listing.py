@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from pyproject.blog.cover import Cover, covers_by_id
-from pyproject.blog.models import Post, Tag, User, UTCDateTime, post_tags, visible
+from pyproject.blog.models import Comment, Post, Tag, User, UTCDateTime, post_tags, visible
 from pyproject.lib import current_app
 from pyproject.lib.exceptions import NotFound
 
@@ -50,6 +50,7 @@ class Card:
     author: Link
     tags: list[Link] = field(default_factory=list)
     cover: Cover | None = None  # its thumbnail is shown beside it (#15)
+    comment_count: int = 0  # approved comments (#18)
 
 
 # --- the statements ----------------------------------------------------------------------
@@ -108,6 +109,10 @@ _CARDS = (
         User.username,
         User.display_name,
         Post.cover_media_id,
+        # Approved comments (#18), counted in the same query from their index.
+        select(func.count(Comment.id))
+        .where(Comment.post_id == Post.id, Comment.state == "approved")
+        .scalar_subquery(),
     )
     .join(User, User.id == Post.author_id)
     .where(Post.id.in_(_IDS))
@@ -151,11 +156,12 @@ def cards_by_id(db: Session, ids: Iterable[int], links: Links | None = None) -> 
     found: dict[int, Card] = {}
     cover_ids: dict[int, int] = {}
     for row in connection.execute(_CARDS, {"ids": ids}):
-        post_id, slug, title, summary, published_at, minutes, username, display, cover = row
+        post_id, slug, title, summary, published_at, minutes, username, display, cover, n = row
         author = Link(display or username, username, links.author(username))
         found[post_id] = Card(
             post_id, slug, title, summary, published_at, minutes, links.post(slug), author
         )
+        found[post_id].comment_count = n
         if cover is not None:
             cover_ids[post_id] = cover
     for post_id, name, tag_slug in connection.execute(_TAGS, {"ids": list(found)}):
