@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     from pyproject.blog import (
         api,
         auth,
+        backups,
         commands,
         comments,
         cover,
@@ -84,7 +85,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
 
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
-        *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics),
+        *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics, backups),
         *(exporting, importing),
         comments,
         webmention,
