@@ -20,7 +20,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from blog.conftest import Cast, csrf_token, edit_post, slug_of, write_post
+from blog.conftest import (
+    AUTHOR,
+    OTHER,
+    Cast,
+    csrf_token,
+    edit_post,
+    field_error,
+    slug_of,
+    write_post,
+)
 from blog.test_images import (
     HTML,
     LATITUDE,
@@ -38,7 +47,7 @@ from blog.test_images import (
 )
 from pyproject.blog import jobs, media
 from pyproject.blog.db import get_database
-from pyproject.blog.models import JobRecord, Media
+from pyproject.blog.models import JobRecord, Media, MediaOwner, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 
@@ -513,3 +522,178 @@ def test_only_a_signed_in_upload_may_be_larger_than_the_site_body_limit(cast: Ca
     answer = cast.author.post("/media", data=body, content_type=content_type, headers=JSON)
     assert answer.status_code == 422  # read, and refused for what it is: not a picture
     assert "big.jpg" in answer.json["error"]["message"]
+
+
+# --- one picture, several authors' libraries -------------------------------------------------
+
+
+def owner_rows(app: App) -> list[tuple[int, int, str, str]]:
+    """Give (picture id, user id, label, alt) of every library row."""
+    with get_database(app).read() as db:
+        found = db.execute(
+            select(
+                MediaOwner.media_id, MediaOwner.user_id, MediaOwner.filename, MediaOwner.alt
+            ).order_by(MediaOwner.media_id, MediaOwner.user_id)
+        )
+        return [tuple(row) for row in found]
+
+
+def user_id(app: App, username: str) -> int:
+    with get_database(app).read() as db:
+        return db.scalar(select(User.id).where(User.username == username))
+
+
+def delete_as(client: TestClient, media_id: int) -> TestResponse:
+    return client.post(
+        f"/media/{media_id}/delete", data={"csrf_token": csrf_token(client, "/media")}
+    )
+
+
+def test_the_same_bytes_from_a_second_author_are_in_both_libraries_with_their_own_alt(
+    cast: Cast,
+) -> None:
+    alices = uploaded(cast, plain_jpeg(), name="alice.jpg", alt="Alice's field")
+    bobs = uploaded(cast, plain_jpeg(), name="bob.jpg", alt="Bob's meadow", who="other")
+
+    assert bobs["url"] == alices["url"]
+    assert bobs["markdown"] == f"![Bob's meadow]({bobs['url']})"
+    (row,) = rows(cast.app)
+    alice, bob = user_id(cast.app, AUTHOR.username), user_id(cast.app, OTHER.username)
+    assert owner_rows(cast.app) == [
+        (row.id, alice, "alice.jpg", "Alice's field"),
+        (row.id, bob, "bob.jpg", "Bob's meadow"),
+    ]
+    for client, label, alt, hidden in (
+        (cast.author, "alice.jpg", "Alice's field", "Bob's meadow"),
+        (cast.other, "bob.jpg", "Bob's meadow", "Alice's field"),
+    ):
+        item = client.get("/media").html.select_one(f"#media-{row.id}")
+        assert item is not None, label
+        assert item.select_one(".media-name").get_text() == label
+        assert item.select_one(f"#alt-{row.id}")["value"] == alt
+        assert hidden not in item.get_text()
+        assert item.select_one("button.danger").get_text().startswith("Remove")
+
+    token = csrf_token(cast.other, "/media")
+    answer = cast.other.post(f"/media/{row.id}/alt", data={"csrf_token": token, "alt": "Mine"})
+    assert answer.status_code == 303
+    assert [r[3] for r in owner_rows(cast.app)] == ["Alice's field", "Mine"]
+    assert rows(cast.app)[0].alt == "Alice's field"  # the first uploader's, untouched
+
+
+def test_each_author_may_choose_the_shared_picture_as_a_cover_with_their_alt(cast: Cast) -> None:
+    picture = uploaded(cast, plain_jpeg(640, 480), alt="Alice's words")
+    uploaded(cast, plain_jpeg(640, 480), alt="Bob's words", who="other")
+    (row,) = rows(cast.app)
+    bob_slug = slug_of(write_post(cast.other, title="Bob's cover", cover=str(row.id)))
+    alice_slug = slug_of(write_post(cast.author, title="Alice's cover", cover=str(row.id)))
+
+    for slug, alt in ((bob_slug, "Bob's words"), (alice_slug, "Alice's words")):
+        page = cast.anonymous.get(f"/posts/{slug}")
+        assert page.html.select_one('meta[property="og:image:alt"]')["content"] == alt
+        assert cast.anonymous.get(f"/api/posts/{slug}").json["post"]["cover"]["alt"] == alt
+    assert picture["url"] in cast.anonymous.get(f"/posts/{bob_slug}").text
+
+
+def test_removing_a_shared_picture_keeps_it_and_its_files_for_the_other_author(
+    cast: Cast,
+) -> None:
+    picture = uploaded(cast, plain_jpeg(), name="alice.jpg", alt="Alice's field")
+    uploaded(cast, plain_jpeg(), name="bob.jpg", alt="Bob's meadow", who="other")
+    (row,) = rows(cast.app)
+    media.make_variants_now(cast.app, row.id)
+    files = stored_files(cast.app)
+    bob = user_id(cast.app, OTHER.username)
+
+    assert delete_as(cast.author, row.id).status_code == 303  # the first uploader leaves
+
+    assert cast.author.get("/media").html.select_one(f"#media-{row.id}") is None
+    assert cast.other.get("/media").html.select_one(f"#media-{row.id}") is not None
+    assert owner_rows(cast.app) == [(row.id, bob, "bob.jpg", "Bob's meadow")]
+    (kept,) = rows(cast.app)
+    assert (kept.owner_id, kept.filename, kept.alt) == (bob, "bob.jpg", "Bob's meadow")
+    assert stored_files(cast.app) == files and served(cast.anonymous, picture["url"])
+    assert delete_as(cast.author, row.id).status_code == 404  # no longer in Alice's library
+
+    assert delete_as(cast.other, row.id).status_code == 303  # the last one: for good
+    assert rows(cast.app) == [] and owner_rows(cast.app) == [] and stored_files(cast.app) == []
+    assert cast.anonymous.get(picture["url"]).status_code == 404
+
+
+def test_a_shared_picture_an_authors_post_uses_stays_in_their_library(cast: Cast) -> None:
+    picture = uploaded(cast, plain_jpeg(), alt="Alice's field")
+    uploaded(cast, plain_jpeg(), alt="Bob's meadow", who="other")
+    (row,) = rows(cast.app)
+    slug_of(write_post(cast.author, title="Alice's walk", body=picture["markdown"]))
+
+    refused = delete_as(cast.author, row.id)
+    assert refused.status_code == 409
+    assert "Alice's walk" in refused.html.select_one("#delete-refused").get_text()
+    assert len(owner_rows(cast.app)) == 2
+
+    # Bob's library does not need it for Alice's post: he may let it go, the files stay.
+    assert delete_as(cast.other, row.id).status_code == 303
+    assert [r[1] for r in owner_rows(cast.app)] == [user_id(cast.app, AUTHOR.username)]
+    assert served(cast.anonymous, picture["url"])
+    # Alice is now its only holder, and her post uses it: refused as before.
+    assert delete_as(cast.author, row.id).status_code == 409
+
+
+def test_the_second_authors_picture_is_refused_as_a_cover_once_they_removed_it(cast: Cast) -> None:
+    uploaded(cast, plain_jpeg(), alt="Alice's field")
+    uploaded(cast, plain_jpeg(), alt="Bob's meadow", who="other")
+    (row,) = rows(cast.app)
+    assert delete_as(cast.other, row.id).status_code == 303
+
+    answer = write_post(cast.other, title="Borrowed", cover=str(row.id))
+
+    assert answer.status_code == 422
+    assert "own pictures" in field_error(answer, "cover")
+
+
+def test_migration_0017_gives_every_picture_its_uploader_as_owner(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from pyproject.blog.db import make_engine
+    from pyproject.blog.migrate import downgrade, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        upgrade(engine, "0016")
+        with engine.begin() as connection:
+            # A user as 0016 has them: every column that must hold something gets a value.
+            columns = connection.execute(text("PRAGMA table_info(users)")).all()
+            values = {"id": 1, "username": "ada", "email": "ada@example.com"}
+            for _cid, name, kind, notnull, default, _pk in columns:
+                if notnull and default is None and name not in values:
+                    text_like = any(word in kind.upper() for word in ("CHAR", "TEXT"))
+                    values[name] = (
+                        "x"
+                        if text_like
+                        else ("2026-12-01 10:00:00" if "DATE" in kind.upper() else 0)
+                    )
+            names = ", ".join(values)
+            connection.execute(
+                text(f"INSERT INTO users ({names}) VALUES (:{', :'.join(values)})"), values
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO media (id, sha256, owner_id, filename, source_format, ext,"
+                    " content_type, width, height, bytes, animated, alt, decorative, variants,"
+                    " created_at) VALUES (7, :sha, 1, 'field.jpg', 'JPEG', 'jpg', 'image/jpeg',"
+                    " 10, 10, 99, 0, 'A field', 0, '[]', '2026-12-01 10:00:00')"
+                ),
+                {"sha": "a" * 64},
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT media_id, user_id, filename, alt, decorative FROM media_owners")
+            ).all()
+        assert [tuple(r) for r in found] == [(7, 1, "field.jpg", "A field", 0)]
+        downgrade(engine, "0016")
+        with engine.connect() as connection:
+            names = {r[0] for r in connection.execute(text("SELECT name FROM sqlite_master"))}
+        assert "media_owners" not in names and "media" in names
+    finally:
+        engine.dispose()
