@@ -31,6 +31,7 @@ from typing import IO
 from urllib.parse import unquote, urlsplit
 from xml.etree.ElementTree import Element, ParseError
 
+from bs4.exceptions import ParserRejectedMarkup
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 from markdownify import ATX, MarkdownConverter
@@ -155,6 +156,36 @@ def _converter() -> _Converter:
     return converter
 
 
+_FENCED = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
+_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
+_STRAY_TAG = re.compile(r"<(?!(?:https?://|mailto:)[^\s<>]+>)(?=[A-Za-z/!?])")
+
+
+def _escape_stray_tags(markdown: str) -> str:
+    """Give the Markdown with every "<" that could open a tag written "&lt;", outside code.
+
+    Text nodes are escaped one by one as they are converted; this catches a "<" that ends
+    one node before letters that start the next.
+    """
+
+    def prose(text: str) -> str:
+        out, last = [], 0
+        for span in _CODE_SPAN.finditer(text):
+            out.append(_STRAY_TAG.sub("&lt;", text[last : span.start()]))
+            out.append(span.group(0))
+            last = span.end()
+        out.append(_STRAY_TAG.sub("&lt;", text[last:]))
+        return "".join(out)
+
+    out, last = [], 0
+    for block in _FENCED.finditer(markdown):
+        out.append(prose(markdown[last : block.start()]))
+        out.append(block.group(0))
+        last = block.end()
+    out.append(prose(markdown[last:]))
+    return "".join(out)
+
+
 def html_to_markdown(fragment: str, rewrite: Callable[[str], str] | None = None) -> str:
     """Give the Markdown of an HTML fragment: what an author would have typed for it.
 
@@ -164,7 +195,15 @@ def html_to_markdown(fragment: str, rewrite: Callable[[str], str] | None = None)
     """
     converter = _converter()
     converter.rewrite = rewrite or _same_url
-    text = converter.convert(fragment)
+    try:
+        text = converter.convert(fragment)
+    except ParserRejectedMarkup:
+        # html.parser gives up on some broken declarations ("<![>"): they become text.
+        try:
+            text = converter.convert(re.sub(r"<!(?!--)", "&lt;!", fragment))
+        except ParserRejectedMarkup:
+            text = converter.convert(f"<p>{html.escape(plain_text(fragment, len(fragment)))}</p>")
+    text = _escape_stray_tags(text)
     text = re.sub(r"^[ \t]+$", "", text, flags=re.M)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 

@@ -6,6 +6,7 @@ authors, tags and media, and refused whole when it is hostile or broken."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -621,3 +622,24 @@ def test_the_import_command_reads_a_wxr_file(cast, tmp_path: Path, capsys) -> No
     out = capsys.readouterr().out
     assert "wordpress: 7 posts would be created" in out
     assert cast.anonymous.get("/posts/hello-new-home").status_code == 404
+
+
+def test_the_xss_corpus_comes_out_as_words(tmp_path: Path) -> None:
+    """Every payload of the corpus, as the HTML of a post and as its text, gives Markdown
+    holding no raw tag, and that Markdown renders to HTML that runs nothing."""
+    import re
+
+    from security.checks import chunked, load_corpus, script_problems
+
+    from pyproject.blog.markup import render_markdown
+
+    raw_tag = re.compile(r"<(?!https?://[^\s>]+>)[A-Za-z!/?]")
+    for chunk in chunked(load_corpus(), 60):
+        as_html = "\n".join(chunk)
+        as_text = "".join(f"<p>{html.escape(p)}</p>" for p in chunk)
+        for fragment in (as_html, as_text):
+            markdown = html_to_markdown(fragment)
+            outside_code = re.sub(r"```.*?```|`[^`\n]*`", "", markdown, flags=re.S)
+            assert not raw_tag.search(outside_code), raw_tag.search(outside_code)
+            rendered = render_markdown(markdown).html
+            assert script_problems(rendered, fragment_is_user_content=True) == []
