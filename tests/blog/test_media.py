@@ -697,3 +697,32 @@ def test_migration_0017_gives_every_picture_its_uploader_as_owner(tmp_path: Path
         assert "media_owners" not in names and "media" in names
     finally:
         engine.dispose()
+
+
+def test_the_editors_preview_shows_the_picture_sized_then_with_its_variants(cast: Cast) -> None:
+    picture = uploaded(cast, plain_jpeg(2000, 1000), alt="A wide field")
+    (row,) = rows(cast.app)
+    values = {
+        **cast.author.get("/posts/new").form_values("#post-form"),
+        "title": "Previewed",
+        "body": f"Before.\n\n{picture['markdown']}",
+    }
+
+    def previews() -> list[Any]:
+        fragment = cast.author.post(
+            "/posts/preview", data=values, headers={"X-Requested-With": "fetch"}
+        )
+        page = cast.author.post("/posts/preview", data=values)  # without script
+        assert fragment.status_code == page.status_code == 200
+        return [fragment.html, page.html.select_one("#preview")]
+
+    for shown in previews():
+        img = shown.select_one("img")
+        assert img["src"] == picture["url"] and img["alt"] == "A wide field"
+        assert (img["width"], img["height"]) == ("2000", "1000")
+    media.make_variants_now(cast.app, row.id)
+    for shown in previews():
+        sources = shown.select("picture source")
+        assert [s["type"] for s in sources] == ["image/avif", "image/webp"]
+        assert f"{row.sha256}/960.avif 960w" in sources[0]["srcset"]
+        assert served(cast.anonymous, shown.select_one("picture img")["src"])
