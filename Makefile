@@ -33,6 +33,7 @@ bench: $(VENV)/.dev ## load benchmarks (see bench/README.md)
 	$(PY) bench/run.py
 	$(PY) bench/mailing.py
 	$(PY) bench/media.py
+	$(PY) bench/porting.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

@@ -219,6 +219,7 @@ def write_export(
             writer.add(f"posts/{post.slug}.md", _post_file(post, names, now, old_slugs, old_paths))
             slugs.append((post.slug, post.id))
             summary.posts += 1
+            db.expunge(post)  # keep memory flat: the session need not remember it
             if progress is not None:
                 progress()
 
