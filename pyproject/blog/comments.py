@@ -45,7 +45,7 @@ import markdown
 from bleach.linkifier import LinkifyFilter
 from bleach.sanitizer import Cleaner
 from jinja2 import pass_context
-from sqlalchemy import event, func, select, update
+from sqlalchemy import bindparam, case, event, func, select, update
 from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs, mail, throttle
@@ -428,6 +428,12 @@ def _visible_to(mine: frozenset[int]) -> Any:
     return or_(Comment.state == "approved", Comment.id.in_(sorted(mine)))
 
 
+# A post's approved comments, and how many of them start a thread.
+_COUNTS = select(
+    func.count(Comment.id), func.count(case((Comment.parent_id.is_(None), Comment.id)))
+).where(Comment.post_id == bindparam("post_id"), Comment.state == "approved")
+
+
 def approved_count(db: Session, post_id: int) -> int:
     return int(
         db.scalar(
@@ -440,38 +446,55 @@ def approved_count(db: Session, post_id: int) -> int:
 def load_section(
     app: App, db: Session, post: Post, mine: frozenset[int], number: int | None = None
 ) -> Section:
-    """Give page `number` of a post's threads (None: the newest page), oldest first."""
+    """Give page `number` of a post's threads (None: the newest page), oldest first.
+
+    One query for a post without comments (its counts); a page of them adds three: the
+    page's ids (from the index alone, cheap however deep), their rows and their replies.
+    """
     now = utcnow()
-    shown = _visible_to(mine)
-    top = select(Comment.id).where(Comment.post_id == post.id, Comment.parent_id.is_(None), shown)
-    threads_total = int(db.scalar(select(func.count()).select_from(top.subquery())) or 0)
+    total, threads_total = db.execute(_COUNTS, {"post_id": post.id}).one()
+    total, threads_total = int(total or 0), int(threads_total or 0)
+    own: list[Comment] = []
+    if mine:  # the writer's own comments awaiting review show to them too
+        own = [
+            c
+            for c in db.scalars(select(Comment).where(Comment.id.in_(sorted(mine))))
+            if c.post_id == post.id and c.state != "approved"
+        ]
+        threads_total += sum(1 for c in own if c.parent_id is None)
     pages = max(1, -(-threads_total // PER_PAGE))
     if number is None:
         number = pages
     if number > pages:
-        from pyproject.lib.exceptions import NotFound
-
         raise NotFound("There is no such page of comments.")
-    ids = list(db.scalars(top.order_by(Comment.id).limit(PER_PAGE).offset((number - 1) * PER_PAGE)))
     threads: list[Thread] = []
-    if ids:
-        by_id = {c.id: Thread(c) for c in db.scalars(select(Comment).where(Comment.id.in_(ids)))}
-        threads = [by_id[i] for i in ids if i in by_id]
-        replies = db.scalars(
-            select(Comment)
-            .where(Comment.parent_id.in_(ids), shown)
-            .order_by(Comment.id)
-            .limit(len(ids) * MAX_REPLIES)
+    if threads_total:
+        shown = _visible_to(mine)
+        top = select(Comment.id).where(
+            Comment.post_id == post.id, Comment.parent_id.is_(None), shown
         )
-        for reply in replies:
-            thread = by_id.get(reply.parent_id or 0)
-            if thread is not None and len(thread.replies) < MAX_REPLIES:
-                thread.replies.append(reply)
+        ids = list(
+            db.scalars(top.order_by(Comment.id).limit(PER_PAGE).offset((number - 1) * PER_PAGE))
+        )
+        if ids:
+            rows = db.scalars(select(Comment).where(Comment.id.in_(ids)))
+            by_id = {c.id: Thread(c) for c in rows}
+            threads = [by_id[i] for i in ids if i in by_id]
+            replies = db.scalars(
+                select(Comment)
+                .where(Comment.parent_id.in_(ids), shown)
+                .order_by(Comment.id)
+                .limit(len(ids) * MAX_REPLIES)
+            )
+            for reply in replies:
+                thread = by_id.get(reply.parent_id or 0)
+                if thread is not None and len(thread.replies) < MAX_REPLIES:
+                    thread.replies.append(reply)
     secret = str(app.config["SECRET_KEY"])
     return Section(
         post=post,
         threads=threads,
-        count=approved_count(db, post.id),
+        count=total,
         number=number,
         pages=pages,
         open=comments_open(app, post, now),
