@@ -174,6 +174,16 @@ def test_round_trip_gives_the_same_zip(full_site: Cast, tmp_path: Path) -> None:
         assert alice is not None and not alice.is_active  # created, waiting for an admin
 
 
+@pytest.mark.parametrize("any_db_app", ["postgres"], indirect=True)  # SQLite: above
+def test_round_trip_into_postgresql(full_site: Cast, any_db_app: App, tmp_path: Path) -> None:
+    first = export(full_site.app, tmp_path / "one.zip", "--with-revisions")
+    assert signup_admin(any_db_app.test_client()).status_code == 303
+    assert run(any_db_app, tmp_path / "one.zip") == 0
+    assert export(any_db_app, tmp_path / "two.zip", "--with-revisions") == first
+    moved = any_db_app.test_client().get("/posts/cafe-at-dawn")
+    assert moved.status_code == 301
+
+
 def test_importing_the_same_zip_twice_creates_nothing(full_site: Cast, tmp_path: Path) -> None:
     export(full_site.app, tmp_path / "site.zip")
     target = empty_site(tmp_path / "new")
