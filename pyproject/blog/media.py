@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, event, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from pyproject.blog import images, jobs
@@ -195,6 +195,21 @@ def _use(row: Any, now: Any) -> Use:
         and published_at <= now
     )
     return Use(title, slug, status, deleted_at is not None, author_id, public)
+
+
+@event.listens_for(Media, "after_insert")
+def _in_its_uploaders_library(_mapper: Any, connection: Any, media: Media) -> None:
+    """Put every new picture in its uploader's library, whoever made it (uploads, imports)."""
+    connection.execute(
+        insert(MediaOwner).values(
+            media_id=media.id,
+            user_id=media.owner_id,
+            filename=media.filename or "",
+            alt=media.alt or "",
+            decorative=bool(media.decorative),
+            created_at=media.created_at or utcnow(),
+        )
+    )
 
 
 @dataclass(frozen=True)

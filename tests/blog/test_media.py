@@ -726,3 +726,28 @@ def test_the_editors_preview_shows_the_picture_sized_then_with_its_variants(cast
         assert [s["type"] for s in sources] == ["image/avif", "image/webp"]
         assert f"{row.sha256}/960.avif 960w" in sources[0]["srcset"]
         assert served(cast.anonymous, shown.select_one("picture img")["src"])
+
+
+def test_a_picture_made_outside_an_upload_is_in_its_uploaders_library(cast: Cast) -> None:
+    # As the importer (pyproject/blog/importing.py) makes them: a Media row and nothing more.
+    alice = user_id(cast.app, AUTHOR.username)
+    with get_database(cast.app).write() as db:
+        db.add(
+            Media(
+                sha256="b" * 64,
+                owner_id=alice,
+                filename="imported.jpg",
+                source_format="JPEG",
+                ext="jpg",
+                content_type="image/jpeg",
+                width=10,
+                height=10,
+                bytes=99,
+                animated=False,
+                alt="Imported",
+            )
+        )
+    (row,) = rows(cast.app)
+    assert owner_rows(cast.app) == [(row.id, alice, "imported.jpg", "Imported")]
+    item = cast.author.get("/media").html.select_one(f"#media-{row.id}")
+    assert item is not None and item.select_one(".media-name").get_text() == "imported.jpg"
