@@ -101,7 +101,7 @@ class _Reader:
     def read(self) -> Bundle:
         data = self.load()
         rows = {
-            key: [row for row in data.get(key) or [] if isinstance(row, dict)]
+            key: [row for row in _list(data.get(key)) if isinstance(row, dict)]
             for key in ("posts", "tags", "posts_tags", "users", "posts_authors", "posts_meta")
         }
         users = {str(u.get("id")): u for u in rows["users"]}
@@ -258,13 +258,19 @@ class _Reader:
         return ref
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _mobiledoc_markdown(value: Any) -> str | None:
     """Give the Markdown of a mobiledoc whose cards are all Markdown cards (Ghost 1), or None."""
     try:
         doc = json.loads(value) if isinstance(value, str) else value
-        cards = doc["cards"]
-        sections = doc.get("sections") or []
-    except (TypeError, ValueError, KeyError, AttributeError):
+    except (ValueError, RecursionError):
+        return None
+    cards = doc.get("cards") if isinstance(doc, dict) else None
+    sections = doc.get("sections") if isinstance(doc, dict) else None
+    if not isinstance(cards, list) or not isinstance(sections, list):
         return None
     if not cards or len(sections) != len(cards):
         return None
@@ -274,7 +280,8 @@ def _mobiledoc_markdown(value: Any) -> str | None:
             isinstance(card, list) and len(card) == 2 and card[0] in ("markdown", "card-markdown")
         ):
             return None
-        texts.append(str((card[1] or {}).get("markdown") or ""))
+        payload = card[1] if isinstance(card[1], dict) else {}
+        texts.append(str(payload.get("markdown") or ""))
     return "\n\n".join(texts)
 
 

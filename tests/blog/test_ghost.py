@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyproject.blog import ghost
 from pyproject.blog.importing import Bundle, ImportFailed, Source, read_source
@@ -376,3 +378,64 @@ def test_a_broken_export_writes_nothing(cast, tmp_path: Path) -> None:
         assert db.scalar(select(func.count()).select_from(Post)) == 0
         assert db.scalar(select(func.count()).select_from(User)) == 3
     assert not (tmp_path / "media").exists() or not any((tmp_path / "media").rglob("*.png"))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "slug",
+                    "title",
+                    "html",
+                    "status",
+                    "type",
+                    "published_at",
+                    "updated_at",
+                    "mobiledoc",
+                    "lexical",
+                    "feature_image",
+                    "post_id",
+                    "tag_id",
+                    "author_id",
+                    "name",
+                    "visibility",
+                    "sort_order",
+                    "email",
+                    "cards",
+                    "sections",
+                    "custom_excerpt",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["posts", "tags", "posts_tags", "users", "posts_authors", "posts_meta"]),
+        JSON_VALUES | st.lists(st.dictionaries(st.sampled_from(["id", "slug", "html", "status",
+               "published_at", "post_id", "tag_id", "author_id", "mobiledoc"]), JSON_VALUES,
+               max_size=5), max_size=3),
+        max_size=6,
+    )
+)  # fmt: skip
+def test_any_json_shape_gives_a_bundle_or_a_clear_error(tmp_path: Path, data) -> None:
+    path = tmp_path / "fuzz.json"
+    path.write_text(json.dumps({"db": [{"meta": {"exported_on": 1}, "data": data}]}))
+    try:
+        bundle = read_source(path)
+    except ImportFailed as problem:
+        assert str(problem).startswith(str(path))
+    else:
+        assert bundle.format == "ghost"
