@@ -65,6 +65,14 @@ PUBLIC = {
     ("GET", "/unsubscribe/<token>"),
     ("POST", "/unsubscribe/<token>"),
     ("POST", "/webmention"),  # a public protocol endpoint (#18): other sites post to it
+    # comments (#18): readers post with the form's signed token; a writer edits or deletes
+    # their own through their signed cookie (anyone else: 404)
+    ("POST", "/posts/<slug:slug>/comments"),
+    ("GET", "/posts/<slug:slug>/comments/older"),
+    ("GET", "/posts/<slug:slug>/comments.atom"),
+    ("GET", "/comments/<int:comment_id>/edit"),
+    ("POST", "/comments/<int:comment_id>/edit"),
+    ("POST", "/comments/<int:comment_id>/delete"),
     ("GET", "/reset"),
     ("POST", "/reset"),
     ("GET", "/reset/<token>"),
@@ -97,6 +105,10 @@ AUTHOR_ONLY = {
     ("POST", "/media/<int:media_id>/delete"),
     ("GET", "/account/export"),  # export and import (#16)
     ("POST", "/account/export"),
+    # comments (#18): moderation of the author's own posts' comments (admins: all)
+    ("GET", "/comments"),
+    ("POST", "/comments/moderate"),
+    ("POST", "/comments/posts/<int:post_id>/setting"),
 }
 ADMIN_ONLY = {
     ("GET", "/admin/users"),
@@ -153,6 +165,8 @@ class Blog:
             .replace("<int:media_id>", str(self.media_id))
             .replace("<int:invitation_id>", "1")
             .replace("<int:run_id>", "1")
+            .replace("<int:post_id>", "1")
+            .replace("<int:comment_id>", "1")
         )
 
 

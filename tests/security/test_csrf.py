@@ -6,10 +6,11 @@ A request that is otherwise exactly the valid one (a control per route) succeeds
 403s are the token's doing.
 
 Some routes are exempt, on purpose: POST /unsubscribe/<token>, RFC 8058's one-click
-unsubscribe, which mail clients send with no session, and POST /webmention, which other
-sites' servers send (world.CSRF_EXEMPT says why). The tests below check that they are the
-only ones, that without its signed token unsubscribing does nothing, and that a forged
-Webmention changes no content.
+unsubscribe, which mail clients send with no session, POST /webmention, which other
+sites' servers send, and the comment form with a writer's edit and delete, which carry
+tokens signed with SECRET_KEY instead (world.CSRF_EXEMPT says why). The tests below
+check that they are the only ones, that without its signed token unsubscribing or
+commenting does nothing, and that a forged Webmention changes no content.
 """
 
 from __future__ import annotations
@@ -130,6 +131,29 @@ def test_a_forged_webmention_changes_no_content(world: World) -> None:
     )
     assert response.status_code == 202
     assert set(changed_tables(before, snapshot(engine))) <= {"mentions", "jobs", "rate_events"}
+
+
+def test_a_comment_without_its_signed_token_changes_nothing(world: World) -> None:
+    """The comment form's exemption: its proof is the signed token, and a writer's edit or
+    delete needs their signed cookie and the comment's own token."""
+    engine = get_database(world.app).engine
+    slug = world.slugs["edit"]
+    comment = world.comments["held"]
+    for client in world.clients.values():
+        for token in ("", "1.2.3", f"{world.comments['post']}.1700000000.{'A' * 43}"):
+            before = snapshot(engine)
+            response = client.post(
+                f"/posts/{slug}/comments",
+                data={"token": token, "name": "Forger", "body": "Forged."},
+                headers={"Origin": EVIL},
+            )
+            assert response.status_code == 422, token
+            assert changed_tables(before, snapshot(engine)) == [], token
+        for path in (f"/comments/{comment}/edit", f"/comments/{comment}/delete"):
+            before = snapshot(engine)
+            response = client.post(path, data={"body": "Forged."}, headers={"Origin": EVIL})
+            assert response.status_code == 404, path
+            assert changed_tables(before, snapshot(engine)) == [], path
 
 
 @pytest.mark.parametrize("rule", POST_RULES)

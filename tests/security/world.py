@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from pyproject.blog import invitations, recovery
 from pyproject.blog.db import get_database
-from pyproject.blog.models import JobRecord, Media, Post, User
+from pyproject.blog.models import Comment, JobRecord, Media, Post, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
 
@@ -51,6 +51,7 @@ class World:
     links: dict[str, str] = field(default_factory=dict)  # reset and invitation links (#14)
     media: dict[str, int] = field(default_factory=dict)  # the admin's pictures, by route (#15)
     imports: dict[str, int] = field(default_factory=dict)  # checked web imports, by route (#16)
+    comments: dict[str, int] = field(default_factory=dict)  # comment and post ids (#18)
 
     def token(self, who: str) -> str:
         """Give the CSRF token of a client's session."""
@@ -103,7 +104,27 @@ def build_world(app: App) -> World:
     for client in clients.values():
         client.get("/login" if client is anonymous else "/")  # a token; flashes read
     imports = {key: _checked_import(app, admin, key) for key in ("run", "cancel")}
-    return World(app, clients, user_ids, slugs, links=links, media=media, imports=imports)
+    comments = _held_comment(app, slugs["edit"])
+    return World(
+        app,
+        clients,
+        user_ids,
+        slugs,
+        links=links,
+        media=media,
+        imports=imports,
+        comments=comments,
+    )
+
+
+def _held_comment(app: App, slug: str) -> dict[str, int]:
+    """Give a reader's held comment on a post (for /comments/moderate) and the post's id."""
+    with get_database(app).write() as db:
+        post_id = db.scalar(select(Post.id).where(Post.slug == slug))
+        comment = Comment(post_id=post_id, name="Reader", body_md="Hi", body_html="<p>Hi</p>")
+        db.add(comment)
+        db.flush()
+        return {"held": comment.id, "post": post_id}
 
 
 def _checked_import(app: App, client: TestClient, key: str) -> int:
@@ -266,6 +287,17 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             f"/admin/import/{world.imports['cancel']}/cancel",
             {},
         ),
+        # comments (#18): moderation and a post's comments setting
+        "/comments/moderate": (
+            "admin",
+            "/comments/moderate",
+            {"action": "approve", "ids": str(world.comments["held"])},
+        ),
+        "/comments/posts/<int:post_id>/setting": (
+            "admin",
+            f"/comments/posts/{world.comments['post']}/setting",
+            {"comments": "closed"},
+        ),
     }
 
 
@@ -304,6 +336,8 @@ POST_RULES = (
     "/admin/import",
     "/admin/import/<int:run_id>/run",
     "/admin/import/<int:run_id>/cancel",
+    "/comments/moderate",
+    "/comments/posts/<int:post_id>/setting",
 )
 
 # POST routes registered with csrf=False, each for a reason (test_csrf.py checks that these
@@ -315,7 +349,18 @@ POST_RULES = (
 #   target with no session; all a request can do is queue a check of a public page that
 #   must link to a published post (400 otherwise), rate limited per source host, and
 #   what it finds is held or listed by name. test_csrf checks it changes no content.
+# - /posts/<slug:slug>/comments (#18): readers' comment form, on pages the page cache
+#   keeps for everyone, so it carries no session's token; it carries a token signed with
+#   SECRET_KEY naming the post and the time the page was made, checked for signature,
+#   post and age (3 s to a day): without it nothing is stored (422).
+# - /comments/<int:comment_id>/edit and /delete (#18): a comment's writer, who has no
+#   session, changes their comment for 15 minutes; the proof is their signed cookie
+#   (SameSite=Lax, so a cross-site POST does not carry it) and a per-comment token
+#   signed with SECRET_KEY shown only to them (404 or 403 otherwise).
 CSRF_EXEMPT = (
     "/unsubscribe/<token>",
     "/webmention",
+    "/posts/<slug:slug>/comments",
+    "/comments/<int:comment_id>/edit",
+    "/comments/<int:comment_id>/delete",
 )
