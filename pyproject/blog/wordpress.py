@@ -372,6 +372,13 @@ class _Item:
         return self.fields.get(name, "").strip()
 
 
+def _post_type(element: Element) -> str:
+    for child in element:
+        if _local(child.tag) == "post_type":
+            return (child.text or "").strip() or "post"
+    return "post"
+
+
 def _local(tag: str) -> str:
     """Give an element's name without its namespace, the excerpt's and content's told apart."""
     if tag.startswith("{"):
@@ -400,7 +407,6 @@ class _Reader:
         self.bundle = Bundle(format=FORMAT)
         self.site_url = ""
         self.authors: dict[str, ImportedAuthor] = {}
-        self.items: list[tuple[int, _Item]] = []
         self.attachments: dict[str, _Item] = {}  # post id -> item
 
     def _uploads(self) -> tuple[Source | None, str]:
@@ -424,10 +430,17 @@ class _Reader:
     # parsing
 
     def parse(self) -> Bundle:
+        # Two passes: attachments first (posts name them before they appear, as covers,
+        # galleries and resized copies), then each post converted as it is read, so no
+        # post's HTML is held longer than its own conversion.
         with self.source.open(self.entry) as stream:
-            for number, element in self._items(stream):
-                self.items.append((number, _Item(element)))
-        self._sort_items()
+            for _number, element in self._items(stream):
+                if _post_type(element) == "attachment":
+                    item = _Item(element)
+                    self.attachments[item.get("post_id")] = item
+        self._media()
+        with self.source.open(self.entry) as stream:
+            self._posts(stream)
         return self.bundle
 
     def _items(self, stream: IO[bytes]) -> Iterator[tuple[int, Element]]:
@@ -478,27 +491,19 @@ class _Reader:
             display_name=_child_text(element, "author_display_name").strip(),
         )
 
-    def _sort_items(self) -> None:
-        posts: list[tuple[int, _Item]] = []
+    def _posts(self, stream: IO[bytes]) -> None:
         skipped: dict[str, int] = {}
-        for number, item in self.items:
-            kind = item.get("post_type") or "post"
-            if kind == "attachment":
-                self.attachments[item.get("post_id")] = item
-            elif kind in ("post", "page"):
-                posts.append((number, item))
-            else:
-                skipped[kind] = skipped.get(kind, 0) + 1
-        self.items = []
-        for kind, count in sorted(skipped.items()):
-            self.bundle.warnings.append(
-                f"{self.where}: {count} item(s) of type {kind!r} skipped (not posts or pages)"
-            )
-        self._media()
         seen_slugs: dict[str, str] = {}
         seen_paths: set[str] = set()
         comments = 0
-        for number, item in posts:
+        for number, element in self._items(stream):
+            kind = _post_type(element)
+            if kind == "attachment":
+                continue
+            if kind not in ("post", "page"):
+                skipped[kind] = skipped.get(kind, 0) + 1
+                continue
+            item = _Item(element)
             comments += item.comments
             post = self._post(number, item)
             if post is None:
@@ -514,6 +519,10 @@ class _Reader:
             post.old_paths = [p for p in post.old_paths if p not in seen_paths]
             seen_paths.update(post.old_paths)
             self.bundle.posts.append(post)
+        for kind, count in sorted(skipped.items()):
+            self.bundle.warnings.append(
+                f"{self.where}: {count} item(s) of type {kind!r} skipped (not posts or pages)"
+            )
         if comments:
             self.bundle.warnings.append(f"{self.where}: {comments} comment(s) not imported")
         used = {p.author for p in self.bundle.posts}
