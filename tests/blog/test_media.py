@@ -596,8 +596,9 @@ def test_each_author_may_choose_the_shared_picture_as_a_cover_with_their_alt(cas
 
 
 def test_removing_a_shared_picture_keeps_it_and_its_files_for_the_other_author(
-    cast: Cast,
+    any_db_cast: Cast,
 ) -> None:
+    cast = any_db_cast
     picture = uploaded(cast, plain_jpeg(), name="alice.jpg", alt="Alice's field")
     uploaded(cast, plain_jpeg(), name="bob.jpg", alt="Bob's meadow", who="other")
     (row,) = rows(cast.app)
