@@ -21,6 +21,7 @@ resolved against the final URL) and posts to it, retrying when the server is awa
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from pyproject.blog.models import Mention, Post, SentMention, SiteState, utcnow
 from pyproject.blog.throttle import Limit
 from pyproject.lib import App, Request, Response, current_app, current_request
 from pyproject.lib.exceptions import BadRequest
+
+log = logging.getLogger("pyproject.webmention")
 
 MAX_URL = 2000
 MAX_NAME = 100
@@ -569,9 +572,9 @@ def send_mention(post_id: int, target: str) -> str:
                 sent_at=utcnow(),
             )
         )
-    if not endpoint:
-        return "no endpoint"
-    return "sent" if 200 <= status < 300 else f"refused ({status})"
+    outcome = "no endpoint" if not endpoint else "sent" if 200 <= status < 300 else "refused"
+    log.info("webmention to %s for post %s: %s (%s)", target, post_id, outcome, status)
+    return outcome if outcome != "refused" else f"refused ({status})"
 
 
 def register(app: App) -> None:
