@@ -806,12 +806,13 @@ class Report:
 
     def summary(self) -> str:
         verb = "would be" if self.dry_run else "were"
+        accounts = len(self.authors_created)
         return (
-            f"{self.format or 'import'}: {self.count('created')} posts {verb} created, "
+            f"{self.format or 'import'}: {_many(self.count('created'), 'post')} {verb} created, "
             f"{self.count('updated')} updated, {self.count('skipped')} skipped; "
-            f"{len(self.authors_created)} accounts {verb} created (inactive), "
-            f"{self.media_stored} pictures stored, {self.media_reused} already here; "
-            f"{len(self.warnings)} warnings."
+            f"{_many(accounts, 'account')} {verb} created (inactive), "
+            f"{_many(self.media_stored, 'picture')} stored, {self.media_reused} already here; "
+            f"{_many(len(self.warnings), 'warning')}."
         )
 
     def lines(self) -> list[str]:
@@ -825,6 +826,10 @@ class Report:
         return out
 
 
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 @dataclass
 class _Media:
     ref: str
@@ -832,6 +837,7 @@ class _Media:
     url: str
     cleaned: Any  # images.Cleaned, or None when the picture is here already
     item: ImportedMedia
+    owner: str = ""  # our username of whose library it goes into
 
 
 @dataclass
@@ -986,7 +992,8 @@ def plan_import(
                 report.warnings.append(f"{item.ref}: {problem.message} Not imported.")
                 continue
             url = store.url(f"{sha}/original.{cleaned.ext}")
-            media_by_ref[item.ref] = _Media(item.ref, sha, url, cleaned, item)
+            owner = options.as_user or names.get(item.owner) or item.owner or default_author
+            media_by_ref[item.ref] = _Media(item.ref, sha, url, cleaned, item, owner or "")
             if sha not in new_shas:
                 new_shas.add(sha)
                 report.media_stored += 1
@@ -1198,7 +1205,7 @@ def apply_import(app: Any, plan: Plan) -> Report:
                 if row is None:
                     cleaned, item = media.cleaned, media.item
                     owner = (
-                        users.get(item.owner)
+                        users.get(media.owner)
                         or users.get(_first_author(plan))
                         or next(u for u in users.values() if u.is_admin)
                     )
@@ -1441,7 +1448,10 @@ def upload_import(request: Any) -> Any:
         )
     folder = imports_folder(app.config)
     folder.mkdir(parents=True, exist_ok=True)
-    stored = f"{secrets.token_hex(16)}.upload"
+    # the upload's own extension, when it is one we read: a lone .md is recognised by it
+    suffix = Path(upload.filename or "").suffix.lower()
+    suffix = suffix if suffix in (".zip", ".md", ".markdown", ".xml", ".json") else ".upload"
+    stored = f"{secrets.token_hex(16)}{suffix}"
     target = folder / stored
     upload.save(str(target))
     label = file_label(upload.filename or "upload")
@@ -1561,6 +1571,11 @@ def do_import_run(app: Any, run_id: int) -> None:
         _set_run(app, run_id, state="failed", report=json.dumps({"error": str(problem)}))
         path.unlink(missing_ok=True)
         return
+    except Exception:  # our bug or the database down: the page stops waiting, the job fails
+        message = "an unexpected error stopped it; the site's log has the details"
+        _set_run(app, run_id, state="failed", report=json.dumps({"error": message}))
+        path.unlink(missing_ok=True)
+        raise
     _set_run(app, run_id, state="done", report=report.to_json())
     path.unlink(missing_ok=True)
 

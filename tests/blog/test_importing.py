@@ -473,3 +473,26 @@ def test_json_report_round_trips() -> None:
     report = Report(format="markdown", items=[Item("a.md", "A", "a", "created")], warnings=["w"])
     assert Report.from_json(report.to_json()) == report
     assert json.loads(report.to_json())["items"][0]["slug"] == "a"
+
+
+def test_the_web_import_refuses_a_file_over_the_setting(tmp_path: Path) -> None:
+    app = empty_site(tmp_path / "blog", IMPORT_MAX_BYTES=2000)
+    admin = app.test_client()
+    from blog.conftest import ADMIN, login
+
+    assert login(admin, ADMIN.username, ADMIN.password).status_code == 303
+    before = state(app)
+    answer = upload_import(admin, b"x" * 5000, name="big.zip")
+    assert answer.status_code == 413
+    assert "over the 2000 bytes an import may be" in answer.text
+    assert state(app) == before
+    assert not list((tmp_path / "blog").glob("imports/*"))
+
+
+def test_a_single_markdown_file_uploaded(cast: Cast) -> None:
+    text = "---\ntitle: Alone\ntags: [solo]\n---\nJust me.\n"
+    checked = upload_import(cast.admin, text.encode(), name="alone.md", **{"as": "alice"})
+    assert checked.status_code == 303, checked.text
+    page = cast.admin.get(checked.location)
+    assert "1 post would be created" in page.text
+    assert page.html.select_one("#import-report td").get_text() == "Alone"
