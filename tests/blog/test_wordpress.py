@@ -643,3 +643,19 @@ def test_the_xss_corpus_comes_out_as_words(tmp_path: Path) -> None:
             assert not raw_tag.search(outside_code), raw_tag.search(outside_code)
             rendered = render_markdown(markdown).html
             assert script_problems(rendered, fragment_is_user_content=True) == []
+
+
+def test_the_web_import_reads_a_wxr_file_and_refuses_entities(cast) -> None:
+    from blog.test_importing import upload_import
+
+    before = site_state(cast.app)
+    checked = upload_import(cast.admin, sample_wxr().encode(), name="oldblog.xml")
+    assert checked.status_code == 303, checked.text
+    page = cast.admin.get(checked.location)
+    assert "wordpress: 7 posts would be created" in page.text
+    assert site_state(cast.app) == before  # the dry run wrote nothing
+    for hostile in (BILLION_LAUGHS, XXE):
+        answer = upload_import(cast.admin, hostile.encode(), name="oldblog.xml")
+        assert answer.status_code == 422
+        assert "refused: the XML declares a DOCTYPE or entities" in answer.text
+        assert site_state(cast.app) == before
