@@ -7,7 +7,9 @@ Create Date: 2026-12-04 14:40:00
 `mentions`: a row per (source page, post of ours) another site told us about, pending
 until verified, then with its kind and author. `sent_mentions`: a row per (post, link in
 it) we told about, with the post's revision then, so a link is told again only when the
-post changed.
+post changed. `mentioned_revisions`: the revision of each post whose links were last
+looked at, so a scheduled post is looked at when it goes live; posts already written are
+marked, so upgrading sends nothing for them.
 """
 
 from __future__ import annotations
@@ -61,8 +63,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("post_id", "target", name="uq_sent_mentions_post_target"),
     )
 
+    op.create_table(
+        "mentioned_revisions",
+        sa.Column(
+            "post_id",
+            sa.Integer(),
+            sa.ForeignKey("posts.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("revision", sa.Integer(), nullable=False),
+    )
+    # Posts written before this are taken as told: upgrading sends no Webmention for them.
+    op.execute("INSERT INTO mentioned_revisions (post_id, revision) SELECT id, revision FROM posts")
+
 
 def downgrade() -> None:
+    op.drop_table("mentioned_revisions")
     op.drop_table("sent_mentions")
     op.drop_index("ix_mentions_post_state", table_name="mentions")
     op.drop_table("mentions")

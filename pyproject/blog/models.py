@@ -642,6 +642,21 @@ class SentMention(Base):
     __table_args__ = (UniqueConstraint("post_id", "target", name="uq_sent_mentions_post_target"),)
 
 
+class MentionedRevision(Base):
+    """The revision of a post whose links were last looked at for sending (one row a post).
+
+    A public post whose revision differs (or that has no row: a scheduled post that just
+    went live) is looked at again by the periodic `send_due_mentions`.
+    """
+
+    __tablename__ = "mentioned_revisions"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+
+
 # --- media owners (#15) ---
 
 

@@ -25,19 +25,28 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import mf2py
+from huey import crontab
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs, outgoing, throttle
 from pyproject.blog.db import get_database, get_db
-from pyproject.blog.models import Mention, Post, SentMention, SiteState, utcnow
+from pyproject.blog.models import (
+    Mention,
+    MentionedRevision,
+    Post,
+    SentMention,
+    SiteState,
+    utcnow,
+    visible,
+)
 from pyproject.blog.throttle import Limit
 from pyproject.lib import App, Request, Response, current_app, current_request
 from pyproject.lib.exceptions import BadRequest
@@ -512,6 +521,13 @@ def send_mentions(post_id: int) -> int:
         post = db.get(Post, post_id)
         if post is None or not post.is_published or post.deleted_at is not None:
             return 0
+        marked = db.get(MentionedRevision, post_id)
+        if marked is None:
+            db.add(MentionedRevision(post_id=post_id, revision=post.revision))
+        elif marked.revision == post.revision:
+            return 0  # this revision's links were looked at already
+        else:
+            marked.revision = post.revision
         sent = dict(
             db.execute(
                 select(SentMention.target, SentMention.revision).where(
@@ -526,6 +542,36 @@ def send_mentions(post_id: int) -> int:
                 jobs.enqueue(db, send_mention, post_id, target)
                 queued += 1
         return queued
+
+
+@jobs.job(retries=2, periodic=crontab(minute="*"))
+def send_due_mentions() -> int:
+    """Every minute: ask for `send_mentions` of public posts whose links were not looked at.
+
+    These are scheduled posts that went live (and any public post whose job was lost).
+    A post saved a moment ago is left to the job its save queued. Gives how many.
+    """
+    app = jobs.current_app()
+    now = utcnow()
+    due = (
+        select(Post.id)
+        .outerjoin(MentionedRevision, MentionedRevision.post_id == Post.id)
+        .where(
+            *visible(now),
+            Post.updated_at < now - timedelta(minutes=1),
+            (MentionedRevision.revision.is_(None)) | (MentionedRevision.revision != Post.revision),
+        )
+        .order_by(Post.published_at, Post.id)
+        .limit(50)
+    )
+    with get_database(app).read() as db:  # most minutes: nothing due, no write lock taken
+        if not db.scalars(due).first():
+            return 0
+    with get_database(app).write() as db:
+        ids = db.scalars(due).all()
+        for post_id in ids:
+            jobs.enqueue(db, send_mentions, post_id)
+    return len(ids)
 
 
 @jobs.job(retries=5)

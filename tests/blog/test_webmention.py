@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import mf2py
 import pytest
 from sqlalchemy import delete, func, select
 
-from blog.conftest import Cast, edit_post, make_cast, slug_of, write_post
+from blog.conftest import Cast, edit_post, make_cast, set_post, slug_of, utc_ago, write_post
 from blog.test_mail import eventually
 from pyproject.blog import jobs, webmention
 from pyproject.blog.db import get_database
@@ -443,6 +444,29 @@ def test_publishing_sends_to_each_link_once_per_revision(cast: Cast, web: Web) -
     edit_post(cast.author, slug, body=f"Only [one]({web.url}/with-header) now.")
     run_jobs(cast.app, webmention.send_mentions, webmention.send_mention)
     assert sorted(path for path, _ in web.received) == ["/endpoint", "/endpoint2"]
+
+
+def test_a_scheduled_post_sends_when_it_goes_live(cast: Cast, web: Web) -> None:
+    web.page("/with-header", "<p>hi</p>", Link='</endpoint>; rel="webmention"')
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    body = f"[x]({web.url}/with-header)"
+    slug = slug_of(write_post(cast.author, title="Later", body=body, publish_at=later))
+    assert run_jobs(cast.app, webmention.send_mentions, webmention.send_mention) == []
+    jobs._WORKER_APP.append(cast.app)
+    try:
+        assert webmention.send_due_mentions() == 0  # not live yet
+        # Its time comes (the post was saved well before).
+        set_post(cast.app, slug, published_at=utc_ago(minutes=1), updated_at=utc_ago(hours=1))
+        assert webmention.send_due_mentions() == 1
+    finally:
+        jobs._WORKER_APP.remove(cast.app)
+    run_jobs(cast.app, webmention.send_mentions, webmention.send_mention)
+    assert [path for path, _ in web.received] == ["/endpoint"]
+    jobs._WORKER_APP.append(cast.app)
+    try:
+        assert webmention.send_due_mentions() == 0  # looked at: not asked for again
+    finally:
+        jobs._WORKER_APP.remove(cast.app)
 
 
 def test_a_draft_sends_nothing(cast: Cast, web: Web) -> None:
