@@ -282,6 +282,8 @@ def _post_file(
         "earlier_slugs": sorted(old_slugs.get(post.id, [])),
         "old_paths": sorted(old_paths.get(post.id, [])),
         "cover": names.cover(post.cover_media),
+        # per-post options, written when not the default
+        "comments": post.comments if post.comments != "auto" else None,
     }
     front = {key: value for key, value in front.items() if value not in (None, "", [])}
     return with_front_matter(front, names.rewrite(post.body_md))

@@ -87,6 +87,8 @@ class ImportedPost:
     old_paths: list[str] = field(default_factory=list)  # "/2019/05/slug/", "/?p=123"
     cover: str | None = None  # an ImportedMedia.ref
     created_at: datetime | None = None
+    # Per-post options: {"comments": "auto" | "open" | "closed"}; others are ignored.
+    options: dict = field(default_factory=dict)
     # Our own zip only: saved revisions, oldest first, each a dict with number, kind, title,
     # body_md, summary, tags (text), author (username), created_at, words_changed.
     revisions: list[dict] = field(default_factory=list)
@@ -638,6 +640,7 @@ def _post_from_front(
         old_slugs=_names(front.get("earlier_slugs"), where, "earlier_slugs"),
         old_paths=_names(front.get("old_paths"), where, "old_paths"),
         cover=cover,
+        options={"comments": _field(front, "comments", where)} if front.get("comments") else {},
     )
 
 
@@ -1254,6 +1257,8 @@ def apply_import(app: Any, plan: Plan) -> Report:
                 post.published_at = published
                 post.updated_at = src.updated_at or published or now
                 post.cover_media_id = media_ids.get(planned.cover_sha or "")
+                if src.options.get("comments") in ("auto", "open", "closed"):
+                    post.comments = src.options["comments"]
                 if post.status == "published" and published is not None and published <= now:
                     post.announced_at = post.announced_at or now  # nobody is mailed old posts
                 db.flush()

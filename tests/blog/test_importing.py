@@ -141,6 +141,7 @@ def full_site(cast: Cast) -> Cast:
     scheduled = slug_of(write_post(cast.author, title="Later", body="Soon."))
     set_post(cast.app, scheduled, published_at=datetime.now(UTC) + timedelta(days=3))
     slug_of(write_post(cast.other, title="Bob writes", body="Hello from bob.", tags="misc"))
+    set_post(cast.app, "bob-writes", comments="closed")  # a per-post option
     return cast
 
 
@@ -165,6 +166,8 @@ def test_round_trip_gives_the_same_zip(full_site: Cast, tmp_path: Path) -> None:
     assert post.summary == "A custom summary" and post.cover_media_id is not None
     assert post_row(target, "alice-s-draft").status == "draft"
     assert post_row(target, "later").is_scheduled
+    assert post_row(target, "bob-writes").comments == "closed"
+    assert b"comments: closed" in one.read("posts/bob-writes.md")
     reader = target.test_client()
     assert reader.get("/posts/cafe-dawn").status_code == 200
     old = reader.get("/posts/cafe-at-dawn")
