@@ -1463,6 +1463,7 @@ def upload_import(request: Any) -> Any:
     options = Options(as_user=as_user, on_conflict=conflict, importer=user.username)
     db = get_db(request)
     end_transaction(db)  # no lock held while the file is read and checked
+    _forget_unconfirmed(app)
     try:
         report = run_import(app, target, options, dry_run=True, label=label)
     except ImportFailed as problem:
@@ -1485,6 +1486,23 @@ def upload_import(request: Any) -> Any:
     db.add(run)
     db.commit()
     return redirect(url_for("import_run", run_id=run.id))
+
+
+def _forget_unconfirmed(app: Any) -> None:
+    """Delete checked imports nobody confirmed within a day, with their files."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete, select
+
+    from pyproject.blog.db import get_database
+    from pyproject.blog.models import ImportRun, utcnow
+
+    cutoff = utcnow() - timedelta(days=1)
+    with get_database(app).write() as db:
+        stale = ImportRun.state == "checked", ImportRun.created_at < cutoff
+        for stored in db.scalars(select(ImportRun.stored).where(*stale)):
+            (imports_folder(app.config) / stored).unlink(missing_ok=True)
+        db.execute(delete(ImportRun).where(*stale))
 
 
 def _run_or_404(request: Any, run_id: int) -> Any:

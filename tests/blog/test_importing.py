@@ -534,3 +534,18 @@ def test_the_xss_corpus_through_an_import_runs_nothing(cast: Cast, tmp_path: Pat
             shown += 1
             assert script_problems(page.text, routable=routable) == [], n
     assert shown >= len(entries) * 3 // 4, (shown, len(entries))
+
+
+def test_an_import_not_confirmed_within_a_day_is_forgotten(cast: Cast, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    archive = make_zip(tmp_path / "a.zip", {"posts/a.md": one_post()}).read_bytes()
+    assert upload_import(cast.admin, archive).status_code == 303
+    folder = Path(cast.app.config["INSTANCE_PATH"]) / "imports"
+    (old_file,) = folder.iterdir()
+    with get_database(cast.app).write() as db:
+        db.execute(update(ImportRun).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+    assert upload_import(cast.admin, archive).status_code == 303
+    assert not old_file.exists() and len(list(folder.iterdir())) == 1
+    with get_database(cast.app).read() as db:
+        assert db.scalar(select(func.count()).select_from(ImportRun)) == 1
