@@ -269,10 +269,10 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _is_ready(port: int) -> bool:
+def _is_ready(port: int, host: str = "127.0.0.1") -> bool:
     """Give whether a worker answers HTTP on the port (any status will do)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
             sock.sendall(b"HEAD / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             return sock.recv(5) == b"HTTP/"
     except OSError:
@@ -284,19 +284,25 @@ def start_gunicorn(
     workers: int = 2,
     *,
     data_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
 ) -> ServerHandle:
     """Prepare and start `gunicorn main:app` on a free port; give it once it answers.
 
     The database and gunicorn's stderr live in `data_dir` (a fresh temporary folder,
     removed on stop, when none is given). Fails the test with gunicorn's stderr if the
-    server does not answer within START_TIMEOUT seconds.
+    server does not answer within START_TIMEOUT seconds. `host` is the loopback address
+    to bind (the multi-host test gives each app host its own) and `port` a fixed port
+    (to start a stopped host again where its proxy expects it).
     """
     owns_data_dir = data_dir is None
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="pyproject-e2e-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = server_environ(port, data_dir, {"WORKERS": workers, **(env_overrides or {})})
+    port = port or free_port()
+    env = server_environ(
+        port, data_dir, {"HOST": host, "WORKERS": workers, **(env_overrides or {})}
+    )
     python, gunicorn = VENV_BIN / "python", VENV_BIN / "gunicorn"
     if not gunicorn.exists():
         pytest.fail(f"{gunicorn} is missing: run `make setup` first")
@@ -328,7 +334,7 @@ def start_gunicorn(
             start_new_session=True,  # its own process group: workers are easy to find
         )
     handle = ServerHandle(
-        url=f"http://127.0.0.1:{port}",
+        url=f"http://{host}:{port}",
         port=port,
         process=process,
         stderr_path=stderr_path,
@@ -337,7 +343,7 @@ def start_gunicorn(
         _owns_data_dir=owns_data_dir,
     )
     deadline = time.monotonic() + START_TIMEOUT
-    while not _is_ready(port):
+    while not _is_ready(port, host):
         if process.poll() is not None or time.monotonic() > deadline:
             why = (
                 f"exited with {process.returncode}"
