@@ -22,10 +22,10 @@ from blog.conftest import Cast, edit_post, make_cast, set_post, slug_of, utc_ago
 from blog.test_mail import eventually
 from pyproject.blog import jobs, webmention
 from pyproject.blog.db import get_database
-from pyproject.blog.models import Comment, JobRecord, Mention, SentMention
+from pyproject.blog.models import Comment, JobRecord, Mention, Post, SentMention, utcnow
 from pyproject.blog.outgoing import Fetched
 from pyproject.lib import App
-from tests.conftest import build_app
+from tests.conftest import POSTGRES_URL, _postgres_reason, build_app, reset_postgres
 
 BASE_URL = "http://localhost"
 
@@ -108,7 +108,7 @@ def cast(site: App) -> Cast:
 
 @pytest.fixture
 def target(cast: Cast) -> str:
-    slug = slug_of(write_post(cast.author, title="Hello web", body="A post to answer."))
+    slug = slug_of(write_post(cast.author, title="Hello web", body="A post to answer.", tags="web"))
     return f"{BASE_URL}/posts/{slug}"
 
 
@@ -348,6 +348,93 @@ def test_the_real_worker_verifies(cast: Cast, target: str, web: Web) -> None:
         worker.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    """The site as `site` gives it, on SQLite, then on PostgreSQL (where reachable)."""
+    database_url = None
+    if request.param == "postgres":
+        if _postgres_reason():
+            pytest.skip(_postgres_reason())
+        reset_postgres()
+        database_url = POSTGRES_URL
+    app = build_app(
+        tmp_path, database_url, BASE_URL=BASE_URL, OUTGOING_ALLOW_LOOPBACK=True, OUTGOING_TIMEOUT=2
+    )
+    yield app
+    get_database(app).dispose()
+
+
+def test_both_ways_on_any_database(any_db_site: App, web: Web) -> None:
+    cast = make_cast(any_db_site)
+    slug = slug_of(write_post(cast.author, title="Hello web", body=f"[x]({web.url}/t)"))
+    target = f"{BASE_URL}/posts/{slug}"
+    web.page("/t", "<p>hi</p>", Link='</endpoint>; rel="webmention"')
+    run_jobs(cast.app, webmention.send_mentions, webmention.send_mention)
+    assert [path for path, _ in web.received] == ["/endpoint"]
+    for path, css in (("/r", "u-in-reply-to"), ("/l", "u-like-of")):
+        mention(cast.anonymous, web.page(path, h_entry(target, kind=css)), target)
+        mention(cast.anonymous, web.url + path, target)  # the same again: one check
+    assert sorted(run_jobs(cast.app, webmention.verify_mention)) == ["like", "reply"]
+    with get_database(cast.app).read() as db:
+        assert db.scalar(select(func.count()).select_from(Comment)) == 1
+    page = cast.anonymous.get(f"/posts/{slug}")
+    assert "Liked by 1:" in page.html.select_one("#mentions").text
+
+
+def test_hostile_names_and_urls_from_sources_run_no_script(
+    cast: Cast, target: str, web: Web
+) -> None:
+    """The XSS corpus: a sample through the whole path, then every payload as a name."""
+    from html import escape
+
+    from security.checks import load_corpus, parse_html, script_problems
+
+    corpus = load_corpus()
+    sample = corpus[:20] + [p for p in corpus if "javascript:" in p.lower()][:20]
+    for n, payload in enumerate(sample):
+        card = f'<a class="p-author h-card" href="{escape(payload)}">{escape(payload)}</a>'
+        page = f'<div class="h-entry u-like-of">{card}<a href="{target}">x</a></div>'
+        mention(cast.anonymous, web.page(f"/x{n}", page), target)
+    assert set(run_jobs(cast.app, webmention.verify_mention)) == {"mention"}
+    with get_database(cast.app).read() as db:
+        urls = set(db.scalars(select(Mention.author_url)))
+    assert all(url == "" or url.startswith(("http://", "https://")) for url in urls)
+    # Every payload as a like's name and as a mention's source, shown 400 to a page.
+    post_ids = []
+    with get_database(cast.app).write() as db:
+        for start in range(0, len(corpus), 400):
+            chunk = corpus[start : start + 400]
+            slug = f"xss-{start}"
+            post_ids.append(slug)
+            db.commit()
+            write_post(cast.author, title=slug, body="Target.", slug=slug)
+            post_id = db.scalar(select(Post.id).where(Post.slug == slug))
+            for n, payload in enumerate(chunk):
+                db.add(
+                    Mention(
+                        source=f"https://x.example/{start + n}",
+                        post_id=post_id,
+                        kind="like" if n % 2 else "mention",
+                        author_name=payload[:100],
+                        author_url=f"https://x.example/{escape(payload[:50])}",
+                        state="verified",
+                        verified_at=utcnow(),
+                    )
+                )
+    problems = []
+    for slug in [target.rsplit("/", 1)[1], *post_ids]:
+        answer = cast.anonymous.get(f"/posts/{slug}")
+        assert answer.status_code == 200
+        problems += script_problems(
+            parse_html(answer.data), routable=cast.app.router.allowed_methods
+        )
+        if slug in post_ids:  # each payload is there, as text
+            assert len(answer.html.select("#mentions a.mention")) == len(
+                corpus[post_ids.index(slug) * 400 :][:400]
+            )
+    assert problems == []
+
+
 # --- sending -------------------------------------------------------------------------------
 
 
@@ -500,7 +587,7 @@ def test_post_page_is_an_h_entry(cast: Cast, target: str) -> None:
     assert author["properties"]["url"] == [f"{BASE_URL}/authors/alice"]
 
 
-@pytest.mark.parametrize("path", ["/", "/posts"])
+@pytest.mark.parametrize("path", ["/", "/posts", "/tags/web", "/authors/alice"])
 def test_lists_are_h_feeds_of_h_entries(cast: Cast, target: str, path: str) -> None:
     page = cast.anonymous.get(path)
     parsed = mf2py.parse(doc=page.text, url=BASE_URL + path, metaformats=False)
