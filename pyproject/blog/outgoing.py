@@ -216,6 +216,7 @@ class Fetcher:
     max_redirects: int = MAX_REDIRECTS
     user_agent: str = f"PyProject/{__version__}"
     resolver: Resolver = system_resolver
+    ca_certs: str | None = None  # a CA bundle to trust instead of the system's (tests)
 
     def resolve(self, url: str) -> Target:
         """Check the URL and its host's addresses once; give where to connect."""
@@ -299,6 +300,7 @@ class Fetcher:
                 server_hostname=target.host,
                 assert_hostname=target.host,
                 cert_reqs="CERT_REQUIRED",
+                ca_certs=self.ca_certs,
                 **options,
             )
         else:

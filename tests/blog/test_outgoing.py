@@ -6,10 +6,12 @@ connection is made (the guard checks addresses, then connects to the one it chec
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -71,10 +73,19 @@ class Handler(BaseHTTPRequestHandler):
             self._send(202, b"accepted")
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A loopback server whose clients may hang up (timeouts, refused certificates)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 @pytest.fixture
 def server() -> Iterator[str]:
     Handler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -295,3 +306,97 @@ def test_for_app_reads_the_settings() -> None:
     fetcher = outgoing.for_app(Site())
     assert (fetcher.allow_loopback, fetcher.timeout, fetcher.max_bytes) == (True, 3.0, 500)
     assert "https://blog.example" in fetcher.user_agent
+
+
+# --- HTTPS: the checked address is connected to, the certificate checked against the name ---
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """Make a CA and a certificate for `name` it signs; give (ca, cert, key) files."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """An HTTPS server on loopback with a certificate for blog.example; gives (port, CA)."""
+    ca, cert, key = _certificate(tmp_path, "blog.example")
+    Handler.seen = []
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd.server_address[1], str(ca)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def to_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+def test_https_checks_the_certificate_against_the_name(tls_server: tuple[int, str]) -> None:
+    port, ca = tls_server
+    fetcher = Fetcher(allow_loopback=True, timeout=2, resolver=to_loopback, ca_certs=ca)
+    answer = fetcher.get(f"https://blog.example:{port}/ok")
+    assert answer.status == 200 and answer.text == "héllo"
+    assert Handler.seen[-1]["Host"] == f"blog.example:{port}"
+
+
+def test_https_refuses_a_certificate_for_another_name(tls_server: tuple[int, str]) -> None:
+    port, ca = tls_server
+    fetcher = Fetcher(allow_loopback=True, timeout=2, resolver=to_loopback, ca_certs=ca)
+    with pytest.raises(FetchFailed):
+        fetcher.get(f"https://other.example:{port}/ok")
+
+
+def test_https_refuses_an_untrusted_certificate(tls_server: tuple[int, str]) -> None:
+    port, _ = tls_server
+    with pytest.raises(FetchFailed):
+        Fetcher(allow_loopback=True, timeout=2, resolver=to_loopback).get(
+            f"https://blog.example:{port}/ok"
+        )
