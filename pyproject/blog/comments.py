@@ -806,6 +806,35 @@ def comment_section(context: Any, post: Post) -> Section | None:
 
 
 @reader_page(refresh_seconds=PAGE_REFRESH)
+def reply_comment(request: Request, slug: str, comment_id: int) -> Response:
+    """The form that answers one comment (its thread's first: replies are one level deep)."""
+    app = current_app()
+    db = get_db(request)
+    post = _post_for_comments(request, slug)
+    parent = db.get(Comment, comment_id)
+    if parent is not None and parent.parent_id is not None:
+        parent = db.get(Comment, parent.parent_id)
+    if parent is None or parent.post_id != post.id or parent.state != "approved":
+        raise NotFound("There is no such comment to answer.")
+    if not comments_open(app, post):
+        raise Forbidden("Comments on this post are closed.")
+    now = utcnow()
+    section = Section(
+        post=post,
+        threads=[],
+        count=0,
+        number=1,
+        pages=1,
+        open=True,
+        token=form_token(str(app.config["SECRET_KEY"]), post.id, now),
+        mine=frozenset(),
+        now=now,
+    )
+    page = render_template("comments/reply.html", post=post, parent=parent, section=section)
+    return Response(page)
+
+
+@reader_page(refresh_seconds=PAGE_REFRESH)
 def comment_page(request: Request, slug: str) -> Response:
     """An earlier page of a post's comments (the post page shows the newest)."""
     post = _post_for_comments(request, slug)
@@ -971,6 +1000,7 @@ def register(app: App) -> None:
     # The signed form token is the proof (see the module doc): no session, no CSRF token.
     app.add_route("/posts/<slug:slug>/comments", post_comment, methods=["POST"], csrf=False)
     app.add_route("/posts/<slug:slug>/comments/older", comment_page)
+    app.add_route("/posts/<slug:slug>/comments/<int:comment_id>/reply", reply_comment)
     app.add_route("/posts/<slug:slug>/comments.atom", comments_feed)
     app.add_route(
         "/comments/<int:comment_id>/edit", edit_comment, methods=["GET", "POST"], csrf=False

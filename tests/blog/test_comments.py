@@ -599,3 +599,28 @@ def test_a_remote_reply_is_held_as_escaped_text_and_replaced_by_its_source(world
         comments.remove_remote_reply(db, "https://eve.example/reply", post_id)
     with get_database(app).read() as db:
         assert db.scalar(select(func.count()).select_from(Comment)) == 0
+
+
+def test_each_comment_has_a_reply_page_with_the_form(world: World, clock: Clock) -> None:
+    app = world.cast.app
+    send_comment(reader(app), world.published, clock, email="k@example.com", body="Question")
+    parent = stored(app)[0]
+    path = f"/posts/{world.published}/comments/{parent.id}/reply"
+    assert reader(app).get(path).status_code == 404  # held: nothing to answer yet
+    moderate(world.cast.author, "approve", parent.id)
+    page = reader(app).get(f"/posts/{world.published}")
+    assert page.html.select_one(f'a[href="{path}"]') is not None
+    assert len(page.html.select("form.comment-form")) == 1  # one form, however many comments
+    client = reader(app)
+    values = form_of(client.get(path), "#comment-form")
+    assert values["parent"] == str(parent.id)
+    values.update(name="L", body="An answer")
+    clock.advance(seconds=5)
+    assert client.post(f"/posts/{world.published}/comments", data=values).status_code == 303
+    assert stored(app)[-1].parent_id == parent.id
+    # A refused reply keeps saying what it answers.
+    values.update(body="")
+    clock.advance(seconds=5)
+    refused = client.post(f"/posts/{world.published}/comments", data=values)
+    assert refused.status_code == 422 and "Replying to" in refused.text
+    assert kept_form(refused)["parent"] == str(parent.id)

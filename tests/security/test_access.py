@@ -69,6 +69,7 @@ PUBLIC = {
     # their own through their signed cookie (anyone else: 404)
     ("POST", "/posts/<slug:slug>/comments"),
     ("GET", "/posts/<slug:slug>/comments/older"),
+    ("GET", "/posts/<slug:slug>/comments/<int:comment_id>/reply"),
     ("GET", "/posts/<slug:slug>/comments.atom"),
     ("GET", "/comments/<int:comment_id>/edit"),
     ("POST", "/comments/<int:comment_id>/edit"),
