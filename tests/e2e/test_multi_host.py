@@ -154,6 +154,12 @@ class Host:
                 self.worker.wait(5)
         self.worker = None
 
+    def stop(self) -> None:
+        """Stop its worker and its gunicorn, each gracefully."""
+        self.stop_worker()
+        if self.server is not None:
+            self.server.stop()
+
     def kill(self) -> None:
         """SIGKILL of its gunicorn (every process of it) and its worker: a host gone."""
         assert self.server is not None and self.worker is not None
@@ -304,8 +310,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_moto(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port("127.0.0.1")
+def _start_moto(folder: Path, port: int, bucket: str) -> subprocess.Popen[bytes]:
+    """Start moto_server on `port` and make `bucket` there, readable by anyone."""
+    from tests.blog.test_s3store import public_read_policy, raw_client
+
     endpoint = f"http://127.0.0.1:{port}"
     with (folder / "moto_server.log").open("wb") as output:
         process = subprocess.Popen(
@@ -317,15 +325,35 @@ def _start_moto(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     while not _answers(endpoint + "/moto-api/"):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.skip(f"moto_server did not start on {endpoint}")
+            raise RuntimeError(f"moto_server did not start on {endpoint}")
         time.sleep(0.1)
-    return process, endpoint
+    client = raw_client(endpoint)
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
+    return process
 
 
-def _make_bucket(endpoint: str) -> str:
-    from tests.blog.test_s3store import make_bucket
+class Background(threading.Thread):
+    """A thread whose result, or error, the caller takes with `result()`."""
 
-    return make_bucket(endpoint)
+    def __init__(self, target: Any, *args: Any) -> None:
+        super().__init__(daemon=True)
+        self._call, self._args = target, args
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._result = self._call(*self._args)
+        except BaseException as error:  # given to the caller by result()
+            self._error = error
+
+    def result(self) -> Any:
+        self.join(90)
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def nginx_site(https_port: int, http_port: int, prefix: Path, app_port: int) -> str:
@@ -489,13 +517,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     queue = redis.Redis.from_url(REDIS_URL)
     queue.flushdb()
     folder = tmp_path_factory.mktemp("multi-host")
-    moto, endpoint = _start_moto(folder)
-    nginx = None
+    app_port = _free_port(*HOSTS.values())
+    https_port, http_port, s3_port = (_free_port("127.0.0.1") for _ in range(3))
+    endpoint, bucket = f"http://127.0.0.1:{s3_port}", f"media-{uuid.uuid4().hex[:12]}"
+    prefix = folder / "nginx"
+    prefix.mkdir()
+    # moto and nginx start while the first host migrates (nginx needs no host up to start).
+    starting_moto = Background(_start_moto, folder, s3_port, bucket)
+    starting_nginx = Background(_start_nginx, prefix, https_port, http_port, app_port)
+    moto = nginx = None
     hosts: dict[str, Host] = {}
     try:
-        bucket = _make_bucket(endpoint)
-        app_port = _free_port(*HOSTS.values())
-        https_port, http_port = _free_port("127.0.0.1"), _free_port("127.0.0.1")
         shared = {
             "SECRET_KEY": SECRET,
             "DATABASE_URL": POSTGRES_URL,
@@ -518,36 +550,40 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             hosts[name] = Host(name, address, app_port, data_dir, env)
         # The first `prepare` migrates the shared database; the others find it current.
         hosts["A"].start_server()
-        starting = [threading.Thread(target=hosts[name].start_server) for name in ("B", "C")]
-        for thread in starting:
-            thread.start()
-        for thread in starting:
-            thread.join(60)
-        assert all(host.server for host in hosts.values()), "an app host did not start"
+        for started in [Background(hosts[name].start_server) for name in ("B", "C")]:
+            started.result()
         for host in hosts.values():
             host.start_worker()
-        prefix = folder / "nginx"
-        prefix.mkdir()
-        nginx = _start_nginx(prefix, https_port, http_port, app_port)
+        moto = starting_moto.result()
+        nginx = starting_nginx.result()
         yield Cluster(hosts, https_port, http_port, prefix, endpoint, bucket)
         logs = {name: host.log_text() for name, host in hosts.items()}
         for name, text in logs.items():
             assert "Traceback" not in text, f"host {name} logged a traceback:\n{text[-4000:]}"
     finally:
+        moto = moto or _result_or_none(starting_moto)
+        nginx = nginx or _result_or_none(starting_nginx)
         if nginx is not None:
             nginx.terminate()
             try:
                 nginx.wait(10)
             except subprocess.TimeoutExpired:
                 _kill_group(nginx.pid)
-        for host in hosts.values():
-            host.stop_worker()
-            if host.server is not None:
-                host.server.stop()
-        moto.terminate()
-        moto.wait(10)
+        stopping = [Background(host.stop) for host in hosts.values()]
+        for stopped in stopping:
+            stopped.result()
+        if moto is not None:
+            moto.terminate()
+            moto.wait(10)
         queue.flushdb()
         queue.close()
+
+
+def _result_or_none(thread: Background) -> Any:
+    try:
+        return thread.result()
+    except BaseException:
+        return None
 
 
 @pytest.fixture(scope="module")
