@@ -38,10 +38,10 @@ PAGE_SIZES = (5, 25)
 
 # Page kind -> (URL, what marks one post on it).
 PAGES: dict[str, tuple[str, str]] = {
-    "home": ("/", '<article class="post-item">'),
-    "archive": ("/posts", '<article class="post-item">'),
-    "tag": ("/tags/shared", '<article class="post-item">'),
-    "author": ("/authors/alice", '<article class="post-item">'),
+    "home": ("/", '<article class="post-item h-entry">'),
+    "archive": ("/posts", '<article class="post-item h-entry">'),
+    "tag": ("/tags/shared", '<article class="post-item h-entry">'),
+    "author": ("/authors/alice", '<article class="post-item h-entry">'),
     "search": (f"/search?q={WORD}", '<article class="post-item search-hit">'),
     "feed": ("/feed.atom", "<entry>"),
 }
