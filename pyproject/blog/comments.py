@@ -45,7 +45,7 @@ import markdown
 from bleach.linkifier import LinkifyFilter
 from bleach.sanitizer import Cleaner
 from jinja2 import pass_context
-from sqlalchemy import bindparam, case, event, func, select, update
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs, mail, throttle
@@ -428,10 +428,13 @@ def _visible_to(mine: frozenset[int]) -> Any:
     return or_(Comment.state == "approved", Comment.id.in_(sorted(mine)))
 
 
-# A post's approved comments, and how many of them start a thread.
+# A post's approved comments, and how many of them start a thread: two counts from the
+# index, in one statement.
+_APPROVED = (Comment.post_id == bindparam("post_id"), Comment.state == "approved")
 _COUNTS = select(
-    func.count(Comment.id), func.count(case((Comment.parent_id.is_(None), Comment.id)))
-).where(Comment.post_id == bindparam("post_id"), Comment.state == "approved")
+    select(func.count()).where(*_APPROVED).scalar_subquery(),
+    select(func.count()).where(*_APPROVED, Comment.parent_id.is_(None)).scalar_subquery(),
+)
 
 
 def approved_count(db: Session, post_id: int) -> int:
@@ -473,9 +476,14 @@ def load_section(
         top = select(Comment.id).where(
             Comment.post_id == post.id, Comment.parent_id.is_(None), shown
         )
-        ids = list(
-            db.scalars(top.order_by(Comment.id).limit(PER_PAGE).offset((number - 1) * PER_PAGE))
-        )
+        # Page `number` holds threads [first, last) counted from the oldest; read from the
+        # nearer end, so the newest page (the post's own) skips nothing.
+        first, last = (number - 1) * PER_PAGE, min(number * PER_PAGE, threads_total)
+        if threads_total - last < first:
+            newest_first = top.order_by(Comment.id.desc()).limit(last - first)
+            ids = list(db.scalars(newest_first.offset(threads_total - last)))[::-1]
+        else:
+            ids = list(db.scalars(top.order_by(Comment.id).limit(last - first).offset(first)))
         if ids:
             rows = db.scalars(select(Comment).where(Comment.id.in_(ids)))
             by_id = {c.id: Thread(c) for c in rows}
