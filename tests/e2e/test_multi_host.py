@@ -420,7 +420,10 @@ def _start_nginx(prefix: Path, https_port: int, http_port: int, app_port: int):
     )  # fmt: skip
     (prefix / "blog.conf").write_text(nginx_site(https_port, http_port, prefix, app_port))
     (prefix / "nginx.conf").write_text(nginx_main(prefix))
-    command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+    command = [
+        nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
+        "-e", str(prefix / "error.log"),  # not Debian's /var/log/nginx, even before the conf
+    ]  # fmt: skip
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, f"nginx -t refused the configuration:\n{checked.stderr}"
     log = (prefix / "nginx.out").open("wb")
