@@ -659,3 +659,21 @@ def test_the_web_import_reads_a_wxr_file_and_refuses_entities(cast) -> None:
         assert answer.status_code == 422
         assert "refused: the XML declares a DOCTYPE or entities" in answer.text
         assert site_state(cast.app) == before
+
+
+def test_gallery_embed_and_nextpage_shortcodes() -> None:
+    from pyproject.blog.wordpress import autop, expand_shortcodes
+
+    warnings: list[str] = []
+    urls = {"7": "https://old.example.com/wp-content/uploads/a.png"}
+    text = (
+        '[gallery ids="7,8"]\n\n[embed]https://video.example.org/v/1[/embed]\n\n'
+        '[gallery ids="99"]\n\n<pre>keep\n\nthis [x] together</pre>'
+    )
+    markdown = html_to_markdown(autop(expand_shortcodes(text, urls, warnings.append)))
+    assert "![](https://old.example.com/wp-content/uploads/a.png)" in markdown
+    assert "[https://video.example.org/v/1](https://video.example.org/v/1)" in markdown or (
+        "<https://video.example.org/v/1>" in markdown
+    )
+    assert "```\nkeep\n\nthis [x] together\n```" in markdown
+    assert warnings == ["a [gallery] without images of this file was dropped"]
