@@ -624,3 +624,20 @@ def test_each_comment_has_a_reply_page_with_the_form(world: World, clock: Clock)
     refused = client.post(f"/posts/{world.published}/comments", data=values)
     assert refused.status_code == 422 and "Replying to" in refused.text
     assert kept_form(refused)["parent"] == str(parent.id)
+
+
+def test_comments_on_sqlite_and_postgresql(clock: Clock, any_db_cast: Cast) -> None:
+    """The form, trust, moderation, counts, the feed and paging, on both databases."""
+    world = make_world(any_db_cast)
+    app = any_db_cast.app
+    send_comment(reader(app), world.published, clock, email="p@example.com", body="First")
+    moderate(any_db_cast.author, "approve", stored(app)[0].id)
+    send_comment(reader(app), world.published, clock, email="p@example.com", body="Second")
+    assert [c.state for c in stored(app)] == ["approved", "approved"]
+    home = reader(app).get("/")
+    assert "2 comments" in home.html.select_one(f'a[href="/posts/{world.published}#comments"]').text
+    feed = reader(app).get(f"/posts/{world.published}/comments.atom")
+    assert feed.status_code == 200 and feed.text.count("<entry>") == 2
+    page = reader(app).get(f"/posts/{world.published}")
+    assert len(page.html.select(".comment-list > li")) == 2
+    assert reader(app).get(f"/posts/{world.published}/comments/older?page=1").status_code == 200
