@@ -44,8 +44,9 @@ from urllib.parse import urlsplit
 import markdown
 from bleach.linkifier import LinkifyFilter
 from bleach.sanitizer import Cleaner
+from huey import crontab
 from jinja2 import pass_context
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs, mail, throttle
@@ -997,6 +998,19 @@ def comment_setting(request: Request, post_id: int) -> Response:
     db.commit()
     flash("Comments setting saved.")
     return redirect(current_app().url_for("show_post", slug=post.slug) + "#comments")
+
+
+SPAM_KEPT = timedelta(days=30)  # spam stays this long in the list, for a look, then goes
+
+
+@jobs.job(retries=2, periodic=crontab(minute="41", hour="3"))
+def prune_spam() -> int:
+    """Delete spam comments older than SPAM_KEPT (daily); give how many went."""
+    with get_database(jobs.current_app()).write() as db:
+        old = delete(Comment).where(
+            Comment.state == "spam", Comment.created_at < utcnow() - SPAM_KEPT
+        )
+        return db.execute(old).rowcount or 0
 
 
 def register(app: App) -> None:

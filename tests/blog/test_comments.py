@@ -641,3 +641,21 @@ def test_comments_on_sqlite_and_postgresql(clock: Clock, any_db_cast: Cast) -> N
     page = reader(app).get(f"/posts/{world.published}")
     assert len(page.html.select(".comment-list > li")) == 2
     assert reader(app).get(f"/posts/{world.published}/comments/older?page=1").status_code == 200
+
+
+def test_old_spam_is_pruned_daily(world: World, clock: Clock) -> None:
+    from pyproject.blog import jobs
+
+    app = world.cast.app
+    send_comment(reader(app), world.published, clock, homepage="bot")  # spam
+    clock.advance(days=31)
+    send_comment(reader(app), world.published, clock, homepage="bot")  # spam, recent
+    send_comment(reader(app), world.published, clock)  # held, kept
+    assert jobs.JOBS["pyproject.blog.comments.prune_spam"].periodic is not None
+    running = jobs.Worker(app, threads=1)
+    running.start()  # the job asks for the worker's app
+    try:
+        assert comments.prune_spam() == 1
+    finally:
+        running.stop()
+    assert [c.state for c in stored(app)] == ["spam", "held"]
