@@ -230,6 +230,7 @@ _BLOCK_TAGS = (
 _STARTS_BLOCK = re.compile(rf"\s*</?(?:{_BLOCK_TAGS})[\s/>]", re.I)
 _PRE = re.compile(r"(<pre[\s>].*?</pre\s*>)", re.S | re.I)
 _BLOCK_COMMENT = re.compile(r"<!--\s*/?wp:[^>]*?-->", re.S)
+_REUSABLE = re.compile(r"<!--\s*wp:block\s+\{[^}]*?\"ref\"\s*:\s*(\d{1,20})[^}]*\}\s*/-->")
 _MORE = re.compile(r"<!--\s*more\b.*?-->", re.S)
 _NEXTPAGE = re.compile(r"<!--\s*nextpage\s*-->")
 _SHORTCODE_ATTRS = re.compile(r"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)'|(\S+))""")
@@ -408,6 +409,7 @@ class _Reader:
         self.site_url = ""
         self.authors: dict[str, ImportedAuthor] = {}
         self.attachments: dict[str, _Item] = {}  # post id -> item
+        self.reusable: dict[str, str] = {}  # post id of a reusable block -> its content
 
     def _uploads(self) -> tuple[Source | None, str]:
         if self.source.kind == "file":
@@ -435,9 +437,13 @@ class _Reader:
         # post's HTML is held longer than its own conversion.
         with self.source.open(self.entry) as stream:
             for _number, element in self._items(stream):
-                if _post_type(element) == "attachment":
+                kind = _post_type(element)
+                if kind == "attachment":
                     item = _Item(element)
                     self.attachments[item.get("post_id")] = item
+                elif kind == "wp_block":
+                    item = _Item(element)
+                    self.reusable[item.get("post_id")] = item.fields.get("content:encoded", "")
         self._media()
         with self.source.open(self.entry) as stream:
             self._posts(stream)
@@ -667,6 +673,7 @@ class _Reader:
 
     def _body(self, number: int, item: _Item) -> tuple[str, str]:
         content = item.fields.get("content:encoded", "")
+        content = _REUSABLE.sub(lambda m: self._reusable(number, item, m[1]), content)
         content = _BLOCK_COMMENT.sub("", content)
         content = _NEXTPAGE.sub("\n\n<hr>\n\n", content)
         summary = ""
@@ -678,6 +685,13 @@ class _Reader:
             content, self.attachment_urls, lambda message: self.warn(number, item, message)
         )
         return html_to_markdown(autop(content), self.rewrite), summary
+
+    def _reusable(self, number: int, item: _Item, ref: str) -> str:
+        """Give a reusable block's content for a post that shows it (its blocks inlined)."""
+        if ref not in self.reusable:
+            self.warn(number, item, f"reusable block {ref} is not in the file; dropped")
+            return ""
+        return _REUSABLE.sub("", self.reusable[ref])  # no block inside itself
 
     def _date(
         self, number: int, item: _Item, gmt: str, rfc822: str | None, local: str

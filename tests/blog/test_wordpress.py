@@ -126,7 +126,8 @@ HELLO = """<!-- wp:paragraph -->
 <!-- wp:html -->
 <p><a href="javascript:alert(2)">a bad link</a> and <a href="https://example.org/x">a good one</a></p>
 <!-- /wp:html -->
-<!-- wp:latest-posts /-->"""
+<!-- wp:latest-posts /-->
+<!-- wp:block {"ref":60} /-->"""
 
 CLASSIC = """First paragraph of a classic post.
 Second line of it.
@@ -231,6 +232,13 @@ def sample_wxr() -> str:
             type="attachment",
             extra=MISSING_ATTACHMENT_META,
         ),
+        item(
+            id="60",
+            title="Footer",
+            slug="footer",
+            type="wp_block",
+            content="<!-- wp:paragraph -->\n<p>Signed, the <em>reusable</em> footer.</p>\n<!-- /wp:paragraph -->",
+        ),
         item(id="50", title="Home", slug="home", type="nav_menu_item"),
         item(id="51", title="Old", slug="old", status="trash", content="<p>Bin.</p>"),
     ]
@@ -327,6 +335,11 @@ def test_block_editor_content_becomes_clean_markdown(tmp_path: Path) -> None:
     assert "![A harbour](https://old.example.com/wp-content/uploads/2019/05/photo.png)" in body
     assert "[a good one](https://example.org/x)" in body
     assert "javascript" not in body and "a bad link" in body
+
+
+def test_reusable_blocks_are_inlined(tmp_path: Path) -> None:
+    body = by_title(read(write_site(tmp_path)))["Hello, new home"].body_md
+    assert body.rstrip().endswith("Signed, the *reusable* footer.")
 
 
 def test_no_script_survives_in_the_markdown(tmp_path: Path) -> None:
