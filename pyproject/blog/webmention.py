@@ -519,7 +519,9 @@ def send_mentions(post_id: int) -> int:
     app = jobs.current_app()
     with get_database(app).write() as db:
         post = db.get(Post, post_id)
-        if post is None or not post.is_published or post.deleted_at is not None:
+        if post is not None and post.deleted_at is not None:
+            return _tell_removal(db, post_id)
+        if post is None or not post.is_published:
             return 0
         marked = db.get(MentionedRevision, post_id)
         if marked is None:
@@ -544,12 +546,71 @@ def send_mentions(post_id: int) -> int:
         return queued
 
 
+def _told(post_id: Any) -> Any:
+    """Give the condition: this post's mention was taken by an endpoint, and not withdrawn."""
+    return (
+        select(SentMention.id)
+        .where(
+            SentMention.post_id == post_id,
+            SentMention.revision >= 0,
+            SentMention.status >= 200,
+            SentMention.status < 300,
+        )
+        .exists()
+    )
+
+
+def _tell_removal(db: Session, post_id: int) -> int:
+    """Queue `send_removal` for each target that took a mention of a post now in the trash.
+
+    The rows are marked (revision -1) in the same transaction, so each is told once; the
+    post's mark goes too, so a post restored from the trash tells its links again.
+    """
+    rows = db.scalars(
+        select(SentMention).where(
+            SentMention.post_id == post_id,
+            SentMention.revision >= 0,
+            SentMention.status >= 200,
+            SentMention.status < 300,
+        )
+    ).all()
+    for row in rows:
+        row.revision = -1
+        jobs.enqueue(db, send_removal, post_id, row.target, row.endpoint)
+    db.execute(delete(MentionedRevision).where(MentionedRevision.post_id == post_id))
+    return len(rows)
+
+
+@jobs.job(retries=5)
+def send_removal(post_id: int, target: str, endpoint: str) -> str:
+    """Tell an endpoint again of a post now in the trash: fetching it, they find it gone."""
+    app = jobs.current_app()
+    with get_database(app).read() as db:
+        post = db.get(Post, post_id)
+        if post is None or post.deleted_at is None:
+            return "not in the trash"
+        slug = post.slug
+    source = app.url_for("show_post", slug=slug, _external=True)
+    try:
+        status = outgoing.for_app(app).post(endpoint, data={"source": source, "target": target})
+    except outgoing.FetchFailed:
+        raise
+    except outgoing.FetchError:
+        return "refused"
+    if status.status >= 500 or status.status == 429:
+        raise outgoing.FetchFailed(f"the endpoint answered {status.status}")
+    log.info("webmention of removal to %s for post %s: %s", target, post_id, status.status)
+    return "sent"
+
+
 @jobs.job(retries=2, periodic=crontab(minute="*"))
 def send_due_mentions() -> int:
-    """Every minute: ask for `send_mentions` of public posts whose links were not looked at.
+    """Every minute: ask for `send_mentions` of posts whose links were not told of them.
 
-    These are scheduled posts that went live (and any public post whose job was lost).
-    A post saved a moment ago is left to the job its save queued. Gives how many.
+    These are scheduled posts that went live (and any public post whose job was lost),
+    and posts moved to the trash whose mentions were taken (the targets fetch them again
+    and find them gone). A post saved a moment ago is left to the job its save queued.
+    Gives how many.
     """
     app = jobs.current_app()
     now = utcnow()
@@ -564,11 +625,12 @@ def send_due_mentions() -> int:
         .order_by(Post.published_at, Post.id)
         .limit(50)
     )
+    removed = select(Post.id).where(Post.deleted_at.is_not(None), _told(Post.id)).limit(50)
     with get_database(app).read() as db:  # most minutes: nothing due, no write lock taken
-        if not db.scalars(due).first():
+        if not db.scalars(due).first() and not db.scalars(removed).first():
             return 0
     with get_database(app).write() as db:
-        ids = db.scalars(due).all()
+        ids = [*db.scalars(due), *db.scalars(removed)]
         for post_id in ids:
             jobs.enqueue(db, send_mentions, post_id)
     return len(ids)

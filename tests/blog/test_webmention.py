@@ -18,7 +18,16 @@ import mf2py
 import pytest
 from sqlalchemy import delete, func, select
 
-from blog.conftest import Cast, edit_post, make_cast, set_post, slug_of, utc_ago, write_post
+from blog.conftest import (
+    Cast,
+    delete_post,
+    edit_post,
+    make_cast,
+    set_post,
+    slug_of,
+    utc_ago,
+    write_post,
+)
 from blog.test_mail import eventually
 from pyproject.blog import jobs, webmention
 from pyproject.blog.db import get_database
@@ -165,6 +174,9 @@ def test_post_pages_advertise_the_endpoint(cast: Cast, target: str) -> None:
     link = page.html.select_one('link[rel="webmention"]')
     assert link is not None and link["href"] == f"{BASE_URL}/webmention"
     assert cast.anonymous.get("/").html.select_one('link[rel="webmention"]') is not None
+    # A copy the page cache kept answers with the header too.
+    again = cast.anonymous.get(target.removeprefix(BASE_URL))
+    assert f'<{BASE_URL}/webmention>; rel="webmention"' in again.headers.getlist("Link")
 
 
 @pytest.mark.parametrize(
@@ -552,6 +564,29 @@ def test_a_scheduled_post_sends_when_it_goes_live(cast: Cast, web: Web) -> None:
     jobs._WORKER_APP.append(cast.app)
     try:
         assert webmention.send_due_mentions() == 0  # looked at: not asked for again
+    finally:
+        jobs._WORKER_APP.remove(cast.app)
+
+
+def test_a_post_moved_to_the_trash_tells_its_targets_again(cast: Cast, web: Web) -> None:
+    web.page("/with-header", "<p>hi</p>", Link='</endpoint>; rel="webmention"')
+    web.page("/without", "<p>none</p>")
+    body = f"[x]({web.url}/with-header) [y]({web.url}/without)"
+    slug = slug_of(write_post(cast.author, title="Soon gone", body=body))
+    run_jobs(cast.app, webmention.send_mentions, webmention.send_mention)
+    assert delete_post(cast.author, slug).status_code == 303
+    jobs._WORKER_APP.append(cast.app)
+    try:
+        assert webmention.send_due_mentions() == 1
+    finally:
+        jobs._WORKER_APP.remove(cast.app)
+    assert run_jobs(cast.app, webmention.send_mentions, webmention.send_removal) == [1, "sent"]
+    assert [path for path, _ in web.received] == ["/endpoint", "/endpoint"]
+    assert web.received[1][1]["source"] == [f"{BASE_URL}/posts/{slug}"]
+    assert cast.anonymous.get(f"/posts/{slug}").status_code == 410  # what they will find
+    jobs._WORKER_APP.append(cast.app)
+    try:
+        assert webmention.send_due_mentions() == 0  # told once
     finally:
         jobs._WORKER_APP.remove(cast.app)
 
