@@ -589,6 +589,17 @@ def test_a_post_moved_to_the_trash_tells_its_targets_again(cast: Cast, web: Web)
         assert webmention.send_due_mentions() == 0  # told once
     finally:
         jobs._WORKER_APP.remove(cast.app)
+    # Restored: once its save is a minute old, its links are told of it again.
+    values = cast.author.get("/trash").form_values(f'main form[action="/posts/{slug}/restore"]')
+    assert cast.author.post(f"/posts/{slug}/restore", data=values).status_code == 303
+    set_post(cast.app, slug, updated_at=utc_ago(minutes=2))
+    jobs._WORKER_APP.append(cast.app)
+    try:
+        assert webmention.send_due_mentions() == 1
+    finally:
+        jobs._WORKER_APP.remove(cast.app)
+    run_jobs(cast.app, webmention.send_mentions, webmention.send_mention)
+    assert [path for path, _ in web.received] == ["/endpoint"] * 3
 
 
 def test_a_draft_sends_nothing(cast: Cast, web: Web) -> None:
