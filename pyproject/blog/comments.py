@@ -244,7 +244,7 @@ def add_remote_reply(
         comment.edited_at = utcnow()
     text = body_text[:MAX_BODY]
     comment.name = name
-    comment.website = author_url[:MAX_WEBSITE]
+    comment.website = web_address(author_url)
     comment.body_md = text
     comment.body_html = plain_text_html(text)
     comment.published_at = published
@@ -266,6 +266,15 @@ def remove_remote_reply(db: Session, source_url: str, post_id: int) -> None:
     ):
         db.delete(comment)
     db.flush()
+
+
+def web_address(url: str) -> str:
+    """Give `url` if it is an http(s) address we may link to, else "" (never javascript:)."""
+    url = url.strip()
+    if len(url) > MAX_WEBSITE or _CONTROL_OR_BREAK.search(url) or " " in url:
+        return ""
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.hostname else ""
 
 
 _CONTROL_OR_BREAK = re.compile("[\x00-\x1f\x7f-\x9f]+")
@@ -533,10 +542,8 @@ def check_fields(app: App, form: Form, user: User | None) -> dict[str, Any]:
             except mail.InvalidMail:
                 form.error("email", "That does not look like an email address (name@example.com).")
         website = form.text("website", label="Website", max_length=MAX_WEBSITE)
-        if website and "website" not in form.errors:
-            parts = urlsplit(website)
-            if parts.scheme not in ("http", "https") or not parts.hostname or " " in website:
-                form.error("website", "A website is an http:// or https:// address.")
+        if website and "website" not in form.errors and not web_address(website):
+            form.error("website", "A website is an http:// or https:// address.")
     body = form.text("body", label="Comment", required=True, max_length=MAX_BODY)
     html = ""
     if "body" not in form.errors:
@@ -577,6 +584,10 @@ def decide_state(
     ):
         return "held"
     return "approved"
+
+
+def _is_id(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and 0 < len(raw) < 18
 
 
 def _post_for_comments(request: Request, slug: str) -> Post:
@@ -638,7 +649,7 @@ def post_comment(request: Request, slug: str) -> Response:
     parent = None
     if form.get("parent"):
         raw = form.get("parent")
-        parent = db.get(Comment, int(raw)) if raw.isdigit() and len(raw) < 18 else None
+        parent = db.get(Comment, int(raw)) if _is_id(raw) else None
         if parent is None or parent.post_id != post.id or parent.state != "approved":
             form.error("body", "The comment you answer is not there any more.")
             parent = None
@@ -939,7 +950,7 @@ def moderate(request: Request) -> Response:
         picked = [one]
     if action not in ACTIONS:
         raise BadRequest("Choose what to do with the comments.")
-    ids = [int(i) for i in picked if i.isdigit() and len(i) < 18]
+    ids = [int(i) for i in picked if _is_id(i)]
     chosen = (
         list(db.scalars(select(Comment).where(Comment.id.in_(ids), _moderated(user))))
         if ids

@@ -659,3 +659,22 @@ def test_old_spam_is_pruned_daily(world: World, clock: Clock) -> None:
     finally:
         running.stop()
     assert [c.state for c in stored(app)] == ["spam", "held"]
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "data:text/html,x", "//evil.example/", "https://a b/", ""]
+)
+def test_a_remote_replys_author_link_is_http_or_nothing(world: World, url: str) -> None:
+    app = world.cast.app
+    with get_database(app).write() as db:
+        reply = comments.add_remote_reply(
+            db,
+            post_id_of(app, world.published),
+            author_name="Mallory",
+            author_url=url,
+            body_text="hi",
+            source_url="https://m.example/r",
+            published=None,
+            app=app,
+        )
+        assert reply.website == ""
