@@ -849,7 +849,7 @@ class _Post:
     post: ImportedPost
     slug: str
     body: str
-    rendered: Any
+    rendered: Any  # filled in last, when every post's render is done
     tags: list[tuple[str, str]]
     author: str  # username
     existing_id: int | None
@@ -906,7 +906,7 @@ def plan_import(
     from pyproject.blog.models import Media, OldSlug, Post, User
     from pyproject.blog.models import Redirect as RedirectRow
     from pyproject.blog.posts import tag_slug
-    from pyproject.blog.rendering import RenderTimeout, render_post
+    from pyproject.blog.rendering import RenderTimeout
     from pyproject.blog.slugs import is_valid_slug
 
     if options.on_conflict not in CONFLICTS:
@@ -1011,8 +1011,6 @@ def plan_import(
         claimed_paths: set[str] = set()
         pages_warned = False
         for post in bundle.posts:
-            if progress is not None:
-                progress()
             title = " ".join(post.title.split())
             slug = _clean_slug(post.slug, title)
             item = Item(post.source_id, title, slug, "created")
@@ -1083,12 +1081,6 @@ def plan_import(
                     slug = new
             item.slug = slug
             claimed.add(slug)
-            try:
-                rendered = render_post(body, app)
-            except (RenderRefused, RenderTimeout) as problem:
-                item.action, item.reason = "skipped", f"cannot be rendered: {problem}"
-                claimed.discard(slug)
-                continue
             old_slugs = []
             for old in post.old_slugs:
                 old = old.strip().lower()
@@ -1129,7 +1121,7 @@ def plan_import(
                     post=post,
                     slug=slug,
                     body=body,
-                    rendered=rendered,
+                    rendered=None,
                     tags=tags,
                     author=author,
                     existing_id=existing_id,
@@ -1140,7 +1132,73 @@ def plan_import(
                     title=title,
                 )
             )
-    return Plan(report, list(media_by_ref.values()), planned, to_create)
+    # rendering, the slow part, last and in parallel: only what will be written
+    done = len(bundle.posts) - len(planned)
+    for _ in range(done):
+        if progress is not None:
+            progress()
+    kept = []
+    outcomes = _render_all(app, [p.body for p in planned], progress)
+    for entry, outcome in zip(planned, outcomes, strict=True):
+        if isinstance(outcome, RenderRefused | RenderTimeout):
+            entry.item.action, entry.item.reason = "skipped", f"cannot be rendered: {outcome}"
+            continue
+        entry.rendered = outcome
+        kept.append(entry)
+    return Plan(report, list(media_by_ref.values()), kept, to_create)
+
+
+def _render_all(
+    app: Any, bodies: list[str], progress: Callable[[], None] | None = None
+) -> list[Any]:
+    """Render bodies as the editor would, in as many helper processes as there are cores
+    (at most 4); give each its Rendered, or the RenderRefused/RenderTimeout it raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyproject.blog.markup import RenderRefused
+    from pyproject.blog.rendering import Renderer, RenderTimeout
+
+    main = app.extensions["renderer"]
+    limits = app.extensions["render_limits"]
+    lookup = app.extensions.get("image_lookup")
+    count = max(1, min(4, os.cpu_count() or 1, len(bodies) // 20))
+    renderers = [main] + [Renderer(main.time_limit) for _ in range(count - 1)]
+    results: list[Any] = [None] * len(bodies)
+
+    def work(index: int) -> None:
+        renderer = renderers[index % count]
+        body = bodies[index]
+        try:
+            images = lookup(app, body) if lookup is not None else None
+            results[index] = renderer.render(body, limits, images)
+        except (RenderRefused, RenderTimeout) as problem:
+            results[index] = problem
+
+    try:
+        if count == 1:
+            for index in range(len(bodies)):
+                work(index)
+                if progress is not None:
+                    progress()
+        else:
+            # one thread per renderer, each taking every count-th body in turn
+            def lane(first: int) -> None:
+                for index in range(first, len(bodies), count):
+                    work(index)
+                    if progress is not None:
+                        with lock:
+                            progress()
+
+            import threading
+
+            lock = threading.Lock()
+            with ThreadPoolExecutor(max_workers=count) as pool:
+                for future in [pool.submit(lane, first) for first in range(count)]:
+                    future.result()
+    finally:
+        for renderer in renderers[1:]:
+            renderer.close()
+    return results
 
 
 def _same(existing: Any, title: str, body: str, post: ImportedPost) -> bool:

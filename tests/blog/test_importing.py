@@ -549,3 +549,18 @@ def test_an_import_not_confirmed_within_a_day_is_forgotten(cast: Cast, tmp_path:
     assert not old_file.exists() and len(list(folder.iterdir())) == 1
     with get_database(cast.app).read() as db:
         assert db.scalar(select(func.count()).select_from(ImportRun)) == 1
+
+
+def test_posts_render_in_parallel_and_one_over_a_budget_is_skipped(
+    cast: Cast, tmp_path: Path, capsys
+) -> None:
+    entries = {f"posts/p{n}.md": f"---\ntitle: Post {n}\n---\nText *{n}*.\n" for n in range(45)}
+    entries["posts/p7.md"] = "---\ntitle: Post 7\n---\n" + "# h\n\n" * 400
+    archive = make_zip(tmp_path / "many.zip", entries)
+    capsys.readouterr()
+    assert run(cast.app, archive, "--as", "alice") == 0
+    out = capsys.readouterr().out
+    assert "44 posts were created" in out and "1 skipped" in out
+    assert "skipped  p7  [posts/p7.md] (cannot be rendered:" in out
+    assert post_row(cast.app, "p7") is None
+    assert "<em>44</em>" in post_row(cast.app, "p44").body_html
