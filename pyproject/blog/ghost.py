@@ -50,7 +50,7 @@ def _json_entry(source: Source) -> str | None:
     for name in candidates[:50]:
         with source.open(name) as f:
             head = f.read(_SNIFF_BYTES).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"{") and b'"exported_on"' in head:
+        if head.startswith(b"{") and b'"exported_on"' in head and b"pyproject-export" not in head:
             return name
     return None
 
