@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyproject.blog import wordpress
 from pyproject.blog.importing import Bundle, ImportFailed, Source, read_source
@@ -690,3 +692,24 @@ def test_gallery_embed_and_nextpage_shortcodes() -> None:
     )
     assert "```\nkeep\n\nthis [x] together\n```" in markdown
     assert warnings == ["a [gallery] without images of this file was dropped"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(min_value=0, max_value=len(sample_wxr())),
+    junk=st.text(alphabet="<>&;/!?[]\"'=-x \n", max_size=12),
+)  # fmt: skip
+def test_any_damaged_file_gives_a_bundle_or_a_clear_error(
+    tmp_path: Path, cut: int, junk: str
+) -> None:
+    text = sample_wxr()
+    path = tmp_path / "damaged.xml"
+    path.write_text(text[:cut] + junk + text[cut + len(junk) :], encoding="utf-8")
+    try:
+        bundle = read_source(path)
+    except ImportFailed as problem:
+        assert str(problem).startswith(str(path))
+    else:
+        assert bundle.format == "wordpress"
