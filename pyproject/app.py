@@ -80,13 +80,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         subscriptions,
         throttle,  # noqa: F401 (no routes: imported for its periodic job)
         trash,
+        twofactor,
         webmention,
     )
 
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
         *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics, backups),
-        *(exporting, importing),
+        *(twofactor, exporting, importing),
         comments,
         webmention,
     )

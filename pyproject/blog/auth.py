@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 
 from pyproject.blog.db import get_db
 from pyproject.blog.forms import Form, without_control_characters
-from pyproject.blog.models import Invitation, LoginAttempt, SiteState, User, utcnow
+from pyproject.blog.models import (
+    Invitation,
+    LoginAttempt,
+    SecondFactor,
+    SiteState,
+    User,
+    utcnow,
+)
 from pyproject.lib import (
     App,
     Request,
@@ -429,6 +436,10 @@ def _attempt_sign_in(request: Request, form: Form, next_url: str) -> Any:
     if HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     db.commit()
+    if db.get(SecondFactor, user.id) is not None:
+        from pyproject.blog.twofactor import ask_for_code  # (it builds on this module)
+
+        return ask_for_code(request, user, next_url)
     sign_in(request, user)
     response = redirect(next_url)
     remember_device(request, response, user, now)

@@ -58,6 +58,8 @@ PUBLIC = {
     ("POST", "/setup"),
     ("GET", "/login"),
     ("POST", "/login"),
+    ("GET", "/login/code"),  # the second step of sign-in: only after a right password
+    ("POST", "/login/code"),
     ("POST", "/logout"),
     ("GET", "/subscribe"),
     ("POST", "/subscribe"),
@@ -88,6 +90,10 @@ AUTHOR_ONLY = {
     ("GET", "/account"),
     ("POST", "/account"),
     ("POST", "/account/password"),
+    ("GET", "/account/security"),  # two-step sign-in (#20)
+    ("POST", "/account/security/totp"),
+    ("POST", "/account/security/recovery-codes"),
+    ("POST", "/account/security/totp/off"),
     ("POST", "/posts"),
     ("POST", "/posts/preview"),
     ("POST", "/posts/autosave"),

@@ -38,6 +38,12 @@ CONTROL_OUTCOME = {
     "/posts/autosave": (200, True),
     "/posts/<slug:slug>/autosave": (200, True),
     "/reset": (200, True),  # the same page whether or not an account matches: no redirect
+    # Two-step sign-in (#20): nobody here has it on, so a valid request writes only to its
+    # own session (a flash, or the secret the page offers next).
+    "/login/code": (303, True),  # no password step first: back to sign-in, with a flash
+    "/account/security/totp": (422, True),  # a code that does not match the secret
+    "/account/security/recovery-codes": (303, False),  # nothing to renew: back to the page
+    "/account/security/totp/off": (303, True),  # already off: a flash says so
     "/media": (422, False),  # past the token, refused for carrying no file (see world.py)
     "/admin/export": (200, False),  # a download (#16)
     "/account/export": (200, False),

@@ -201,6 +201,19 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "/login": ("anonymous", "/login", {"login": "dave", "password": PASSWORD, "next": ""}),
         "/logout": ("admin", "/logout", {}),
         "/account": ("erin", "/account", {"display_name": "Erin Changed", "bio": "Changed."}),
+        # Two-step sign-in (#20): erin has none on, so a valid request changes nothing.
+        "/login/code": ("anonymous", "/login/code", {"code": "123456"}),
+        "/account/security/totp": ("erin", "/account/security/totp", {"code": "000000"}),
+        "/account/security/recovery-codes": (
+            "erin",
+            "/account/security/recovery-codes",
+            {"password": PASSWORD},
+        ),
+        "/account/security/totp/off": (
+            "erin",
+            "/account/security/totp/off",
+            {"password": PASSWORD},
+        ),
         "/account/password": (
             "erin",
             "/account/password",
@@ -306,6 +319,10 @@ POST_RULES = (
     "/login",
     "/logout",
     "/account",
+    "/login/code",
+    "/account/security/totp",
+    "/account/security/recovery-codes",
+    "/account/security/totp/off",
     "/account/password",
     "/admin/users",
     "/admin/users/<int:user_id>/deactivate",
