@@ -286,6 +286,7 @@ def start_gunicorn(
     data_dir: Path | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
+    prepare: bool = True,
 ) -> ServerHandle:
     """Prepare and start `gunicorn main:app` on a free port; give it once it answers.
 
@@ -293,7 +294,8 @@ def start_gunicorn(
     removed on stop, when none is given). Fails the test with gunicorn's stderr if the
     server does not answer within START_TIMEOUT seconds. `host` is the loopback address
     to bind (the multi-host test gives each app host its own) and `port` a fixed port
-    (to start a stopped host again where its proxy expects it).
+    (to start a stopped host again where its proxy expects it). `prepare=False` skips
+    `main.py prepare`, for a host whose database another host has already migrated.
     """
     owns_data_dir = data_dir is None
     if data_dir is None:
@@ -307,20 +309,8 @@ def start_gunicorn(
     if not gunicorn.exists():
         pytest.fail(f"{gunicorn} is missing: run `make setup` first")
 
-    prepared = subprocess.run(
-        [str(python), "main.py", "prepare"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if prepared.returncode != 0:
-        if owns_data_dir:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        pytest.fail(
-            f"`main.py prepare` exited {prepared.returncode}:\n{prepared.stdout}{prepared.stderr}"
-        )
+    if prepare:
+        _prepare(python, env, data_dir if owns_data_dir else None)
 
     stderr_path = data_dir / f"gunicorn-{port}.stderr"
     with open(stderr_path, "wb") as stderr:
@@ -356,6 +346,24 @@ def start_gunicorn(
             pytest.fail(f"gunicorn {why} on {handle.url}; its stderr:\n{log}")
         time.sleep(0.05)
     return handle
+
+
+def _prepare(python: Path, env: dict[str, str], remove_on_failure: Path | None) -> None:
+    """Run `main.py prepare` (instance folder, migrations); fail the test if it fails."""
+    prepared = subprocess.run(
+        [str(python), "main.py", "prepare"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if prepared.returncode != 0:
+        if remove_on_failure is not None:
+            shutil.rmtree(remove_on_failure, ignore_errors=True)
+        pytest.fail(
+            f"`main.py prepare` exited {prepared.returncode}:\n{prepared.stdout}{prepared.stderr}"
+        )
 
 
 _SESSION_START_FAILURE: list[str] = []
