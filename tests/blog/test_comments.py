@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from pyproject.blog import comments
 from pyproject.blog.db import get_database
-from pyproject.blog.models import Comment, Post, SentMessage, SiteState
+from pyproject.blog.models import Comment, Post, SentMessage, SiteState, utcnow
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 from tests.blog.conftest import Cast, Clock, World, form_of, make_world
@@ -678,3 +678,76 @@ def test_a_remote_replys_author_link_is_http_or_nothing(world: World, url: str) 
             app=app,
         )
         assert reply.website == ""
+
+
+# --- mail, through a real SMTP server and the real worker -------------------------------------
+
+
+@pytest.fixture
+def smtp_app(tmp_path):
+    """The blog sending its mail to an aiosmtpd server on loopback; give (app, mailbox)."""
+    from aiosmtpd.controller import Controller
+
+    from blog.test_mail import Mailbox, free_port
+    from tests.conftest import build_app
+
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, server_hostname="localhost")
+    controller.start()
+    app = build_app(
+        tmp_path, SMTP_URL=f"smtp://127.0.0.1:{port}", SMTP_TIMEOUT=5, JOB_RETRY_SECONDS=0.05
+    )
+    try:
+        yield app, box
+    finally:
+        get_database(app).dispose()
+        controller.stop()
+
+
+def test_the_author_and_a_commenter_who_asked_are_mailed_through_smtp(smtp_app) -> None:
+    from blog.test_mail import eventually, parts
+    from pyproject.blog import jobs
+    from tests.blog.conftest import make_cast
+
+    app, box = smtp_app
+    cast = make_cast(app)
+    world = make_world(cast)
+    running = jobs.Worker(app, threads=2)
+    running.start()
+    try:
+        post_id = post_id_of(app, world.published)
+        # A form rendered ten seconds ago, as a reader who read the post would send it.
+        token = comments.form_token(
+            str(app.config["SECRET_KEY"]), post_id, utcnow() - timedelta(seconds=10)
+        )
+        sent = reader(app).post(
+            f"/posts/{world.published}/comments",
+            data={
+                "token": token,
+                "name": "Quinn",
+                "email": "quinn@example.com",
+                "notify": "on",
+                "body": "Is this <b>true</b>?",
+            },
+        )
+        assert sent.status_code == 303
+        assert eventually(lambda: len(box.messages) == 1)
+        [held] = box.parsed()
+        assert held["To"].addresses[0].addr_spec == "alice@example.com"
+        assert held["Subject"] == "A comment awaits your review"
+        assert "Quinn" in parts(held)[0] and "/comments" in parts(held)[0]
+        question = stored(app)[0]
+        moderate(cast.author, "approve", question.id)
+        values = form_of(cast.author.get(f"/posts/{world.published}"), "#comment-form")
+        values.update(body="It is.", parent=str(question.id), token=token)
+        assert (
+            cast.author.post(f"/posts/{world.published}/comments", data=values).status_code == 303
+        )
+        assert eventually(lambda: len(box.messages) == 2)
+        reply = box.parsed()[1]
+        assert reply["To"].addresses[0].addr_spec == "quinn@example.com"
+        assert "answered your comment" in reply["Subject"]
+        assert f"#comment-{stored(app)[-1].id}" in parts(reply)[0]
+        assert "quinn@example.com" not in reader(app).get(f"/posts/{world.published}").text
+    finally:
+        running.stop()
