@@ -1225,10 +1225,8 @@ def apply_import(app: Any, plan: Plan) -> Report:
     from pyproject.blog import jobs
     from pyproject.blog.auth import hash_password
     from pyproject.blog.db import get_database, lock_post_writes
-    from pyproject.blog.editor import add_revision, render_onto, set_tags
     from pyproject.blog.media import get_store, make_variants
-    from pyproject.blog.models import Media, OldSlug, Post, Revision, User, utcnow
-    from pyproject.blog.models import Redirect as RedirectRow
+    from pyproject.blog.models import Media, User, utcnow
 
     report = plan.report
     report.dry_run = False
@@ -1289,64 +1287,15 @@ def apply_import(app: Any, plan: Plan) -> Report:
                     db.flush()
                     jobs.enqueue(db, make_variants, row.id)
                 media_ids[media.sha] = row.id
-            for planned in plan.posts:
-                src = planned.post
-                user = users[planned.author]
-                if planned.existing_id is not None:
-                    post = db.get(Post, planned.existing_id)
-                    previous = post.body_md
-                else:
-                    if db.scalar(select(Post.id).where(Post.slug == planned.slug)) is not None:
-                        raise ImportFailed(
-                            f"{src.source_id}: the slug {planned.slug!r} was taken meanwhile "
-                            "(run the import again)"
-                        )
-                    post = Post(author_id=user.id, slug=planned.slug, status="draft")
-                    post.created_at = src.created_at or src.published_at or now
-                    previous = ""
-                    db.add(post)
-                post.title = planned.title
-                post.author_id = user.id
-                render_onto(post, planned.body, planned.rendered, planned.summary)
-                post.status = "draft" if src.status == "draft" else "published"
-                published = src.published_at
-                if published is None and src.status == "published":
-                    published = now
-                post.published_at = published
-                post.updated_at = src.updated_at or published or now
-                post.cover_media_id = media_ids.get(planned.cover_sha or "")
-                if src.options.get("comments") in ("auto", "open", "closed"):
-                    post.comments = src.options["comments"]
-                if post.status == "published" and published is not None and published <= now:
-                    post.announced_at = post.announced_at or now  # nobody is mailed old posts
-                db.flush()
-                set_tags(db, post, planned.tags, public=post.status == "published")
-                if src.revisions and planned.existing_id is None:
-                    for revision in src.revisions:
-                        author = users.get(names_of(revision.get("author")))
-                        db.add(
-                            Revision(
-                                post_id=post.id,
-                                number=revision["number"],
-                                kind=revision.get("kind") or "save",
-                                title=revision.get("title") or planned.title,
-                                body_md=revision["body_md"],
-                                summary=revision.get("summary", ""),
-                                tags=revision.get("tags", ""),
-                                author_id=author.id if author else None,
-                                words_changed=revision.get("words_changed", 0),
-                                created_at=revision.get("created_at") or now,
-                            )
-                        )
-                    post.revision = max(r["number"] for r in src.revisions)
-                else:
-                    add_revision(db, post, "save", user, previous)
-                for old in planned.old_slugs:
-                    if db.get(OldSlug, old) is None:
-                        db.add(OldSlug(slug=old, post_id=post.id))
-                for path in planned.old_paths:
-                    if db.get(RedirectRow, path) is None:
-                        db.add(RedirectRow(path=path, post_id=post.id))
+            _check_slugs_still_free(db, plan)
+            tags = _tags_for(db, plan)
+            for first in range(0, len(plan.posts), _WRITE_BATCH):
+                made = []
+                for planned in plan.posts[first : first + _WRITE_BATCH]:
+                    made.append(_write_post(db, planned, users, media_ids, tags, now))
+                db.flush()  # a batch of posts in few statements; their ids for what follows
+                for planned, post, user, previous in made:
+                    _write_history(db, planned, post, user, previous, users, now)
                 db.flush()
     except BaseException:
         for name in put:
@@ -1354,6 +1303,145 @@ def apply_import(app: Any, plan: Plan) -> Report:
                 store.delete(name)
         raise
     return report
+
+
+_WRITE_BATCH = 200
+
+
+def _check_slugs_still_free(db: Any, plan: Plan) -> None:
+    """Raise ImportFailed if a post took one of the new slugs since the plan was made."""
+    from sqlalchemy import select
+
+    from pyproject.blog.models import Post
+
+    wanted = {p.slug: p.post.source_id for p in plan.posts if p.existing_id is None}
+    slugs = sorted(wanted)
+    for first in range(0, len(slugs), 500):
+        taken = db.scalar(select(Post.slug).where(Post.slug.in_(slugs[first : first + 500])))
+        if taken is not None:
+            raise ImportFailed(
+                f"{wanted[taken]}: the slug {taken!r} was taken meanwhile (run the import again)"
+            )
+
+
+def _tags_for(db: Any, plan: Plan) -> dict[str, Any]:
+    """Give every tag the new posts carry, by slug: those here, and new ones (added)."""
+    from sqlalchemy import select
+
+    from pyproject.blog.models import Tag
+
+    first_seen: dict[str, str] = {}
+    first_public: dict[str, str] = {}  # a public post's spelling wins, as in the editor
+    for planned in plan.posts:
+        public = planned.post.status != "draft"
+        for name, slug in planned.tags:
+            first_seen.setdefault(slug, name)
+            if public:
+                first_public.setdefault(slug, name)
+    names = {**first_seen, **first_public}
+    slugs = sorted(names)
+    tags: dict[str, Any] = {}
+    for first in range(0, len(slugs), 500):
+        for tag in db.scalars(select(Tag).where(Tag.slug.in_(slugs[first : first + 500]))):
+            tags[tag.slug] = tag
+    for slug in slugs:
+        if slug not in tags:
+            tags[slug] = Tag(name=names[slug], slug=slug)
+            db.add(tags[slug])
+    return tags
+
+
+def _write_post(
+    db: Any, planned: _Post, users: dict, media_ids: dict, tags: dict, now: datetime
+) -> tuple[_Post, Any, Any, str]:
+    """Create (or, with --on-conflict update, change) one post; nothing flushed yet."""
+    from pyproject.blog.editor import render_onto, set_tags
+    from pyproject.blog.models import Post
+
+    src = planned.post
+    user = users[planned.author]
+    if planned.existing_id is not None:
+        post = db.get(Post, planned.existing_id)
+        previous = post.body_md
+    else:
+        post = Post(author_id=user.id, slug=planned.slug, status="draft")
+        post.created_at = src.created_at or src.published_at or now
+        # its revision number is known now, so the insert is the only statement
+        post.revision = max((r["number"] for r in src.revisions), default=1)
+        previous = ""
+        db.add(post)
+    post.title = planned.title
+    post.author_id = user.id
+    render_onto(post, planned.body, planned.rendered, planned.summary)
+    post.status = "draft" if src.status == "draft" else "published"
+    published = src.published_at
+    if published is None and src.status == "published":
+        published = now
+    post.published_at = published
+    post.updated_at = src.updated_at or published or now
+    post.cover_media_id = media_ids.get(planned.cover_sha or "")
+    if src.options.get("comments") in ("auto", "open", "closed"):
+        post.comments = src.options["comments"]
+    if post.status == "published" and published is not None and published <= now:
+        post.announced_at = post.announced_at or now  # nobody is mailed old posts
+    if planned.existing_id is not None:
+        set_tags(db, post, planned.tags, public=post.status == "published")
+    else:
+        post.tags = [tags[slug] for _, slug in planned.tags]
+        post.tag_names = " ".join(tag.name for tag in post.tags)
+    return planned, post, user, previous
+
+
+def _write_history(
+    db: Any, planned: _Post, post: Any, user: Any, previous: str, users: dict, now: datetime
+) -> None:
+    """Add a written post's revisions, earlier slugs and old links (its id is known)."""
+    from pyproject.blog.editor import add_revision, tags_text
+    from pyproject.blog.models import OldSlug, Revision
+    from pyproject.blog.models import Redirect as RedirectRow
+
+    src = planned.post
+    new = planned.existing_id is None
+    if new and src.revisions:
+        for revision in src.revisions:
+            author = users.get(names_of(revision.get("author")))
+            db.add(
+                Revision(
+                    post_id=post.id,
+                    number=revision["number"],
+                    kind=revision.get("kind") or "save",
+                    title=revision.get("title") or planned.title,
+                    body_md=revision["body_md"],
+                    summary=revision.get("summary", ""),
+                    tags=revision.get("tags", ""),
+                    author_id=author.id if author else None,
+                    words_changed=revision.get("words_changed", 0),
+                    created_at=revision.get("created_at") or now,
+                )
+            )
+    elif new:
+        db.add(
+            Revision(
+                post_id=post.id,
+                number=1,
+                kind="save",
+                title=planned.title,
+                body_md=planned.body,
+                summary=planned.summary,
+                tags=tags_text(planned.tags),
+                author_id=user.id,
+                words_changed=planned.rendered.word_count,
+                created_at=now,
+            )
+        )
+    else:
+        add_revision(db, post, "save", user, previous)
+    for old in planned.old_slugs:
+        if new or db.get(OldSlug, old) is None:
+            db.add(OldSlug(slug=old, post_id=post.id))
+    for path in planned.old_paths:
+        if new or db.get(RedirectRow, path) is None:
+            db.add(RedirectRow(path=path, post_id=post.id))
 
 
 def names_of(value: Any) -> str:
