@@ -713,6 +713,21 @@ def test_a_body_over_the_limit_is_refused_at_the_door(cluster: Cluster) -> None:
         assert tls.recv(64).startswith(b"HTTP/1.1 413")
 
 
+def test_an_upload_larger_than_other_bodies_passes_nginx_to_the_app(
+    cluster: Cluster, people: dict[str, Client]
+) -> None:
+    """POST /media may carry more than MAX_CONTENT_LENGTH: nginx lets the app judge it."""
+    author = people["author"]
+    fields = author.get("/media").form("#media-upload")
+    junk = b"\x00not a picture" * (17_000_000 // 15)  # 17 MB: over 16m, under MEDIA_MAX_BYTES
+    body, content_type = _multipart(fields, "file", "big.jpg", junk)
+    answer = author.send(
+        "POST", "/media", body=body, content_type=content_type, headers={"Accept": "text/html"}
+    )
+    assert answer.status == 422, answer.status  # the app's answer: not a picture
+    assert "nginx" not in answer.text and "Nothing was stored." in answer.text
+
+
 def test_a_post_saved_through_a_is_shown_never_stale_by_b_and_c(
     cluster: Cluster, people: dict[str, Client], load: Load
 ) -> None:
