@@ -62,6 +62,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         commands,
         comments,
         cover,
+        devices,
         editor,
         exporting,
         feeds,
@@ -87,7 +88,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
         *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics, backups),
-        *(twofactor, exporting, importing),
+        *(twofactor, devices, exporting, importing),
         comments,
         webmention,
     )

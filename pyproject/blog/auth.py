@@ -113,10 +113,13 @@ def current_user(request: Request) -> User | None:
 
 def sign_in(request: Request, user: User) -> None:
     """Start a signed-in session under a new id (the pre-login id becomes worthless)."""
+    from pyproject.blog.devices import note_device  # (it builds on this module)
+
     session = request.session
     session.rotate()
     session.pop("_csrf", None)  # a token seen before signing in is worth nothing after
     session["user_id"] = user.id
+    note_device(request)
     request.context["user"] = user
 
 

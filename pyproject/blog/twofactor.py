@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.blog import auth
 from pyproject.blog.db import get_db
+from pyproject.blog.devices import devices_of
 from pyproject.blog.forms import Form
 from pyproject.blog.models import RecoveryCode, SecondFactor, User, utcnow
 from pyproject.lib import (
@@ -218,6 +219,7 @@ def _security_page(request: Request, form: Form, status: int = 200, **extra: Any
         "factor": factor,
         "remaining": remaining_recovery_codes(db, user) if factor else 0,
         "recovery_codes": None,
+        "devices": devices_of(request, user),
         **extra,
     }
     if factor is None:

@@ -94,6 +94,8 @@ AUTHOR_ONLY = {
     ("POST", "/account/security/totp"),
     ("POST", "/account/security/recovery-codes"),
     ("POST", "/account/security/totp/off"),
+    ("POST", "/account/sessions/<public_id>/end"),  # devices (#20): the account's own only
+    ("POST", "/account/sessions/end-others"),
     ("POST", "/posts"),
     ("POST", "/posts/preview"),
     ("POST", "/posts/autosave"),
@@ -174,6 +176,7 @@ class Blog:
             .replace("<int:run_id>", "1")
             .replace("<int:post_id>", "1")
             .replace("<int:comment_id>", "1")
+            .replace("<public_id>", "0" * 16)
         )
 
 

@@ -44,6 +44,7 @@ CONTROL_OUTCOME = {
     "/account/security/totp": (422, True),  # a code that does not match the secret
     "/account/security/recovery-codes": (303, False),  # nothing to renew: back to the page
     "/account/security/totp/off": (303, True),  # already off: a flash says so
+    "/account/sessions/<public_id>/end": (404, False),  # no session of erin's has that id
     "/media": (422, False),  # past the token, refused for carrying no file (see world.py)
     "/admin/export": (200, False),  # a download (#16)
     "/account/export": (200, False),

@@ -214,6 +214,13 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             "/account/security/totp/off",
             {"password": PASSWORD},
         ),
+        # Devices (#20): a session id that is nobody's (404), and every other session.
+        "/account/sessions/<public_id>/end": (
+            "erin",
+            "/account/sessions/0000000000000000/end",
+            {},
+        ),
+        "/account/sessions/end-others": ("erin", "/account/sessions/end-others", {}),
         "/account/password": (
             "erin",
             "/account/password",
@@ -323,6 +330,8 @@ POST_RULES = (
     "/account/security/totp",
     "/account/security/recovery-codes",
     "/account/security/totp/off",
+    "/account/sessions/<public_id>/end",
+    "/account/sessions/end-others",
     "/account/password",
     "/admin/users",
     "/admin/users/<int:user_id>/deactivate",
