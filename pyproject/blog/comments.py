@@ -59,6 +59,7 @@ from pyproject.blog.posts import can_edit, get_post_or_404, page_number
 from pyproject.lib import App, Request, Response, current_app, flash, redirect, render_template
 from pyproject.lib.app import current_request
 from pyproject.lib.exceptions import BadRequest, Forbidden, NotFound
+from pyproject.lib.security import check_csrf
 
 STATES = ("held", "approved", "spam")
 MAX_BODY = 10_000
@@ -639,6 +640,10 @@ def post_comment(request: Request, slug: str) -> Response:
         raise Forbidden("Comments on this post are closed.")
     form = Form(request.form, FIELDS)
     user = current_user(request)
+    if user is not None:
+        # Signed in, a comment goes out under the account's name: the session's CSRF
+        # check too (their pages are never cached, so their form carries its token).
+        check_csrf(request, request.session, app.trusted_origins)
     verdict = check_token(secret, form.get("token"), post.id)
     if verdict in ("wrong", "expired"):
         form.error(

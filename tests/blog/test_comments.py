@@ -751,3 +751,16 @@ def test_the_author_and_a_commenter_who_asked_are_mailed_through_smtp(smtp_app) 
         assert "quinn@example.com" not in reader(app).get(f"/posts/{world.published}").text
     finally:
         running.stop()
+
+
+def test_a_signed_in_comment_needs_the_sessions_csrf_token_too(world: World, clock: Clock) -> None:
+    """A forged cross-site form could carry a public page's token, never the session's."""
+    app = world.cast.app
+    values = form_of(world.cast.author.get(f"/posts/{world.published}"), "#comment-form")
+    values.update(body="Really mine")
+    clock.advance(seconds=5)
+    forged = {k: v for k, v in values.items() if k != "csrf_token"}
+    answer = world.cast.author.post(f"/posts/{world.published}/comments", data=forged)
+    assert answer.status_code == 403 and stored(app) == []
+    answer = world.cast.author.post(f"/posts/{world.published}/comments", data=values)
+    assert answer.status_code == 303 and stored(app)[0].user_id is not None
