@@ -56,6 +56,7 @@ from tests.e2e.conftest import ROOT, ServerHandle, start_gunicorn
 from tests.http_answers import Answer, read_answer
 
 REDIS_DB = 13  # test_jobs.py uses 15
+IN_USE = "pyproject-multi-host-test-running"
 REDIS_URL = os.environ.get("TEST_MULTI_HOST_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
 HOSTS = {"A": "127.0.0.2", "B": "127.0.0.3", "C": "127.0.0.4"}
 PROXY = "127.0.0.1"  # nginx's address as the app hosts see it
@@ -523,9 +524,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.skip(reason)
     import redis
 
-    reset_postgres()
     queue = redis.Redis.from_url(REDIS_URL)
+    # The Redis database is this test's own, but two runs at once (a developer's and CI's)
+    # would share it: the second one skips while the first one's mark is there.
+    if queue.exists(IN_USE):
+        pytest.skip(f"another run of this test is using {REDIS_URL} (key {IN_USE})")
     queue.flushdb()
+    queue.set(IN_USE, os.getpid(), ex=600)
+    reset_postgres()
     folder = tmp_path_factory.mktemp("multi-host")
     app_port = _free_port(*HOSTS.values())
     https_port, http_port, s3_port = (_free_port("127.0.0.1") for _ in range(3))
