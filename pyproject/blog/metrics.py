@@ -78,14 +78,31 @@ OUTCOMES = {
 _UNSAFE_LABEL = re.compile(r"[^a-z0-9_.:-]")
 
 
+# The labelled children a request touches, found once (labels() takes a lock and builds
+# a key on every call; the children themselves stay the same for the process's life).
+_REQUEST_CHILDREN: dict[tuple[str, str], Any] = {}
+_LATENCY_CHILDREN: dict[str, Any] = {}
+_CACHE_CHILDREN: dict[str, Any] = {}
+
+
 def observe(seen: Observed) -> None:
     """Count one request (App.observer): never raises, whatever the metrics do."""
     try:
         endpoint = seen.endpoint or "unmatched"
-        REQUESTS.labels(endpoint, seen.status).inc()
-        LATENCY.labels(endpoint).observe(seen.seconds)
+        key = (endpoint, seen.status)
+        requests = _REQUEST_CHILDREN.get(key)
+        if requests is None:
+            requests = _REQUEST_CHILDREN.setdefault(key, REQUESTS.labels(endpoint, seen.status))
+        requests.inc()
+        latency = _LATENCY_CHILDREN.get(endpoint)
+        if latency is None:
+            latency = _LATENCY_CHILDREN.setdefault(endpoint, LATENCY.labels(endpoint))
+        latency.observe(seen.seconds)
         if seen.cache is not None:
-            PAGE_CACHE.labels(seen.cache).inc()
+            cache = _CACHE_CHILDREN.get(seen.cache)
+            if cache is None:
+                cache = _CACHE_CHILDREN.setdefault(seen.cache, PAGE_CACHE.labels(seen.cache))
+            cache.inc()
     except Exception:  # a full disk must not cost a reader their page
         return
 
