@@ -895,7 +895,7 @@ def plan_import(
     Raises ImportFailed for a file that cannot be imported at all (duplicate slugs, an
     unknown --as user); posts that cannot be imported are skipped, with the reason.
     """
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from pyproject.blog import images
     from pyproject.blog.auth import EMAIL_RE, USERNAME_RE
@@ -1005,7 +1005,23 @@ def plan_import(
             found = media_by_ref.get(dest) or media_by_ref.get(unquote(dest))
             return found.url if found is not None else None
 
-        # posts
+        # posts: what is here already, looked up once for every slug and path the file names
+        wanted = {_clean_slug(p.slug, " ".join(p.title.split())) for p in bundle.posts}
+        wanted |= {old.strip().lower() for p in bundle.posts for old in p.old_slugs}
+        paths = {path for p in bundle.posts for v in p.old_paths if (path := _old_path(v))}
+        posts_here = {
+            row.slug: row
+            for row in _rows_in(
+                db,
+                select(Post.slug, Post.id, Post.title, Post.body_md, Post.deleted_at),
+                Post.slug,
+                wanted,
+            )
+        }
+        old_here = dict(_rows_in(db, select(OldSlug.slug, OldSlug.post_id), OldSlug.slug, wanted))
+        paths_here = dict(
+            _rows_in(db, select(RedirectRow.path, RedirectRow.post_id), RedirectRow.path, paths)
+        )
         planned: list[_Post] = []
         claimed: set[str] = set()
         claimed_paths: set[str] = set()
@@ -1056,8 +1072,8 @@ def plan_import(
             if len(summary) > SUMMARY_MAX:
                 summary = summary[: SUMMARY_MAX - 1] + "…"
             # the slug: here already?
-            existing = db.scalar(select(Post).where(Post.slug == slug))
-            old_owner = db.scalar(select(OldSlug.post_id).where(OldSlug.slug == slug))
+            existing = posts_here.get(slug)
+            old_owner = old_here.get(slug)
             existing_id = None
             if existing is not None and _same(existing, title, body, post):
                 item.action, item.reason = "skipped", "already here (imported before)"
@@ -1086,8 +1102,8 @@ def plan_import(
                 old = old.strip().lower()
                 if old == slug or old in claimed or not is_valid_slug(old):
                     continue
-                owner = db.scalar(select(OldSlug.post_id).where(OldSlug.slug == old))
-                used = db.scalar(select(func.count()).where(Post.slug == old))
+                owner = old_here.get(old)
+                used = old in posts_here
                 if used or (owner is not None and owner != existing_id):
                     report.warnings.append(f"{post.source_id}: earlier slug {old!r} is taken")
                     continue
@@ -1100,7 +1116,7 @@ def plan_import(
                     if path is None:
                         report.warnings.append(f"{post.source_id}: old link {value!r} ignored")
                     continue
-                owner = db.scalar(select(RedirectRow.post_id).where(RedirectRow.path == path))
+                owner = paths_here.get(path)
                 if owner is not None and owner != existing_id:
                     report.warnings.append(f"{post.source_id}: old link {path} leads elsewhere")
                     continue
@@ -1199,6 +1215,15 @@ def _render_all(
         for renderer in renderers[1:]:
             renderer.close()
     return results
+
+
+def _rows_in(db: Any, query: Any, column: Any, values: set[str]) -> list[Any]:
+    """Give the rows of `query` whose `column` is one of `values` (asked 500 at a time)."""
+    ordered = sorted(values)
+    rows: list[Any] = []
+    for first in range(0, len(ordered), 500):
+        rows += db.execute(query.where(column.in_(ordered[first : first + 500]))).all()
+    return rows
 
 
 def _same(existing: Any, title: str, body: str, post: ImportedPost) -> bool:
