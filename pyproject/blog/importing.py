@@ -1322,6 +1322,10 @@ def apply_import(app: Any, plan: Plan) -> Report:
                 for planned, post, user, previous in made:
                     _write_history(db, planned, post, user, previous, users, now)
                 db.flush()
+                for planned, post, _user, _previous in made:  # written: memory stays flat
+                    db.expunge(post)
+                    planned.rendered, planned.body = None, ""
+                    planned.post.body_md, planned.post.revisions = "", []
     except BaseException:
         for name in put:
             with contextlib.suppress(Exception):
