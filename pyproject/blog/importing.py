@@ -1057,6 +1057,8 @@ def plan_import(
                 )
                 author = default_author
             body = replace_destinations(post.body_md, to_url)
+            if body == post.body_md:
+                body = post.body_md  # one copy of the text, not two
             tags: list[tuple[str, str]] = []
             for name in post.tags:
                 name = " ".join(name.split())[:TAG_MAX]
