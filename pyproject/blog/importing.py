@@ -1825,14 +1825,19 @@ def _query_redirect(request: Any) -> Any:
 
 
 def _not_found(request: Any, error: Any) -> Any:
-    """A 404 first asks whether an imported post used this path (one primary-key lookup)."""
+    """A 404 first asks whether an imported post used this path (two indexed lookups)."""
     from pyproject.lib import current_app
     from pyproject.lib.errorpages import error_response
 
     if request.method in ("GET", "HEAD") and len(request.path) <= 500:
-        moved = redirect_for(request, request.path)
-        if moved is not None:
-            return moved
+        path = request.path
+        # The old link as typed, then with its trailing slash the other way: WordPress
+        # and Ghost links end in one, links to them on the web sometimes do not.
+        other = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
+        for candidate in (path, other):
+            moved = redirect_for(request, candidate)
+            if moved is not None:
+                return moved
     return error_response(current_app(), request, error)
 
 
