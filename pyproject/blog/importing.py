@@ -1826,11 +1826,13 @@ def _query_redirect(request: Any) -> Any:
 
 def _not_found(request: Any, error: Any) -> Any:
     """A 404 first asks whether an imported post used this path (two indexed lookups)."""
+    from pyproject.blog.forms import has_control_characters
     from pyproject.lib import current_app
     from pyproject.lib.errorpages import error_response
 
-    if request.method in ("GET", "HEAD") and len(request.path) <= 500:
-        path = request.path
+    path = request.path
+    # A path with control characters names no imported link (and PostgreSQL refuses NUL).
+    if request.method in ("GET", "HEAD") and len(path) <= 500 and not has_control_characters(path):
         # The old link as typed, then with its trailing slash the other way: WordPress
         # and Ghost links end in one, links to them on the web sometimes do not.
         other = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"

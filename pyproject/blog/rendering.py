@@ -108,6 +108,17 @@ class Renderer:
         if helper is not None and self._owner == os.getpid() and helper.poll() is None:
             return helper
         self._helper = None
+        # A second try: a helper that dies as it starts (a loaded machine, a signal) must
+        # not cost an author their save; two in a row is a real fault.
+        for attempt in (1, 2):
+            helper = self._start_helper()
+            if helper is not None:
+                return helper
+            log.warning("the render helper exited as it started (try %d of 2)", attempt)
+        raise RuntimeError("the render helper did not start")
+
+    def _start_helper(self) -> subprocess.Popen[bytes] | None:
+        """Start a helper and wait for its "ready"; give it, or None if it did not come up."""
         paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
         helper = subprocess.Popen(
@@ -121,11 +132,10 @@ class Renderer:
         try:
             ready = _read_message(helper.stdout, time.monotonic() + START_TIMEOUT)
         except (OSError, ValueError, TimeoutError):
-            self.close()
-            raise RuntimeError("the render helper did not start") from None
+            ready = {}
         if ready.get("ready") is not True:
             self.close()
-            raise RuntimeError("the render helper did not start")
+            return None
         return helper
 
     @property

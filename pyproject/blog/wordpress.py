@@ -89,10 +89,13 @@ class _Converter(MarkdownConverter):
 
     def _url(self, value: str) -> str | None:
         url = (value or "").strip()
-        scheme = urlsplit(url).scheme.lower() if ":" in url.split("/", 1)[0] else ""
-        if not url or (scheme and scheme not in _SAFE_SCHEMES):
+        try:
+            scheme = urlsplit(url).scheme.lower() if ":" in url.split("/", 1)[0] else ""
+            if not url or (scheme and scheme not in _SAFE_SCHEMES):
+                return None
+            url = self.rewrite(url)
+        except ValueError:  # not a URL at all ("http://[oops/"): dropped like an unsafe one
             return None
-        url = self.rewrite(url)
         return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C")
 
     def convert_a(self, el, text, parent_tags):
