@@ -256,8 +256,10 @@ def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
         wait = deadline - time.monotonic()
         if wait <= 0:
             raise TimeoutError("the render took too long")
-        readable, _, _ = select.select([fd], [], [], wait)
-        if not readable:
+        # poll, not select: select refuses descriptors past 1023, which a busy process has.
+        waiting = select.poll()
+        waiting.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        if not waiting.poll(max(1, int(wait * 1000))):
             raise TimeoutError("the render took too long")
         chunk = os.read(fd, min(remaining, 1 << 20))
         if not chunk:

@@ -87,3 +87,21 @@ def test_a_time_limit_of_zero_renders_in_this_process() -> None:
     in_process = Renderer(time_limit=0)
     assert in_process.render(SAMPLE) == render_markdown(SAMPLE)
     assert in_process.helper_pid is None
+
+
+def test_a_process_with_many_open_files_still_renders() -> None:
+    """Descriptors past 1023 (a busy worker, a long test run) once made every start fail:
+    select() refuses them. The helper's pipes are waited on with poll()."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"this process may open only {soft} files")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    renderer = Renderer(time_limit=5.0)
+    try:
+        assert renderer.render("Hello *there*.").html == "<p>Hello <em>there</em>.</p>"
+    finally:
+        renderer.close()
+        for fd in held:
+            os.close(fd)
