@@ -133,11 +133,13 @@ def sign_out_device(request: Request, public_id: str) -> Response:
     if not _PUBLIC_ID.match(public_id):
         raise NotFound("There is no such session.")
     db = get_db(request)
-    keys = [
-        key
-        for key in db.scalars(select(SessionRecord.key).where(SessionRecord.user_id == user.id))
-        if key.startswith(public_id)
-    ]
+    keys = list(
+        db.scalars(
+            select(SessionRecord.key).where(
+                SessionRecord.user_id == user.id, SessionRecord.key.startswith(public_id)
+            )
+        )
+    )
     if len(keys) != 1:
         raise NotFound("There is no such session (it may have ended already).")
     sid = request.session.sid

@@ -45,14 +45,12 @@ def sniff(source: Source) -> bool:
 
 
 def _json_entry(source: Source) -> str | None:
-    names = source.names()
-    candidates = names if source.kind == "file" else [n for n in names if n.endswith(".json")]
-    for name in candidates[:50]:
-        with source.open(name) as f:
-            head = f.read(_SNIFF_BYTES).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"{") and b'"exported_on"' in head and b"pyproject-export" not in head:
-            return name
-    return None
+    return source.first_entry(".json", _looks_like_ghost, _SNIFF_BYTES)
+
+
+def _looks_like_ghost(head: bytes) -> bool:
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"{") and b'"exported_on"' in head and b"pyproject-export" not in head
 
 
 def _parse_date(value: Any, where: str, field: str) -> datetime | None:

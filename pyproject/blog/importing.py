@@ -259,6 +259,19 @@ class Source:
             ) from None
         return text.removeprefix("\ufeff")
 
+    def first_entry(
+        self, suffix: str, looks_right: Callable[[bytes], bool], head_bytes: int
+    ) -> str | None:
+        """Give the first entry whose opening bytes `looks_right` accepts (of a folder or
+        zip, among the first 50 named *`suffix`), or None: how readers recognise a file."""
+        names = self.names()
+        candidates = names if self.kind == "file" else [n for n in names if n.endswith(suffix)]
+        for name in candidates[:50]:
+            with self.open(name) as handle:
+                if looks_right(handle.read(head_bytes)):
+                    return name
+        return None
+
     def beside(self, folder: str) -> Source | None:
         """For a single file: a Source over the folder ``folder`` next to it (WordPress's
         ``uploads/``, Ghost's ``content/images``), or None when there is none."""

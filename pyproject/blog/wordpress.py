@@ -340,14 +340,9 @@ def sniff(source: Source) -> bool:
 
 def _wxr_entry(source: Source) -> str | None:
     """Give the name of the WXR file in what was given, or None."""
-    names = source.names()
-    candidates = names if source.kind == "file" else [n for n in names if n.endswith(".xml")]
-    for name in candidates[:50]:
-        with source.open(name) as f:
-            head = f.read(_SNIFF_BYTES)
-        if b"<rss" in head and b"wordpress.org/export/" in head:
-            return name
-    return None
+    return source.first_entry(
+        ".xml", lambda head: b"<rss" in head and b"wordpress.org/export/" in head, _SNIFF_BYTES
+    )
 
 
 class _Item:
