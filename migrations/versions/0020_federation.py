@@ -1,0 +1,24 @@
+"""federation: actors, keys, followers, deliveries, inbox log (#19)
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-04 17:00:00
+
+A slot reserved so that work on several issues can land side by side; its owner fills in
+what it creates.
+"""
+
+from __future__ import annotations
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

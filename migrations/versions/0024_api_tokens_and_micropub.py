@@ -1,0 +1,24 @@
+"""API tokens and Micropub (#20)
+
+Revision ID: 0024
+Revises: 0023
+Create Date: 2026-12-04 17:00:00
+
+A slot reserved so that work on several issues can land side by side; its owner fills in
+what it creates.
+"""
+
+from __future__ import annotations
+
+revision = "0024"
+down_revision = "0023"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
