@@ -157,6 +157,12 @@ class Post(Base):
     # Readers' comments (#18, 0015): "auto" (open until COMMENTS_CLOSE_DAYS after
     # publication), "open" or "closed".
     comments: Mapped[str] = mapped_column(String(10), default="auto", server_default="auto")
+    # #17 site structure (0022): a standalone page (at /<slug>) is a post of kind "page";
+    # per-post options: kept out of search engines, a canonical URL elsewhere, pinned home.
+    kind: Mapped[str] = mapped_column(String(10), default="post", server_default="post")
+    noindex: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    canonical_override: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
     # Loaded when asked for (by primary key, so once per picture): most reads of a post
@@ -175,6 +181,7 @@ class Post(Base):
             "id",
             "status",
             "deleted_at",
+            "kind",  # lists show posts, not pages (#17): still read from the index alone
             sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
             postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
         ),
@@ -714,3 +721,31 @@ class RecoveryCode(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     digest: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- #20 tokens ---
+
+
+class ApiToken(Base):
+    """A personal API token: what it may do (`scopes`), until when, and when it was last used.
+
+    Only the SHA-256 of the token is kept (`digest`, looked up on every use); `prefix`, its
+    first characters, names it on /account/tokens. Revoked tokens stay, for the record.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    prefix: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(100))  # space-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
