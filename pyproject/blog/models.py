@@ -749,3 +749,76 @@ class ApiToken(Base):
     @property
     def scope_list(self) -> list[str]:
         return self.scopes.split()
+
+
+# --- #17 site structure ---
+
+
+class SiteSetting(Base):
+    """One setting changed in the browser (/admin/settings); unset ones come from .env."""
+
+    __tablename__ = "site_settings"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SettingChange(Base):
+    """A change of a site setting: who made it, when, and the value before and after."""
+
+    __tablename__ = "setting_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str] = mapped_column(Text)
+    new_value: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User | None] = relationship(lazy="joined")
+
+    __table_args__ = (Index("ix_setting_changes_changed", "changed_at", "id"),)
+
+
+class NavLink(Base):
+    """One link of the header or footer menu: to a page, a tag, the archive or any URL."""
+
+    __tablename__ = "nav_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    menu: Mapped[str] = mapped_column(String(10))  # "header" or "footer"
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(80))
+    target_kind: Mapped[str] = mapped_column(String(10))  # page, tag, archive, url
+    target: Mapped[str] = mapped_column(String(500), default="", server_default="")
+
+    __table_args__ = (Index("ix_nav_links_menu", "menu", "position"),)
+
+
+class Series(Base):
+    """An ordered group of posts with a page of its own (/series/<slug>)."""
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SeriesPost(Base):
+    """A post's place in its series (a post is in one series at most)."""
+
+    __tablename__ = "series_posts"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_series_posts_series", "series_id", "position"),)
