@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -822,3 +823,90 @@ class SeriesPost(Base):
     position: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_series_posts_series", "series_id", "position"),)
+
+
+# #22 statistics
+# Day buckets of readers' views, referrers, searches and feed subscribers. On PostgreSQL
+# they are these tables; on SQLite they live beside the view counts, in the counters' own
+# file (pyproject.blog.db.ViewCounts), made there from these same definitions
+# (pyproject.blog.stats). No row holds an address or anything else naming a reader.
+
+
+class StatView(Base):
+    """A page's views on one day (period "day") or, once rolled up, in one month ("month")."""
+
+    __tablename__ = "stats_views"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    page: Mapped[str] = mapped_column(String(220), primary_key=True)  # post:12, home, tag:x
+    period: Mapped[str] = mapped_column(String(5), default="day", server_default="day")
+    post_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    author_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    views: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (
+        Index("ix_stats_views_day_post", "day", "post_id", "views"),
+        Index("ix_stats_views_post", "post_id", "day"),
+        Index("ix_stats_views_author", "author_id", "day"),
+    )
+
+
+class StatReferrer(Base):
+    """Views of a page on one day (or month) that came from another site's domain."""
+
+    __tablename__ = "stats_referrers"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    page: Mapped[str] = mapped_column(String(220), primary_key=True)
+    referrer: Mapped[str] = mapped_column(String(253), primary_key=True)
+    period: Mapped[str] = mapped_column(String(5), default="day", server_default="day")
+    post_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    author_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    views: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (
+        Index("ix_stats_referrers_post", "post_id", "day"),
+        Index("ix_stats_referrers_author", "author_id", "day"),
+    )
+
+
+class StatSearch(Base):
+    """How often a search term (lowercased) was looked for on a day, and what it found."""
+
+    __tablename__ = "stats_searches"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    term: Mapped[str] = mapped_column(String(100), primary_key=True)
+    searches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    found: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # hits, last time
+
+
+class StatFeedReader(Base):
+    """The subscribers a feed reader last reported for one of our feeds on a day."""
+
+    __tablename__ = "stats_feed_readers"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reader: Mapped[str] = mapped_column(String(60), primary_key=True)
+    feed: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subscribers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class StatRecentView(Base):
+    """A keyed hash of (address, User-Agent, page, the day's salt) seen in the last minutes."""
+
+    __tablename__ = "stats_recent_views"
+
+    digest: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[int] = mapped_column(BigInteger)  # Unix seconds
+
+    __table_args__ = (Index("ix_stats_recent_views_seen", "seen_at"),)
+
+
+class StatSalt(Base):
+    """The day's random salt for the hashes above; deleted at midnight (the site's zone)."""
+
+    __tablename__ = "stats_salts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))
