@@ -57,6 +57,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
 
     from pyproject.blog import (
         api,
+        audit,
         auth,
         backups,
         commands,
@@ -89,6 +90,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
         *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics, backups),
         *(twofactor, devices, exporting, importing),
+        audit,
         comments,
         webmention,
     )

@@ -111,9 +111,17 @@ def current_user(request: Request) -> User | None:
     return user
 
 
-def sign_in(request: Request, user: User) -> None:
-    """Start a signed-in session under a new id (the pre-login id becomes worthless)."""
+def sign_in(request: Request, user: User, method: str = "password") -> None:
+    """Start a signed-in session under a new id (the pre-login id becomes worthless).
+
+    The sign-in is written to the audit log with `method` (password, code, passkey...).
+    """
+    from pyproject.blog import audit  # (it builds on this module)
     from pyproject.blog.devices import note_device  # (it builds on this module)
+
+    db = get_db(request)
+    audit.record(db, user, "sign_in", {"with": method}, request=request)
+    db.commit()
 
     session = request.session
     session.rotate()
@@ -384,7 +392,7 @@ def setup(request: Request) -> Any:
             except IntegrityError:
                 db.rollback()
                 raise NotFound() from None  # someone else finished setup first
-            sign_in(request, user)
+            sign_in(request, user, "setup")
             flash("Welcome! Your blog is ready. Write your first post.", "success")
             response = redirect(url_for("new_post"))
             remember_device(request, response, user, utcnow())
@@ -432,6 +440,10 @@ def _attempt_sign_in(request: Request, form: Form, next_url: str) -> Any:
     ok = ok and user is not None and user.is_active
     record_attempt(db, account, address, ok, now)
     if not ok:
+        from pyproject.blog import audit  # (it builds on this module)
+
+        typed = without_control_characters(form.get("login")).strip()[:254]
+        audit.record(db, user, "sign_in_failed", {"login": typed}, request=request)
         db.commit()
         form.error("login", LOGIN_FAILED)
         form.values["password"] = ""

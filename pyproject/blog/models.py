@@ -93,7 +93,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(80), default="")
     bio: Mapped[str] = mapped_column(Text, default="")
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(10), default="author")
+    # admin, editor, author or contributor (pyproject/blog/roles.py; widened by 0025)
+    role: Mapped[str] = mapped_column(String(20), default="author")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -457,7 +458,7 @@ class Invitation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254))
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(10), default="author")
+    role: Mapped[str] = mapped_column(String(20), default="author")
     invited_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
@@ -910,3 +911,88 @@ class StatSalt(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     salt: Mapped[str] = mapped_column(String(64))
+
+
+# #20 roles
+
+
+class AuditEntry(Base):
+    """One line of the audit log (pyproject/blog/audit.py): who did what, when, from where.
+
+    `actor_name` keeps the name as it was (or the login typed at a failed sign-in), so a
+    line still reads after its account is gone; `network` is the client's /24 or /48.
+    `detail` is JSON (or a short text). Lines are added, never changed.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    actor_name: Mapped[str] = mapped_column(String(254), default="")
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    network: Mapped[str] = mapped_column(String(64), default="")
+
+    actor: Mapped[User | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        Index("ix_audit_log_action", "action", "id"),
+        Index("ix_audit_log_actor", "actor_id", "id"),
+        Index("ix_audit_log_at", "at"),
+    )
+
+
+class Passkey(Base):
+    """A passkey (WebAuthn credential) of an account: its public key and signature counter.
+
+    `credential_id` is the authenticator's id for it (base64url); `sign_count` the last
+    counter seen, so an assertion whose counter does not grow (a replay, a cloned key) is
+    refused when the authenticator keeps one.
+    """
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(60))
+    transports: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Review(Base):
+    """Where a contributor's post stands in review (one row a post, made when first submitted).
+
+    `state`: submitted (in the queue), changes (sent back with `note`), approved.
+    `reviewed_revision` is the post's revision number at the last approval (0: never), the
+    base of the diff the reviewer sees.
+    """
+
+    __tablename__ = "reviews"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(10), default="submitted")
+    submitted_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reviewer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    reviewed_revision: Mapped[int] = mapped_column(Integer, default=0)
+
+    post: Mapped[Post] = relationship(lazy="joined")
+    submitter: Mapped[User | None] = relationship(foreign_keys=[submitted_by], lazy="joined")
+    reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="joined")
+
+    __table_args__ = (Index("ix_reviews_state", "state", "submitted_at"),)

@@ -28,7 +28,7 @@ from markupsafe import Markup
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from pyproject.blog import auth
+from pyproject.blog import audit, auth
 from pyproject.blog.db import get_db
 from pyproject.blog.devices import devices_of
 from pyproject.blog.forms import Form
@@ -178,6 +178,8 @@ def login_code(request: Request) -> Any:
     code = form.text("code", label="Code", required=True, max_length=20)
     ok = form.ok and check_code(db, user, code)
     auth.record_attempt(db, account, address, ok, now)
+    if not ok:
+        audit.record(db, user, "second_factor_failed", request=request)
     db.commit()
     if not ok:
         form.errors.pop("code", None)
@@ -185,7 +187,7 @@ def login_code(request: Request) -> Any:
         form.values["code"] = ""
         return render_template("auth/code.html", form=form), 422
     request.session.pop(PENDING_KEY, None)
-    auth.sign_in(request, user)
+    auth.sign_in(request, user, "password and code")
     response = redirect(next_url)
     auth.remember_device(request, response, user, now)
     return response
@@ -253,6 +255,7 @@ def enable_totp(request: Request) -> Any:
         return _security_page(request, form, 422)
     db.add(SecondFactor(user_id=user.id, totp_secret=secret, enabled_at=utcnow(), last_step=step))
     codes = new_recovery_codes(db, user)
+    audit.record(db, user, "totp_enabled", request=request)
     db.commit()
     request.session.pop(ENROL_KEY, None)
     return _security_page(request, Form(None, ("code", "password")), recovery_codes=codes)
@@ -270,6 +273,7 @@ def new_codes(request: Request) -> Any:
         form.error("password", "That is not your password.")
         return _security_page(request, form, 422)
     codes = new_recovery_codes(db, user)
+    audit.record(db, user, "recovery_codes_renewed", request=request)
     db.commit()
     return _security_page(request, Form(None, ("code", "password")), recovery_codes=codes)
 
@@ -285,6 +289,7 @@ def disable_totp(request: Request) -> Any:
         return _security_page(request, form, 422)
     db.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))
     db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    audit.record(db, user, "totp_disabled", request=request)
     db.commit()
     flash("Sign-in asks for your password only now.", "success")
     return redirect(url_for("account_security"))
