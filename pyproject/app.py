@@ -78,6 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         recovery,
         revisions,
         search,
+        settings,
         site,
         subscriptions,
         throttle,  # noqa: F401 (no routes: imported for its periodic job)
@@ -93,6 +94,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         audit,
         comments,
         webmention,
+        settings,  # site settings (#17)
     )
     for area in areas:
         area.register(app)

@@ -98,6 +98,13 @@ SETTINGS: tuple[Setting, ...] = (
         "One line describing the blog, for meta tags and feeds.",
     ),
     Setting("TIMEZONE", "UTC", "Time zone for entering and showing times (an IANA name)."),
+    # Defaults of the settings /admin/settings changes (#17): a value saved there wins.
+    Setting("SITE_LANGUAGE", "en", "The lang of every page (a BCP 47 tag: en, fr, pt-BR)."),
+    Setting("POSTS_PER_PAGE", 10, "Posts on each page of the home page, archive, tags, authors."),
+    Setting("ACCENT_COLOR", "#1a56b8", "Accent colour of the light scheme (4.5:1 on white)."),
+    Setting("ACCENT_COLOR_DARK", "#8ab4ff", "Accent colour of the dark scheme (4.5:1 on #15161a)."),
+    Setting("REQUIRE_SECOND_FACTOR", "none", "Who must use a second factor: none/admins/everyone."),
+    Setting("SMART_PUNCTUATION", "off", "Curly quotes and dashes in posts: on or off."),
     Setting(
         "QUEUE_URL",
         "",

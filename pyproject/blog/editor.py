@@ -68,7 +68,9 @@ class PostInput:
 
 
 def site_zone() -> Any:
-    return current_app().extensions["timezone"]
+    from pyproject.blog.settings import site_settings  # (it builds on this module's users)
+
+    return site_settings(current_app()).zone
 
 
 def parse_tags(form: Form) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
 from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow, visible
+from pyproject.blog.settings import site_settings
 from pyproject.blog.slugs import is_valid_slug
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.lib.exceptions import Forbidden, Gone, NotFound, Redirect
@@ -124,9 +125,17 @@ def most_read_ids(db: Session, now: datetime) -> list[tuple[int, int]]:
 
 
 def card_page(
-    db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int = PER_PAGE
+    db: Session,
+    statement: Select,
+    params: dict[str, Any],
+    number: int,
+    per_page: int | None = None,
 ) -> Page:
-    """Give page `number` of a reader's list (a listing statement) as a Page of cards."""
+    """Give page `number` of a reader's list (a listing statement) as a Page of cards.
+
+    `per_page` defaults to the site settings' posts per page (#17).
+    """
+    per_page = per_page or site_settings().posts_per_page
     items, has_next = listing.card_page(db, statement, params, number, per_page)
     return Page(items, number, has_next)
 
@@ -233,7 +242,8 @@ def home(request: Request) -> str:
     """The newest published posts, and the week's most read."""
     db = get_db(request)
     now, number = utcnow(), page_number(request)
-    ids, has_next = listing.page_ids(db, listing.NEWEST, {"now": now}, number, PER_PAGE)
+    per_page = site_settings().posts_per_page
+    ids, has_next = listing.page_ids(db, listing.NEWEST, {"now": now}, number, per_page)
     top = most_read_ids(db, now)
     # One load for both lists: the page's cards and the week's most read.
     by_id = listing.cards_by_id(db, [*ids, *(post_id for post_id, _ in top)])

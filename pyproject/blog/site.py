@@ -44,8 +44,11 @@ def register(app: App) -> None:
         zone = ZoneInfo("UTC")
     app.extensions["timezone"] = zone
 
+    from pyproject.blog.settings import site_settings  # (it registers after this module)
+
     def local(value: datetime | None) -> datetime | None:
-        return value.astimezone(zone) if value is not None else None
+        # The time zone of the site settings (#17); TIMEZONE in .env is its default.
+        return value.astimezone(site_settings(app).zone) if value is not None else None
 
     def date_format(value: datetime | None, fmt: str = "%-d %B %Y") -> str:
         return local(value).strftime(fmt) if value is not None else ""
@@ -70,7 +73,7 @@ def register(app: App) -> None:
 
     @app.context_processor
     def site_context(request: Request | None) -> dict[str, Any]:
-        return {"canonical_url": canonical_url(request), "site_name": app.config["SITE_NAME"]}
+        return {"canonical_url": canonical_url(request), "site_name": site_settings(app).title}
 
     def canonical_url(request: Request | None) -> str:
         if request is None:
