@@ -98,6 +98,10 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # #23 writing desk (0023): a picture shown with the bio (a media id, no reference: a
+    # picture gone from the library just stops showing), and the editor's font.
+    picture_media_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    editor_font: Mapped[str] = mapped_column(String(5), default="sans", server_default="sans")
 
     posts: Mapped[list[Post]] = relationship(back_populates="author")
 
@@ -165,6 +169,8 @@ class Post(Base):
     noindex: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
     canonical_override: Mapped[str] = mapped_column(String(500), default="", server_default="")
     pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    # #23 writing desk (0023): "auto" (a table of contents for posts with headings) or "off".
+    toc_mode: Mapped[str] = mapped_column(String(5), default="auto", server_default="auto")
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
     # Loaded when asked for (by primary key, so once per picture): most reads of a post
