@@ -82,6 +82,7 @@ PUBLIC = {
     ("POST", "/reset/<token>"),
     ("GET", "/join/<token>"),
     ("POST", "/join/<token>"),
+    ("GET", "/site-style/<fingerprint>.css"),  # the site settings' stylesheet (#17)
 }
 AUTHOR_ONLY = {
     ("GET", "/drafts"),
@@ -140,6 +141,8 @@ ADMIN_ONLY = {
     ("GET", "/admin/import/<int:run_id>"),
     ("POST", "/admin/import/<int:run_id>/run"),
     ("POST", "/admin/import/<int:run_id>/cancel"),
+    ("GET", "/admin/settings"),  # site settings (#17)
+    ("POST", "/admin/settings"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
