@@ -74,6 +74,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         mail,
         media,
         metrics,
+        micropub,
         posts,
         recovery,
         revisions,
@@ -82,6 +83,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         site,
         subscriptions,
         throttle,  # noqa: F401 (no routes: imported for its periodic job)
+        tokens,
         trash,
         twofactor,
         webmention,
@@ -94,6 +96,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         audit,
         comments,
         webmention,
+        tokens,  # API tokens, and Micropub with them (#20)
+        micropub,
         settings,  # site settings (#17)
     )
     for area in areas:

@@ -1,4 +1,6 @@
-"""The read-only JSON API: published posts, tags and search, with ETags and JSON errors.
+"""The JSON API: published posts, tags and search, with ETags and JSON errors.
+
+Writing (posts and pictures, with a personal token) is pyproject/blog/writeapi.py (#20).
 
 A post's `cover` is its cover picture as link previews show it (pyproject/blog/cover.py:
 an absolute URL of a copy at most 1600 px wide in the picture's own format, its size and
@@ -22,6 +24,7 @@ from pyproject.blog.posts import (
     tag_counts,
 )
 from pyproject.blog.search import search
+from pyproject.blog.writeapi import register_writing
 from pyproject.lib import App, Request, current_app, url_for
 
 API_PER_PAGE = 10
@@ -138,3 +141,4 @@ def register(app: App) -> None:
     app.add_route("/api/posts/<slug:slug>", api_post)
     app.add_route("/api/tags", api_tags)
     app.add_route("/api/search", api_search)
+    register_writing(app)  # writing with a token (#20): pyproject/blog/writeapi.py

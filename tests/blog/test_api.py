@@ -233,8 +233,8 @@ def test_bad_pages_and_addresses_are_json_404s(shared_cast: Cast, path: str) -> 
 
 
 def test_a_wrong_method_is_a_json_405_with_allow(shared_cast: Cast) -> None:
-    response = shared_cast.anonymous.post("/api/posts", data={})
-    assert_json_error(response, 405, "POST /api/posts")
+    response = shared_cast.anonymous.post("/api/tags", data={})  # (posts take POST: #20)
+    assert_json_error(response, 405, "POST /api/tags")
     assert "GET" in response.headers["Allow"]
 
 
