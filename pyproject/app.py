@@ -56,6 +56,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         app.wsgi_app = ProxyHeaders(app.wsgi_app, config["TRUSTED_PROXIES"])
 
     from pyproject.blog import (
+        activitypub,
         api,
         audit,
         auth,
@@ -96,6 +97,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         audit,
         comments,
         webmention,
+        activitypub,  # the fediverse (#19)
         tokens,  # API tokens, and Micropub with them (#20)
         micropub,
         settings,  # site settings (#17)

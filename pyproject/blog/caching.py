@@ -242,6 +242,54 @@ def reader_page(
 # The query parameters that make a reader page distinct (others share its cache entry).
 PAGE_PARAMETERS = ("page", "q")
 
+# ActivityStreams JSON, asked for by fediverse servers at post and author URLs (#19).
+ACTIVITY_TYPES = ("application/activity+json", "application/ld+json")
+
+
+def wants_activity_streams(accept: str) -> bool:
+    """Give whether an Accept header prefers ActivityStreams JSON to HTML (#19).
+
+    `application/activity+json`, or `application/ld+json` with the ActivityStreams
+    profile, at a quality above zero and no lower than text/html's.
+    """
+    if "json" not in accept:
+        return False
+    best_json, html = 0.0, 0.0
+    for item in accept.split(","):
+        kind, *params = (part.strip() for part in item.split(";"))
+        kind = kind.lower()
+        quality, profile = 1.0, ""
+        for param in params:
+            name, _, value = param.partition("=")
+            name, value = name.strip().lower(), value.strip().strip('"')
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+            elif name == "profile":
+                profile = value
+        if kind == ACTIVITY_TYPES[0] or (
+            kind == ACTIVITY_TYPES[1] and "https://www.w3.org/ns/activitystreams" in profile
+        ):
+            best_json = max(best_json, quality)
+        elif kind == "text/html":
+            html = max(html, quality)
+    return best_json > 0 and best_json >= html
+
+
+class ReaderPageCache(PageCache):
+    """The page cache, never answering (nor keeping) what fediverse servers ask for (#19).
+
+    Post and author URLs give ActivityStreams JSON to them and HTML to browsers (`Vary:
+    Accept`); the kept HTML page must not answer the JSON request.
+    """
+
+    def key(self, environ: dict[str, Any], args: Any = None) -> str | None:
+        if wants_activity_streams(environ.get("HTTP_ACCEPT", "")):
+            return None
+        return super().key(environ, args)
+
 
 def init_app(app: App, root: Path, database: Database) -> None:
     """Track changes, and give the app a page cache for its anonymous readers."""
@@ -253,7 +301,7 @@ def init_app(app: App, root: Path, database: Database) -> None:
     validators = app.extensions["reader_validators"] = etag_for(state)
     megabytes = app.config.get("PAGE_CACHE_MB", 8)
     if megabytes > 0:
-        app.page_cache = PageCache(
+        app.page_cache = ReaderPageCache(
             etag_for=validators,
             parameters=PAGE_PARAMETERS,
             request_class=app.request_class,

@@ -1002,3 +1002,184 @@ class Review(Base):
     reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="joined")
 
     __table_args__ = (Index("ix_reviews_state", "state", "submitted_at"),)
+
+
+# #19 federation (ActivityPub, pyproject/blog/activitypub.py; migration 0020)
+
+
+class FederationKey(Base):
+    """The RSA key pair of one of our actors ("blog" or "user:<id>"), made when first needed."""
+
+    __tablename__ = "federation_keys"
+
+    actor: Mapped[str] = mapped_column(String(80), primary_key=True)
+    public_pem: Mapped[str] = mapped_column(Text)
+    private_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RemoteActor(Base):
+    """An actor of another server we heard from: its inboxes, name and public key (a cache)."""
+
+    __tablename__ = "federation_remote_actors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2000))
+    key_id: Mapped[str] = mapped_column(String(2000))
+    inbox: Mapped[str] = mapped_column(String(2000))
+    shared_inbox: Mapped[str] = mapped_column(String(2000), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    username: Mapped[str] = mapped_column(String(200), default="")
+    url: Mapped[str] = mapped_column(String(2000), default="")
+    domain: Mapped[str] = mapped_column(String(255))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("uri", name="uq_federation_remote_actors_uri"),
+        Index("ix_federation_remote_actors_key", "key_id"),
+    )
+
+    @property
+    def delivery_inbox(self) -> str:
+        """Give where activities for this actor go: its server's shared inbox if it has one."""
+        return self.shared_inbox or self.inbox
+
+    @property
+    def handle(self) -> str:
+        return f"@{self.username}@{self.domain}" if self.username else self.uri
+
+
+class Follower(Base):
+    """A remote actor following one of ours; `state` pending (awaiting the admin) or accepted."""
+
+    __tablename__ = "federation_followers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    local_actor: Mapped[str] = mapped_column(String(80))
+    remote_actor_id: Mapped[int] = mapped_column(
+        ForeignKey("federation_remote_actors.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(10), default="accepted")
+    follow_activity: Mapped[str] = mapped_column(String(2000), default="")
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    remote: Mapped[RemoteActor] = relationship(lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint(
+            "local_actor", "remote_actor_id", name="uq_federation_followers_actor_remote"
+        ),
+        Index("ix_federation_followers_state", "local_actor", "state"),
+    )
+
+
+class FederatedPost(Base):
+    """What followers were last told of a post: its revision then, and created or deleted."""
+
+    __tablename__ = "federation_posts"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10))
+    creates: Mapped[int] = mapped_column(Integer, default=0)
+    told_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """One activity for one inbox (a server's shared inbox), with its tries.
+
+    `state`: waiting, done, failed (gave up after FEDERATION_RETRY_HOURS) or paused (its
+    domain is). `audience` names our actors whose followers it serves (space-separated).
+    """
+
+    __tablename__ = "federation_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox: Mapped[str] = mapped_column(String(2000))
+    domain: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20))
+    activity: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(400), default="")
+    state: Mapped[str] = mapped_column(String(10), default="waiting")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        Index("ix_federation_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_federation_deliveries_domain", "domain", "state"),
+    )
+
+
+class FederationDomain(Base):
+    """A remote domain's delivery health: failing since when, paused after a week of it."""
+
+    __tablename__ = "federation_domains"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class FederationBlock(Base):
+    """A blocked domain or actor (`kind` domain or actor): nothing from it is accepted."""
+
+    __tablename__ = "federation_blocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_federation_blocks_kind_value"),)
+
+
+class InboxEntry(Base):
+    """One POST to an inbox and what became of it (`outcome`: accepted, ignored, refused...)."""
+
+    __tablename__ = "federation_inbox_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[str] = mapped_column(String(2000), default="")
+    activity_type: Mapped[str] = mapped_column(String(40), default="")
+    actor: Mapped[str] = mapped_column(String(2000), default="")
+    inbox: Mapped[str] = mapped_column(String(80), default="")
+    outcome: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_federation_inbox_log_activity", "activity_id", "outcome"),)
+
+
+class Reaction(Base):
+    """A Like or Announce of one of our posts from the fediverse, listed by name."""
+
+    __tablename__ = "federation_reactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    actor_uri: Mapped[str] = mapped_column(String(2000))
+    actor_name: Mapped[str] = mapped_column(String(200), default="")
+    actor_url: Mapped[str] = mapped_column(String(2000), default="")
+    activity_id: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "post_id", "kind", "actor_uri", name="uq_federation_reactions_post_kind_actor"
+        ),
+    )
