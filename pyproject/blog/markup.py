@@ -39,12 +39,17 @@ from pygments.token import STANDARD_TYPES, Token
 # Bump whenever the same Markdown would come out as different HTML (a new extension, a changed
 # allowlist, another Pygments style class...): posts stored with an older number are re-rendered.
 # v4: pictures of ours become <picture> with sized sources (#15).
-RENDERER_VERSION = 4
+# v5: table columns keep their alignment (align on th/td); a [TOC] in the text is the only
+# table of contents (#23).
+RENDERER_VERSION = 5
 
 PROSE_WORDS_PER_MINUTE = 230
 CODE_WORDS_PER_MINUTE = 100
 SUMMARY_LIMIT = 300
 TOC_MIN_HEADINGS = 3
+# Below this many words, an automatic table of contents never comes before the first
+# paragraph: a short essay opens with its first sentence, not with a list (#23).
+TOC_LONG_POST_WORDS = 1_200
 
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
@@ -84,6 +89,9 @@ _EXTENSIONS = [
     "sane_lists",
 ]
 _EXTENSION_CONFIGS = {
+    # Column alignment (---:) as the align attribute, which the sanitiser allows with its
+    # three values; inline style is never allowed.
+    "tables": {"use_align_attribute": True},
     "codehilite": {
         "css_class": "codehilite",
         "pygments_formatter": _LanguageFormatter,
@@ -134,7 +142,8 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "code": frozenset({"class"}),
     "span": frozenset({"class"}),
     "table": frozenset({"class"}),
-    "td": frozenset({"class"}),
+    "td": frozenset({"class", "align"}),
+    "th": frozenset({"align"}),
 }
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_SCHEMES = frozenset({"http", "https"})
@@ -224,6 +233,9 @@ class RenderLimits:
     html_ratio: int = 25
     html_floor: int = 64 * 1024
     html_max: int = 2 * 1024 * 1024
+    # Not a budget, but travels with them to the render helper: curly quotes, dashes and
+    # ellipses (Python-Markdown's smarty), the site's "smart punctuation" setting (#23).
+    smart_punctuation: bool = False
 
 
 DEFAULT_LIMITS = RenderLimits()
@@ -270,8 +282,9 @@ def render_markdown(
     # A fresh Markdown per call: extensions such as footnotes keep per-document state on the
     # instance, and building one costs about a tenth of a millisecond.
     highlight = fenced_code_length(source) <= limits.highlighted_code
+    smarty = ["smarty"] if limits.smart_punctuation else []
     md = markdown.Markdown(
-        extensions=[*_EXTENSIONS, _PicturesExtension(images or {})],
+        extensions=[*_EXTENSIONS, *smarty, _PicturesExtension(images or {})],
         extension_configs=_EXTENSION_CONFIGS if highlight else _PLAIN_CODE_CONFIGS,
         output_format="html",
     )
@@ -284,7 +297,9 @@ def render_markdown(
     check_html(converted, len(text), limits)
     body = sanitize_html(converted)
     headings = tuple(_flatten_headings(md.toc_tokens))
-    toc_html = sanitize_html(_toc_list(md.toc)) if len(headings) >= TOC_MIN_HEADINGS else ""
+    # A [TOC] the author placed is the table of contents: no automatic one beside it.
+    automatic = len(headings) >= TOC_MIN_HEADINGS and not has_placed_toc(body)
+    toc_html = sanitize_html(_toc_list(md.toc)) if automatic else ""
     scan = _scan_text(body)
     return Rendered(
         html=body,
@@ -675,6 +690,62 @@ def sanitize_html(fragment: str) -> str:
     return cleaned
 
 
+def has_placed_toc(body_html: str) -> bool:
+    """Give whether rendered HTML holds a table of contents placed by a [TOC] marker."""
+    return '<div class="toc">' in body_html
+
+
+_FIRST_PARAGRAPH_END = "</p>"
+_HEADING_START = re.compile(r"<h[2-6][\s>]")
+
+
+def toc_position(body_html: str, word_count: int) -> int:
+    """Give where in a post's HTML its automatic table of contents goes (an offset).
+
+    A long post (TOC_LONG_POST_WORDS and more) shows it first. A shorter one never above
+    its first paragraph: before the first heading after that paragraph, else right after
+    it. Text with no paragraph at all gets it at the top.
+    """
+    if word_count >= TOC_LONG_POST_WORDS:
+        return 0
+    end = body_html.find(_FIRST_PARAGRAPH_END)
+    if end < 0:
+        return 0
+    end += len(_FIRST_PARAGRAPH_END)
+    heading = _HEADING_START.search(body_html, end)
+    return heading.start() if heading else end
+
+
+# Link destinations that an author meant to fill in: the editor's own "https://", a
+# scheme with nothing after it, and words standing for a URL.
+PLACEHOLDER_URLS = frozenset(
+    {"https://", "http://", "url", "link", "http", "https", "...", "…", "todo", "tbd", "#"}
+)
+_LINK_DESTINATION = re.compile(r"\]\(\s*<?([^\s()<>]*)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)")
+_REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S*?)>?\s*$")
+
+
+def placeholder_links(text: str) -> list[str]:
+    """Give the placeholder link destinations a post's Markdown still holds, in order.
+
+    A link such as ``[text](https://)`` or ``[text](url)`` would publish as a live link to
+    nowhere. Code (fenced blocks and inline spans) is not looked at.
+    """
+    found: list[str] = []
+    for line, in_code in _lines_outside_code(text):
+        if in_code:
+            continue
+        line = _CODE_SPAN.sub("", line)
+        destinations = [m.group(1) for m in _LINK_DESTINATION.finditer(line)]
+        definition = _REFERENCE_DEFINITION.match(line.rstrip("\r\n"))
+        if definition:
+            destinations.append(definition.group(1))
+        for destination in destinations:
+            if destination.lower() in PLACEHOLDER_URLS and destination not in found:
+                found.append(destination)
+    return found
+
+
 def plain_text_summary(fragment: str, limit: int = SUMMARY_LIMIT) -> str:
     """Give the first paragraph of an HTML fragment as plain text of at most ``limit`` characters.
 
@@ -774,6 +845,8 @@ def _allow_attribute(tag: str, name: str, value: str) -> bool:
         return value == "0"
     if name == "role":
         return value == "region"
+    if name == "align":
+        return value in ("left", "right", "center")
     return True
 
 

@@ -208,7 +208,17 @@ def render_post(text: str, app: App | None = None) -> Rendered:
     app = app or current_app()
     lookup = app.extensions.get("image_lookup")
     images = lookup(app, text) if lookup is not None else None
-    return app.extensions["renderer"].render(text, app.extensions["render_limits"], images)
+    limits = app.extensions["render_limits"]
+    if smart_punctuation(app):
+        limits = dataclasses.replace(limits, smart_punctuation=True)
+    return app.extensions["renderer"].render(text, limits, images)
+
+
+def smart_punctuation(app: App) -> bool:
+    """Give whether the site asks for curly quotes and dashes (#23), off if unknown."""
+    from pyproject.blog.settings import site_settings  # (settings reads the database)
+
+    return site_settings(app).smart_punctuation
 
 
 @atexit.register
