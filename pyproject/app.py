@@ -78,7 +78,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         micropub,
         posts,
         recovery,
+        review,
         revisions,
+        roles,
         search,
         settings,
         site,
@@ -95,6 +97,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics, backups),
         *(twofactor, devices, exporting, importing),
         audit,
+        roles,  # roles, the second-factor rule (#20)
+        review,  # contributors' posts reviewed (#20)
         comments,
         webmention,
         activitypub,  # the fediverse (#19)

@@ -553,8 +553,8 @@ def admin_users(request: Request) -> Any:
     status = 200
     if request.method == "POST":
         role = form.get("role") or "author"
-        if role not in ("author", "admin"):
-            form.error("role", "Choose author or admin.")
+        if role not in ("admin", "editor", "author", "contributor"):  # roles.ROLES (#20)
+            form.error("role", "Choose administrator, editor, author or contributor.")
         fields = validate_new_user(db, form)
         if form.ok:
             user = create_user(db, role=role, **fields)

@@ -898,8 +898,8 @@ ACTIONS = ("approve", "trust", "spam", "hold", "delete")
 
 
 def _moderated(user: User) -> Any:
-    """Give the condition for comments a user moderates: on their posts (admins: all)."""
-    if user.is_admin:
+    """Give the condition for comments a user moderates: on their posts (editors: all)."""
+    if user.role in ("admin", "editor"):  # (#20 roles)
         return True
     return Comment.post_id.in_(select(Post.id).where(Post.author_id == user.id))
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from pyproject.blog import cover, webmention
+from pyproject.blog import cover, review, webmention
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.db import begin_write, end_transaction, get_db
 from pyproject.blog.diffing import word_diff
@@ -488,6 +488,7 @@ def store_post(
     """
     creating = post is None
     previous_body = "" if creating else post.body_md
+    asked_review = review.hold_for_review(user, data)  # contributors never publish (#20)
     if creating:
         post = Post(author_id=user.id, revision=0, slug="")
     slug = choose_slug(db, post, data, creating)
@@ -499,6 +500,7 @@ def store_post(
     else:
         change_slug(db, post, slug)
     add_revision(db, post, "save", user, previous_body)
+    review.after_save(db, post, user, asked_review)
     announce_when_public(db, post)  # subscribers get it once this commits (#14)
     webmention.send_when_public(db, post)  # the sites it links to are told (#18)
     return post

@@ -13,7 +13,7 @@ from sqlalchemy import Row, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from pyproject.blog import jobs, listing
+from pyproject.blog import jobs, listing, roles
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
@@ -141,7 +141,7 @@ def card_page(
 
 
 def can_edit(user: User | None, post: Post) -> bool:
-    return user is not None and (user.is_admin or user.id == post.author_id)
+    return roles.can_edit_post(user, post)  # its author, editors and admins (#20)
 
 
 # Built once: SQLAlchemy then compiles it once per process.
@@ -177,7 +177,7 @@ def get_post_or_404(
         answer_for_unused_slug(request, db, slug, user)
     refuse_unseen(post, user)
     if check_author and not can_edit(user, post):
-        raise Forbidden("Only the post's author or an administrator can change it.")
+        raise Forbidden("Only the post's author, an editor or an administrator can change it.")
     return post
 
 
@@ -288,7 +288,7 @@ def drafts(request: Request) -> str:
         .where(Post.deleted_at.is_(None))
         .order_by(Post.updated_at.desc(), Post.id.desc())
     )
-    if not user.is_admin:
+    if not roles.is_editor(user):  # editors and admins see everyone's (#20)
         query = query.where(Post.author_id == user.id)
     page = paginate(db, query, page_number(request), per_page=25)
     # An administrator's dashboard says when jobs wait and no worker runs them.

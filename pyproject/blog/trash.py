@@ -83,7 +83,7 @@ def trash(request: Request) -> str:
     """The signed-in author's trashed posts (admins: everyone's)."""
     user = current_user(request)
     query = select(Post).where(Post.deleted_at.is_not(None)).order_by(Post.deleted_at.desc())
-    if not user.is_admin:
+    if user.role not in ("admin", "editor"):  # editors see everyone's (#20 roles)
         query = query.where(Post.author_id == user.id)
     posts = list(get_db(request).scalars(query))
     days = int(current_app().config["TRASH_DAYS"])

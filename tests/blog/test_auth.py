@@ -806,7 +806,7 @@ def test_adding_a_user_with_errors_keeps_what_was_typed(
 def test_a_bad_role_is_an_error_beside_its_field(shared_cast: Cast) -> None:
     response = create_author(shared_cast.admin, "newbie", role="owner")
     assert response.status_code == 422
-    assert field_error(response, "role") == "Choose author or admin."
+    assert field_error(response, "role") == "Choose administrator, editor, author or contributor."
 
 
 @pytest.mark.parametrize("who", ["anonymous", "author"])

@@ -119,6 +119,14 @@ AUTHOR_ONLY = {
     ("GET", "/comments"),
     ("POST", "/comments/moderate"),
     ("POST", "/comments/posts/<int:post_id>/setting"),
+    ("POST", "/posts/<slug:slug>/submit"),  # roles and review (#20): own posts only
+}
+# Editors and admins only (#20): the review queue (tests/security/test_access_roles.py).
+EDITOR_ONLY = {
+    ("GET", "/review"),
+    ("GET", "/review/<int:post_id>"),
+    ("POST", "/review/<int:post_id>/approve"),
+    ("POST", "/review/<int:post_id>/changes"),
 }
 ADMIN_ONLY = {
     ("GET", "/admin/users"),
@@ -141,6 +149,8 @@ ADMIN_ONLY = {
     ("GET", "/admin/import/<int:run_id>"),
     ("POST", "/admin/import/<int:run_id>/run"),
     ("POST", "/admin/import/<int:run_id>/cancel"),
+    ("GET", "/admin/audit"),  # roles, audit log (#20)
+    ("POST", "/admin/users/<int:user_id>/role"),
     ("GET", "/admin/settings"),  # site settings (#17)
     ("POST", "/admin/settings"),
 }
@@ -269,10 +279,10 @@ def test_every_route_is_classified(blog: Blog) -> None:
         for method in rule.methods
         if method != "HEAD"
     }
-    assert routes == PUBLIC | AUTHOR_ONLY | ADMIN_ONLY, "classify the new route here"
+    assert routes == PUBLIC | AUTHOR_ONLY | ADMIN_ONLY | EDITOR_ONLY, "classify the new route here"
 
 
-@pytest.mark.parametrize(("method", "rule"), sorted(AUTHOR_ONLY | ADMIN_ONLY))
+@pytest.mark.parametrize(("method", "rule"), sorted(AUTHOR_ONLY | ADMIN_ONLY | EDITOR_ONLY))
 def test_anonymous_visitors_are_sent_to_sign_in(blog: Blog, method: str, rule: str) -> None:
     visitor = blog.cast.app.test_client()
     path = blog.fill(rule)
@@ -354,6 +364,15 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
             "an import's report": ("GET", "/admin/import/1", {403}),
             "run an import": ("POST", "/admin/import/1/run", {403}),
             "cancel an import": ("POST", "/admin/import/1/cancel", {403}),
+            # roles, review and the audit log (#20)
+            "make alice an admin": ("POST", f"/admin/users/{blog.alice_id}/role", {403}),
+            "the audit log": ("GET", "/admin/audit", {403}),
+            "the review queue": ("GET", "/review", {403}),
+            "a post in review": ("GET", "/review/1", {403}),
+            "approve a post": ("POST", "/review/1/approve", {403}),
+            "send a post back": ("POST", "/review/1/changes", {403}),
+            "submit alice's draft for review": ("POST", f"/posts/{d}/submit", {404}),
+            "submit alice's post for review": ("POST", f"/posts/{p}/submit", {403}),
         }
     )
     return attempts
