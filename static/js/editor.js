@@ -216,7 +216,7 @@
     form.classList.toggle("desk-previewing", previewing);
     tabWrite.setAttribute("aria-pressed", previewing ? "false" : "true");
     tabPreview.setAttribute("aria-pressed", previewing ? "true" : "false");
-    if (previewing) { section.hidden = false; }
+    section.hidden = !previewing;
   }
   if (tabs) {
     tabs.hidden = false;

@@ -147,8 +147,9 @@ TYPED = {
 }
 
 BAD_INPUTS = [
-    ("title", "", "Title is required."),
-    ("title", "   ", "Title is required."),
+    ("body", "A [link](https://) to fill in.", "placeholder address (“https://”)"),
+    ("body", "See [this](url) and [that](<https://>).", "(“url”, “https://”)"),
+    ("toc_mode", "sometimes", "Choose an automatic table of contents or none."),
     ("title", "t" * 201, "Title is too long"),
     ("title", "bell\x07title", "not allowed"),
     ("body", "", "Body is required."),
@@ -178,9 +179,9 @@ def test_a_form_with_errors_comes_back_as_typed(
     assert response.status_code == 422
     error = field_error(response, field)
     assert error is not None and message in error
-    if field == "status":  # radio buttons: the error sits in their fieldset
-        fieldset = response.html.select_one("#e-status").find_parent("fieldset")
-        assert fieldset.select('input[name="status"]')
+    if field in ("status", "toc_mode"):  # radio buttons: the error sits in their fieldset
+        fieldset = response.html.select_one(f"#e-{field}").find_parent("fieldset")
+        assert fieldset.select(f'input[name="{field}"]')
     else:
         control = response.html.select_one(f"#f-{field}")
         assert control is not None and "e-" + field in control.get("aria-describedby", "")
@@ -200,10 +201,12 @@ def count_posts(app: App) -> int:
 def test_a_form_with_errors_on_edit_comes_back_as_typed(world: World) -> None:
     author = world.cast.author
     values = form_of(author.get(f"/posts/{world.published}/edit"), "#post-form")
-    values.update(title="", body="New body\n\nkept", tags="kept, tags", summary="kept summary")
+    values.update(
+        title="", body="New [link](https://)\n\nkept", tags="kept, tags", summary="kept summary"
+    )
     response = author.post(f"/posts/{world.published}/edit", data=values)
     assert response.status_code == 422
-    assert field_error(response, "title") == "Title is required."
+    assert "placeholder address (“https://”)" in field_error(response, "body")
     shown = response.form_values("#post-form")
     for name in ("title", "body", "tags", "summary", "slug", "base_revision"):
         assert shown[name] == values[name]
