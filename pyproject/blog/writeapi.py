@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from pyproject.blog import cover, media
+from pyproject.blog import cover, media, openapi
 from pyproject.blog.db import begin_write, end_transaction, get_db
 from pyproject.blog.editor import (
     POST_FIELDS,
@@ -375,7 +375,9 @@ def absolute(url: str) -> str:
 
 
 def register_writing(app: App) -> None:
-    """Add the write API's routes: bearer tokens only, so no session and no CSRF token."""
+    """Add the write API's routes (bearer tokens only, so no session and no CSRF token),
+    and the OpenAPI document of the whole API (openapi.py)."""
+    openapi.register(app)
     app.add_route(
         "/api/posts", create_post, methods=["POST"], csrf=False, endpoint="api_create_post"
     )
