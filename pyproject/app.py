@@ -101,8 +101,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         review,  # contributors' posts reviewed (#20)
         comments,
         webmention,
-        tokens,  # API tokens, and Micropub with them (#20)
-        micropub,
         activitypub,  # the fediverse (#19)
         tokens,  # API tokens, and Micropub with them (#20)
         micropub,

@@ -198,10 +198,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OUTGOING_TIMEOUT", 10, "Seconds an outgoing fetch waits to connect, and per read."),
     Setting("OUTGOING_MAX_BYTES", 1_000_000, "Largest answer an outgoing fetch reads, in bytes."),
     Setting("WEBMENTION_PER_HOST_HOUR", 30, "Webmentions accepted per hour from one source host."),
-    # The write API and Micropub (#20).
-    Setting(
-        "API_MAX_JSON_BYTES", 3_000_000, "Largest JSON body the write API reads (413 past it)."
-    ),
     # ActivityPub federation (#19).
     Setting(
         "FEDERATION_BLOG_USERNAME",

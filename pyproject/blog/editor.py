@@ -546,32 +546,6 @@ def store_post(
     return post
 
 
-def store_post(
-    db: Session, post: Post | None, data: PostInput, rendered: Rendered, user: User
-) -> Post:
-    """Write a validated, rendered post (a new one for None) and its revision; give it.
-
-    The one save path of the editor, the write API and Micropub (caller commits; the
-    flush or commit may raise StaleDataError or IntegrityError for a race lost).
-    """
-    creating = post is None
-    previous_body = "" if creating else post.body_md
-    if creating:
-        post = Post(author_id=user.id, revision=0, slug="")
-    slug = choose_slug(db, post, data, creating)
-    apply_input(db, post, data, rendered)
-    if creating:
-        post.slug = slug
-        db.add(post)
-        db.flush()
-    else:
-        change_slug(db, post, slug)
-    add_revision(db, post, "save", user, previous_body)
-    announce_when_public(db, post)  # subscribers get it once this commits (#14)
-    webmention.send_when_public(db, post)  # the sites it links to are told (#18)
-    return post
-
-
 def choose_slug(db: Session, post: Post, data: PostInput, creating: bool) -> str:
     """Give the slug the post will have: the one typed, a new one for drafts, else its own."""
     if data.slug:
