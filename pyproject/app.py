@@ -76,6 +76,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         media,
         metrics,
         micropub,
+        navigation,
+        pages,
         posts,
         recovery,
         review,
@@ -105,9 +107,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         tokens,  # API tokens, and Micropub with them (#20)
         micropub,
         settings,  # site settings (#17)
+        pages,  # standalone pages (#17)
+        navigation,  # header and footer menus (#17)
     )
     for area in areas:
         area.register(app)
+    pages.register_last(app)  # /<slug>: after every other route, which all win over it
+    pages.check_page_slugs(app, database)  # a route that takes a page's slug stops here
     jobs.init_app(app, database)  # after the areas: their jobs are registered by now
     metrics.init_app(app)  # after the queue exists: it counts the queue's jobs too
     return app

@@ -45,7 +45,8 @@ def changed_at(post: Post) -> Any:
 
 def _feed(request: Request, fmt: str, query: Select, title: str, page_url: str) -> Response:
     # Every entry's cover in one more query (an enclosure each), not one query an entry.
-    query = published(query, utcnow()).options(selectinload(Post.cover_media)).limit(FEED_SIZE)
+    query = published(query, utcnow()).where(Post.kind == "post")  # no pages (#17)
+    query = query.options(selectinload(Post.cover_media)).limit(FEED_SIZE)
     posts = list(get_db(request).scalars(query).unique())
     updated = max((changed_at(p) for p in posts), default=utcnow())
     return feed_response(
@@ -123,15 +124,22 @@ def sitemap_entries(db: Session, start: int = 0, stop: int | None = None) -> lis
 
 def post_entries(db: Session, now: Any, offset: int, limit: int) -> list[tuple[str, Any]]:
     """Give sitemap entries of visible posts, oldest first, from `offset` on."""
-    post_url = current_app().url_builder("show_post", "slug", _external=True)
+    app = current_app()
+    post_url = app.url_builder("show_post", "slug", _external=True)
+    page_url = app.url_builder("show_page", "slug", _external=True)  # pages too (#17)
     rows = db.execute(
-        select(Post.slug, CHANGED_AT)
+        select(Post.slug, CHANGED_AT, Post.kind, Post.noindex)
         .where(*visible(now))
         .order_by(Post.id)
         .offset(offset)
         .limit(limit)
     )
-    return [(post_url(slug), updated) for slug, updated in rows]
+    # A post marked noindex keeps its place in the numbering, out of the list.
+    return [
+        ((page_url if kind == "page" else post_url)(slug), updated)
+        for slug, updated, kind, noindex in rows
+        if not noindex
+    ]
 
 
 def tag_entries(db: Session, now: Any) -> list[tuple[str, Any]]:

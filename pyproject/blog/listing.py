@@ -62,7 +62,8 @@ def _page_of(query: Select) -> Select:
     return query.order_by(*NEWEST_FIRST).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
-_VISIBLE_IDS = select(Post.id).where(*visible(NOW))
+# Posts, not pages (#17): kind is in the lists' partial index, so still read from it alone.
+_VISIBLE_IDS = select(Post.id).where(*visible(NOW), Post.kind == "post")
 
 # The ids of one page of each kind of list, newest first.
 NEWEST = _page_of(_VISIBLE_IDS)
@@ -86,7 +87,7 @@ def carried_by_visible_posts(now: Any) -> Any:
     return (
         select(post_tags.c.tag_id)
         .join(Post, Post.id == post_tags.c.post_id)
-        .where(post_tags.c.tag_id == Tag.id, *visible(now))
+        .where(post_tags.c.tag_id == Tag.id, *visible(now), Post.kind == "post")
         .exists()
     )
 

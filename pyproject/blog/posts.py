@@ -265,6 +265,8 @@ def archive(request: Request) -> str:
 def show_post(request: Request, slug: str) -> Response:
     """One post. Readers' views are counted (the author's own are not)."""
     post = get_post_or_404(request, slug)
+    if post.kind == "page":  # a page lives at /<slug> (#17)
+        raise Redirect(url_for("show_page", slug=post.slug), 301)
     user = current_user(request)
     response = Response(
         render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
@@ -324,7 +326,7 @@ def tag_counts(db: Session) -> list[Any]:
         select(Tag.name, Tag.slug, count.label("count"))
         .join(post_tags, post_tags.c.tag_id == Tag.id)
         .join(Post, Post.id == post_tags.c.post_id)
-        .where(*visible(utcnow()))
+        .where(*visible(utcnow()), Post.kind == "post")
         .group_by(Tag.id, Tag.name, Tag.slug)
         .order_by(count.desc(), Tag.name)
     ).all()

@@ -35,7 +35,7 @@ from pyproject.blog.models import Media, SettingChange, SiteSetting, SiteState, 
 from pyproject.blog.rendering import RenderTimeout, render_post
 from pyproject.lib import App, Request, Response, current_app, flash, redirect, url_for
 from pyproject.lib.app import current_request, render_template
-from pyproject.lib.exceptions import NotFound
+from pyproject.lib.exceptions import BadRequest, NotFound
 
 # The page backgrounds of the two colour schemes (static/css/site.css --bg): an accent
 # colour must reach WCAG AA's 4.5:1 against its scheme's background to be saved.
@@ -114,7 +114,8 @@ class SiteSettings:
     stylesheet_hash: str
     require_second_factor: str  # "none", "admins" or "everyone"
     smart_punctuation: bool
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The header and footer menus (navigation.py), each a tuple of MenuItem.
+    menus: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def second_factor_required(self, user: User) -> bool:
         """Give whether this user must sign in with a second factor (#20)."""
@@ -249,7 +250,12 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def build(values: dict[str, str], app: App, media: dict[int, Media]) -> SiteSettings:
+def build(
+    values: dict[str, str],
+    app: App,
+    media: dict[int, Media],
+    menus: dict[str, tuple[Any, ...]] | None = None,
+) -> SiteSettings:
     """Give the settings object from stored values (media: the pictures they name)."""
     zone_name = values["timezone"] if values["timezone"] in _zones() else "UTC"
     try:
@@ -282,6 +288,7 @@ def build(values: dict[str, str], app: App, media: dict[int, Media]) -> SiteSett
         stylesheet_hash=hashlib.sha256(stylesheet.encode()).hexdigest()[:16],
         require_second_factor=second if second in SECOND_FACTOR_CHOICES else "none",
         smart_punctuation=values["smart_punctuation"] == "on",
+        menus=menus or {"header": (), "footer": ()},
     )
 
 
@@ -305,8 +312,11 @@ def load(app: App) -> SiteSettings:
     """Read the settings from the database (defaults from the configuration)."""
     values = defaults(app.config)
     values.update(intro_html="", footer_html="")
+    from pyproject.blog.navigation import read_menus  # (it builds on this module)
+
     media: dict[int, Media] = {}
     with get_database(app).read() as db:
+        menus = read_menus(db, app)
         for name, value in db.execute(select(SiteSetting.name, SiteSetting.value)):
             if name in values:
                 values[name] = value
@@ -315,7 +325,7 @@ def load(app: App) -> SiteSettings:
             for item in db.scalars(select(Media).where(Media.id.in_(ids))):
                 db.expunge(item)
                 media[item.id] = item
-    return build(values, app, media)
+    return build(values, app, media, menus)
 
 
 def site_settings(app: App | None = None) -> SiteSettings:
@@ -618,4 +628,8 @@ def register(app: App) -> None:
 
     @app.context_processor
     def settings_context(request: Request | None) -> dict[str, Any]:
-        return {"site": site_settings(app)}
+        try:  # for aria-current="page" in the menus
+            path = request.path if request is not None else ""
+        except BadRequest:  # an error page for an address that is not even UTF-8
+            path = ""
+        return {"site": site_settings(app), "current_path": path}
