@@ -22,7 +22,7 @@ from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.db import begin_write, end_transaction, get_db
 from pyproject.blog.diffing import word_diff
 from pyproject.blog.forms import Form
-from pyproject.blog.markup import Rendered, RenderRefused
+from pyproject.blog.markup import Rendered, RenderRefused, placeholder_links
 from pyproject.blog.models import GoneSlug, OldSlug, Post, Revision, Tag, User, post_tags, utcnow
 from pyproject.blog.posts import get_post_or_404, prune_unused_tags, tag_slug
 from pyproject.blog.rendering import RenderTimeout, render_post
@@ -48,6 +48,10 @@ POST_FIELDS = (
     "cover",
     "kind",  # post or page (#17): set when created, kept after
 )
+POST_FIELDS = (*POST_FIELDS, "toc_mode", "editor_font")  # #23 writing desk
+TOC_MODES = ("auto", "off")  # #23: an automatic table of contents, or none unless [TOC]
+EDITOR_FONTS = ("sans", "mono")
+NOTE_TITLE_WORDS = 8  # an untitled note's slug and list entry: its first words
 # Paths under /posts/ that are pages, not posts.
 RESERVED_SLUGS = frozenset({"new", "preview", "autosave"})
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
@@ -67,6 +71,7 @@ class PostInput:
     publish_at: datetime | None
     cover_id: int | None = None  # a picture of the author's library (cover.py)
     kind: str = "post"  # or "page": shown at /<slug>, not in lists (pages.py, #17)
+    toc_mode: str | None = None  # None: leave the post's as it is (#23)
 
 
 def site_zone() -> Any:
@@ -122,10 +127,20 @@ def validate_post(form: Form, *, draft: bool = False) -> PostInput:
 
     A `draft` (an autosave) may still lack its title and body; every other rule holds.
     """
-    title = form.text("title", label="Title", required=not draft, max_length=TITLE_MAX)
+    # A short note may be untitled (#23): its first words name it.
+    title = form.text("title", label="Title", max_length=TITLE_MAX)
     body = form.text("body", label="Body", required=not draft, max_length=BODY_MAX, strip=False)
     if body and not body.strip() and not draft:
         form.error("body", "Body is required.")
+    if body and not draft:
+        placeholders = placeholder_links(body)
+        if placeholders:
+            named = ", ".join(f"“{url}”" for url in placeholders)
+            form.error(
+                "body",
+                f"A link still has a placeholder address ({named}): put the real address"
+                " in, or remove the link.",
+            )
     summary = form.text("summary", label="Summary", max_length=SUMMARY_MAX)
     tags = parse_tags(form)
     slug = form.text("slug", label="Slug", max_length=200).lower()
@@ -143,12 +158,30 @@ def validate_post(form: Form, *, draft: bool = False) -> PostInput:
         if publish_at is None:
             form.error("publish_at", "Enter a date and time like 2026-12-24T09:00.")
     cover_id = cover.read_choice(form)
+    toc_mode = form.get("toc_mode") or None
+    if toc_mode is not None and toc_mode not in TOC_MODES:
+        form.error("toc_mode", "Choose an automatic table of contents or none.")
+        toc_mode = None
     kind = form.get("kind") or "post"
     if kind not in pages.KINDS:
         form.error("kind", "Choose a post or a page.")
     elif kind == "page" and slug and "slug" not in form.errors and pages.route_clash(slug):
         form.error("slug", pages.route_clash(slug))
-    return PostInput(title, body, summary, tags, slug, status, publish_at, cover_id, kind)
+    return PostInput(
+        title, body, summary, tags, slug, status, publish_at, cover_id, kind, toc_mode=toc_mode
+    )
+
+
+def note_title(body: str, words: int = NOTE_TITLE_WORDS) -> str:
+    """Give the first words of a note's Markdown, as plain text (its name when untitled)."""
+    from pyproject.blog.markup import plain_text_summary, render_markdown
+
+    try:
+        text = plain_text_summary(render_markdown(body[:2000]).html)
+    except RenderRefused:
+        text = body[:2000]
+    first = " ".join(text.replace("…", " ").split()[:words])
+    return first[:TITLE_MAX]
 
 
 def render_body(form: Form, body: str) -> Rendered | None:
@@ -331,6 +364,8 @@ def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) ->
     post.title = data.title
     render_onto(post, data.body, rendered, data.summary)
     set_tags(db, post, data.tags, public=data.status == "published")
+    if data.toc_mode is not None:
+        post.toc_mode = data.toc_mode
     if data.publish_at is not None:
         post.published_at = data.publish_at
     elif data.status == "published" and (post.published_at is None or post.published_at > now):
@@ -363,6 +398,8 @@ def editor_page(
         post=post,
         preview_html=preview_html,
         autosave=autosave,
+        # The one recovery banner shows what the autosave would change (#23).
+        autosave_diff=word_diff(post.body_md, autosave.body_md) if autosave else None,
         old_slugs=old_slugs,
         cover_choices=cover.choices_for(get_db(request), cover_owner(request, post).id),
     ), status
@@ -386,6 +423,8 @@ def form_from_post(post: Post) -> Form:
         "base_revision": str(post.revision),
         "cover": str(post.cover_media_id or ""),
         "kind": post.kind,
+        "toc_mode": post.toc_mode,
+        "editor_font": post.author.editor_font if post.author else "sans",
     }
     return Form(values, POST_FIELDS)
 
@@ -447,6 +486,7 @@ def save_post(request: Request, post: Post | None) -> Any:
         data.cover_id = post.cover_media_id
         form.values["cover"] = str(post.cover_media_id or "")
     cover.check_choice(db, form, data.cover_id, cover_owner(request, post))
+    remember_editor_font(form, user)
     if data.slug and form.ok:
         problem = slug_problem(db, data.slug, post.id if post else None)
         if problem:
@@ -519,7 +559,7 @@ def choose_slug(db: Session, post: Post, data: PostInput, creating: bool) -> str
     if data.slug:
         return data.slug
     if creating or (post.published_at is None and post.status == "draft"):
-        base = slugify(data.title) or post.kind
+        base = slugify(data.title or note_title(data.body)) or post.kind
         if post.kind == "page" and pages.route_clash(base):  # "Tags" -> tags-page
             base = f"{base}-page"
         return unique_slug(db, base, post.id)
@@ -538,7 +578,15 @@ def flash_saved(post: Post) -> None:
 @login_required
 def new_post(request: Request) -> Any:
     """The editor for a new post."""
-    return editor_page(request, Form({"status": "draft"}, POST_FIELDS), None)
+    font = current_user(request).editor_font
+    return editor_page(request, Form({"status": "draft", "editor_font": font}, POST_FIELDS), None)
+
+
+def remember_editor_font(form: Form, user: User) -> None:
+    """Keep the editor font the author chose (#23) as theirs; other values are ignored."""
+    font = form.get("editor_font")
+    if font in EDITOR_FONTS and user.editor_font != font:
+        user.editor_font = font
 
 
 @login_required
@@ -650,11 +698,11 @@ def autosave_new(request: Request) -> Response:
     db = get_db(request)
     user = current_user(request)
     begin_write(db)
-    title = data.title or "Untitled draft"
+    title = data.title
     post = Post(
         author_id=user.id,
         title=title,
-        slug=unique_slug(db, slugify(title) or "post"),
+        slug=unique_slug(db, slugify(title or note_title(data.body)) or "post"),
         status="draft",
         revision=0,
         updated_at=utcnow(),
