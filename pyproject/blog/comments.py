@@ -35,6 +35,7 @@ import hmac
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -46,7 +47,7 @@ from bleach.linkifier import LinkifyFilter
 from bleach.sanitizer import Cleaner
 from huey import crontab
 from jinja2 import pass_context
-from sqlalchemy import bindparam, delete, event, func, select, update
+from sqlalchemy import bindparam, case, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs, mail, throttle
@@ -54,7 +55,7 @@ from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_database, get_db
 from pyproject.blog.forms import Form
-from pyproject.blog.models import Comment, Post, SiteState, User, utcnow
+from pyproject.blog.models import Comment, CommentCount, Post, SiteState, User, utcnow
 from pyproject.blog.posts import can_edit, get_post_or_404, page_number
 from pyproject.lib import App, Request, Response, current_app, flash, redirect, render_template
 from pyproject.lib.app import current_request
@@ -194,21 +195,55 @@ def _shown(comment: Comment) -> bool:
 
 
 def track_changes(sessions: Any) -> None:
-    """Bump the site version when a flush adds, changes or removes a shown comment.
+    """Recount a post's comments and bump the site version when a flush adds, changes or
+    removes a shown comment.
 
     Held and spam comments change no reader's page, so a flood of spam keeps the page
-    cache's pages.
+    cache's pages (and the counts).
     """
 
     @event.listens_for(sessions, "after_flush")
     def bump(session: Session, _context: Any) -> None:
         touched = (*session.new, *session.dirty, *session.deleted)
-        if any(isinstance(item, Comment) and _shown(item) for item in touched):
+        posts = {item.post_id for item in touched if isinstance(item, Comment) and _shown(item)}
+        if posts:
+            recount(session, posts)
             session.execute(
                 update(SiteState)
                 .where(SiteState.id == 1)
                 .values(version=SiteState.version + 1, changed_at=utcnow())
             )
+
+
+_RECOUNT = (
+    select(
+        Comment.post_id,
+        func.count(),
+        func.sum(case((Comment.parent_id.is_(None), 1), else_=0)),
+    )
+    .where(Comment.post_id.in_(bindparam("ids", expanding=True)), Comment.state == "approved")
+    .group_by(Comment.post_id)
+)
+
+
+def recount(db: Session, post_ids: Iterable[int]) -> None:
+    """Count these posts' approved comments and threads afresh into comment_counts.
+
+    The posts' rows are locked first (FOR NO KEY UPDATE on PostgreSQL, which a comment's
+    own foreign key check does not conflict with; SQLite writes one at a time anyway), so
+    two transactions answering one post count in turn, the second seeing the first's.
+    """
+    ids = sorted(set(post_ids))
+    if not ids:
+        return
+    db.execute(
+        select(Post.id).where(Post.id.in_(ids)).order_by(Post.id).with_for_update(key_share=True)
+    )
+    db.execute(delete(CommentCount).where(CommentCount.post_id.in_(ids)))
+    db.execute(
+        insert(CommentCount.__table__).from_select(["post_id", "approved", "threads"], _RECOUNT),
+        {"ids": ids},
+    )
 
 
 # --- remote replies (Webmention) ----------------------------------------------------------
@@ -372,6 +407,11 @@ def edit_token(secret: str, comment_id: int) -> str:
     return _b64mac(secret, f"comment-edit\x00{comment_id}")
 
 
+def quiet_token(secret: str, comment_id: int) -> str:
+    """Give the token of the link in a reply notification that stops such mail."""
+    return _b64mac(secret, f"comment-quiet\x00{comment_id}")
+
+
 # --- the writer's cookie ------------------------------------------------------------------
 
 
@@ -406,10 +446,54 @@ def load_written(secret: str, value: str | None) -> list[int]:
 # --- reading ------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class Shown:
+    """A comment as a post page shows it: the columns it needs, not an ORM object (a page
+    shows fifty threads; building and reading Comment objects cost more than the rest)."""
+
+    id: int
+    post_id: int
+    parent_id: int | None
+    user_id: int | None
+    name: str
+    website: str
+    body_html: str
+    state: str
+    kind: str
+    source_url: str
+    created_at: datetime
+    edited_at: datetime | None
+    published_at: datetime | None
+    by_admin: bool | None
+
+
+_SHOWN = select(
+    Comment.id,
+    Comment.post_id,
+    Comment.parent_id,
+    Comment.user_id,
+    Comment.name,
+    Comment.website,
+    Comment.body_html,
+    Comment.state,
+    Comment.kind,
+    Comment.source_url,
+    Comment.created_at,
+    Comment.edited_at,
+    Comment.published_at,
+    User.role == "admin",
+).outerjoin(User, User.id == Comment.user_id)
+
+
+def shown(db: Session, query: Any) -> list[Shown]:
+    """Give the comments `query` (a select of _SHOWN's columns) finds, as Shown."""
+    return [Shown(*row) for row in db.execute(query)]
+
+
 @dataclass
 class Thread:
-    comment: Comment
-    replies: list[Comment] = field(default_factory=list)
+    comment: Shown
+    replies: list[Shown] = field(default_factory=list)
 
 
 @dataclass
@@ -439,22 +523,10 @@ def _visible_to(mine: frozenset[int]) -> Any:
     return or_(Comment.state == "approved", Comment.id.in_(sorted(mine)))
 
 
-# A post's approved comments, and how many of them start a thread: two counts from the
-# index, in one statement.
-_APPROVED = (Comment.post_id == bindparam("post_id"), Comment.state == "approved")
-_COUNTS = select(
-    select(func.count()).where(*_APPROVED).scalar_subquery(),
-    select(func.count()).where(*_APPROVED, Comment.parent_id.is_(None)).scalar_subquery(),
+# A post's approved comments, and how many of them start a thread: kept counts (0026).
+_COUNTS = select(CommentCount.approved, CommentCount.threads).where(
+    CommentCount.post_id == bindparam("post_id")
 )
-
-
-def approved_count(db: Session, post_id: int) -> int:
-    return int(
-        db.scalar(
-            select(func.count()).where(Comment.post_id == post_id, Comment.state == "approved")
-        )
-        or 0
-    )
 
 
 def load_section(
@@ -462,17 +534,17 @@ def load_section(
 ) -> Section:
     """Give page `number` of a post's threads (None: the newest page), oldest first.
 
-    One query for a post without comments (its counts); a page of them adds three: the
-    page's ids (from the index alone, cheap however deep), their rows and their replies.
+    One query for a post without comments (its kept counts); a page of them adds three:
+    the page's ids (from the index alone, cheap however deep), their rows and replies.
     """
     now = utcnow()
-    total, threads_total = db.execute(_COUNTS, {"post_id": post.id}).one()
-    total, threads_total = int(total or 0), int(threads_total or 0)
-    own: list[Comment] = []
+    counts = db.execute(_COUNTS, {"post_id": post.id}).first()
+    total, threads_total = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    own: list[Shown] = []
     if mine:  # the writer's own comments awaiting review show to them too
         own = [
             c
-            for c in db.scalars(select(Comment).where(Comment.id.in_(sorted(mine))))
+            for c in shown(db, _SHOWN.where(Comment.id.in_(sorted(mine))))
             if c.post_id == post.id and c.state != "approved"
         ]
         threads_total += sum(1 for c in own if c.parent_id is None)
@@ -483,9 +555,9 @@ def load_section(
         raise NotFound("There is no such page of comments.")
     threads: list[Thread] = []
     if threads_total:
-        shown = _visible_to(mine)
+        visible = _visible_to(mine)
         top = select(Comment.id).where(
-            Comment.post_id == post.id, Comment.parent_id.is_(None), shown
+            Comment.post_id == post.id, Comment.parent_id.is_(None), visible
         )
         # Page `number` holds threads [first, last) counted from the oldest; read from the
         # nearer end, so the newest page (the post's own) skips nothing.
@@ -496,14 +568,16 @@ def load_section(
         else:
             ids = list(db.scalars(top.order_by(Comment.id).limit(last - first).offset(first)))
         if ids:
-            rows = db.scalars(select(Comment).where(Comment.id.in_(ids)))
+            rows = shown(db, _SHOWN.where(Comment.id.in_(ids)))
             by_id = {c.id: Thread(c) for c in rows}
             threads = [by_id[i] for i in ids if i in by_id]
-            replies = db.scalars(
-                select(Comment)
-                .where(Comment.parent_id.in_(ids), shown)
-                .order_by(Comment.id)
-                .limit(len(ids) * MAX_REPLIES)
+            # By the post, then parent, from its index: ordering by id alone would walk
+            # every approved comment of the site in id order.
+            replies = shown(
+                db,
+                _SHOWN.where(Comment.post_id == post.id, visible, Comment.parent_id.in_(ids))
+                .order_by(Comment.parent_id, Comment.id)
+                .limit(len(ids) * MAX_REPLIES),
             )
             for reply in replies:
                 thread = by_id.get(reply.parent_id or 0)
@@ -717,9 +791,15 @@ def _notify_replied(db: Session, comment: Comment, app: App) -> None:
         return
     if parent.email == comment.email:
         return
-    from pyproject.blog.subscriptions import notify_person
+    from pyproject.blog.subscriptions import notify_person, unsubscribe_headers
 
     post = db.get(Post, comment.post_id)
+    stop_url = app.url_for(
+        "quiet_replies",
+        comment_id=parent.id,
+        token=quiet_token(str(app.config["SECRET_KEY"]), parent.id),
+        _external=True,
+    )
     try:
         notify_person(
             db,
@@ -729,9 +809,14 @@ def _notify_replied(db: Session, comment: Comment, app: App) -> None:
             subject=f"{_one_line(comment.name)} answered your comment",
             name=parent.name,
             app=app,
+            # One click in the mail client (RFC 8058), or the link in the message, stops
+            # these mails for every comment from this address.
+            headers=unsubscribe_headers(stop_url),
             message=f"{_one_line(comment.name)} answered your comment on “{post.title}”.",
             link=app.url_for("show_post", slug=post.slug, _external=True)
             + f"#comment-{comment.id}",
+            stop_url=stop_url,
+            stop_label="Stop emails about replies to your comments",
         )
     except mail.InvalidMail:
         pass
@@ -813,6 +898,30 @@ def delete_own_comment(request: Request, comment_id: int) -> Response:
     db.delete(comment)
     db.commit()
     return redirect(current_app().url_for("show_post", slug=post.slug) + "#comments")
+
+
+def quiet_replies(request: Request, comment_id: int, token: str) -> Response:
+    """GET: a button that asks; POST (the reader, or a mail client's one click): stop the
+    reply notifications for every comment from the address that comment gave.
+
+    Exempt from the CSRF check like the subscribers' unsubscribe link: the signed token in
+    the URL is the proof. Answers 200 rather than redirecting, as RFC 8058 clients expect.
+    """
+    secret = str(current_app().config["SECRET_KEY"])
+    db = get_db(request)
+    comment = db.get(Comment, comment_id)
+    if comment is None or not hmac.compare_digest(token, quiet_token(secret, comment_id)):
+        raise NotFound("This link is not one we sent, or it was cut short.")
+    asking = request.method != "POST"
+    if not asking and comment.email:
+        db.execute(
+            update(Comment)
+            .where(Comment.email == comment.email, Comment.notify_replies.is_(True))
+            .values(notify_replies=False)
+        )
+        db.commit()
+    page = render_template("comments/quiet.html", asking=asking, comment_id=comment_id, token=token)
+    return Response(page)
 
 
 # --- reading pages ------------------------------------------------------------------------
@@ -1023,10 +1132,11 @@ SPAM_KEPT = timedelta(days=30)  # spam stays this long in the list, for a look, 
 def prune_spam() -> int:
     """Delete spam comments older than SPAM_KEPT (daily); give how many went."""
     with get_database(jobs.current_app()).write() as db:
-        old = delete(Comment).where(
-            Comment.state == "spam", Comment.created_at < utcnow() - SPAM_KEPT
-        )
-        return db.execute(old).rowcount or 0
+        old = Comment.state == "spam", Comment.created_at < utcnow() - SPAM_KEPT
+        posts = set(db.scalars(select(Comment.post_id).where(*old).distinct()))
+        gone = db.execute(delete(Comment).where(*old)).rowcount or 0
+        recount(db, posts)  # replies (shown or not) go with the spam they answered
+        return gone
 
 
 def register(app: App) -> None:
@@ -1045,6 +1155,12 @@ def register(app: App) -> None:
     )
     app.add_route(
         "/comments/<int:comment_id>/delete", delete_own_comment, methods=["POST"], csrf=False
+    )
+    app.add_route(
+        "/comments/<int:comment_id>/quiet/<token>",
+        quiet_replies,
+        methods=["GET", "POST"],
+        csrf=False,
     )
     app.add_route("/comments", moderation)
     app.add_route("/comments/moderate", moderate, methods=["POST"])

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from pyproject.blog.cover import Cover, covers_by_id
-from pyproject.blog.models import Comment, Post, Tag, User, UTCDateTime, post_tags, visible
+from pyproject.blog.models import CommentCount, Post, Tag, User, UTCDateTime, post_tags, visible
 from pyproject.lib import current_app
 from pyproject.lib.exceptions import NotFound
 
@@ -110,10 +110,8 @@ _CARDS = (
         User.username,
         User.display_name,
         Post.cover_media_id,
-        # Approved comments (#18), counted in the same query from their index.
-        select(func.count(Comment.id))
-        .where(Comment.post_id == Post.id, Comment.state == "approved")
-        .scalar_subquery(),
+        # Approved comments (#18): the kept count, by the post's key.
+        select(CommentCount.approved).where(CommentCount.post_id == Post.id).scalar_subquery(),
     )
     .join(User, User.id == Post.author_id)
     .where(Post.id.in_(_IDS))
@@ -162,7 +160,7 @@ def cards_by_id(db: Session, ids: Iterable[int], links: Links | None = None) -> 
         found[post_id] = Card(
             post_id, slug, title, summary, published_at, minutes, links.post(slug), author
         )
-        found[post_id].comment_count = n
+        found[post_id].comment_count = n or 0
         if cover is not None:
             cover_ids[post_id] = cover
     for post_id, name, tag_slug in connection.execute(_TAGS, {"ids": list(found)}):

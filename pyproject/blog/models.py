@@ -595,6 +595,11 @@ class Comment(Base):
     post: Mapped[Post] = relationship(lazy="select")
     user: Mapped[User | None] = relationship(lazy="joined")
 
+    @property
+    def by_admin(self) -> bool:
+        """Give whether an admin wrote it (pages mark it; comments.Shown carries the same)."""
+        return self.user is not None and self.user.is_admin
+
     __table_args__ = (
         # A post's shown comments, in order, and its counts (lists count approved ones).
         Index("ix_comments_post_state", "post_id", "state", "parent_id", "id"),
@@ -602,6 +607,23 @@ class Comment(Base):
         Index("ix_comments_state", "state", "id"),
         Index("ix_comments_source", "source_url", "post_id"),
     )
+
+
+class CommentCount(Base):
+    """How many approved comments a post has, and how many of them start a thread.
+
+    Kept by comments.track_changes in the transaction that changes a shown comment, so a
+    post page and a list read one row instead of counting the comments (0026). A post
+    without approved comments has no row.
+    """
+
+    __tablename__ = "comment_counts"
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    approved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    threads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # --- webmention (#18) ---

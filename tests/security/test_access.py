@@ -76,6 +76,8 @@ PUBLIC = {
     ("GET", "/comments/<int:comment_id>/edit"),
     ("POST", "/comments/<int:comment_id>/edit"),
     ("POST", "/comments/<int:comment_id>/delete"),
+    ("GET", "/comments/<int:comment_id>/quiet/<token>"),  # the stop link in reply mail
+    ("POST", "/comments/<int:comment_id>/quiet/<token>"),
     ("GET", "/reset"),
     ("POST", "/reset"),
     ("GET", "/reset/<token>"),

@@ -112,6 +112,19 @@ def test_one_click_unsubscribe_without_its_signed_token_changes_nothing(world: W
             assert changed_tables(before, snapshot(engine)) == [], token
 
 
+def test_a_reply_mails_stop_link_without_its_signed_token_changes_nothing(world: World) -> None:
+    """Like unsubscribing: forged or made-up stop links (#18) answer 404 and change nothing."""
+    engine = get_database(world.app).engine
+    for client in world.clients.values():
+        for comment_id, token in ((1, "A" * 43), (1, "x"), (999999, "A" * 43), (1, "x" * 300)):
+            before = snapshot(engine)
+            response = client.post(
+                f"/comments/{comment_id}/quiet/{token}", headers={"Origin": EVIL}
+            )
+            assert response.status_code == 404, token
+            assert changed_tables(before, snapshot(engine)) == [], token
+
+
 def test_a_forged_webmention_changes_no_content(world: World) -> None:
     """The Webmention endpoint takes no token: a cross-site POST from a signed-in browser can
     only queue the check any stranger could ask for; bad input changes nothing at all."""

@@ -383,10 +383,15 @@ POST_RULES = (
 #   session, changes their comment for 15 minutes; the proof is their signed cookie
 #   (SameSite=Lax, so a cross-site POST does not carry it) and a per-comment token
 #   signed with SECRET_KEY shown only to them (404 or 403 otherwise).
+# - /comments/<int:comment_id>/quiet/<token> (#18): the one-click stop (RFC 8058) in a
+#   reply notification, posted by mail clients with no cookie; the token signed with
+#   SECRET_KEY for that comment is the proof, and all it can do is stop reply mail to the
+#   address that comment gave.
 CSRF_EXEMPT = (
     "/unsubscribe/<token>",
     "/webmention",
     "/posts/<slug:slug>/comments",
     "/comments/<int:comment_id>/edit",
     "/comments/<int:comment_id>/delete",
+    "/comments/<int:comment_id>/quiet/<token>",
 )
