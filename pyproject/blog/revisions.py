@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.db import begin_write, end_transaction, get_db
-from pyproject.blog.diffing import word_diff
+from pyproject.blog.diffing import changes_only, tag_set_diff, word_diff
 from pyproject.blog.editor import add_revision, parse_tags, render_body, render_onto, set_tags
 from pyproject.blog.forms import Form
 from pyproject.blog.models import Post, Revision, utcnow
@@ -59,7 +59,9 @@ def show_revision(request: Request, slug: str, number: int) -> str:
         previous=previous,
         body_diff=word_diff(before.body_md, revision.body_md),
         title_diff=word_diff(before.title, revision.title),
-        tags_diff=word_diff(before.tags, revision.tags),
+        changes=changes_only(before.body_md, revision.body_md),
+        # Tags are a set: the same tags in another order are no change (#23).
+        tag_changes=tag_set_diff(before.tags, revision.tags),
         summary_diff=word_diff(before.summary, revision.summary),
     )
 

@@ -173,12 +173,15 @@ def test_a_revision_shows_insertions_deletions_and_unchanged_words(any_db_cast: 
     body = diff_of(page)
     assert body["del"] == ["brown "]
     assert body["ins"] == ["red ", "lazy "]
-    assert body["unchanged"] == ("The quick fox jumps over the dog.\n\nA second paragraph stays.")
+    # Only the changed paragraph is shown; the unchanged one is its context (#23).
+    assert body["unchanged"] == "The quick fox jumps over the dog."
     assert body["tags"] == {"ins", "del"}
+    context = page.html.select_one("pre.diff-context")
+    assert context is not None and context.get_text() == "A second paragraph stays."
     title = diff_of(page, "dl.diff-fields dd:nth-of-type(1)")
     assert (title["ins"], title["del"], title["unchanged"]) == (["red "], [], "The fox")
     tags = diff_of(page, "dl.diff-fields dd:nth-of-type(2)")
-    assert (tags["del"], tags["ins"]) == (["animals"], ["animals, colours"])
+    assert (tags["del"], tags["ins"]) == ([], ["colours"])  # a set: "animals" stayed
     summary_line = page.html.select_one("main p.muted").get_text(" ", strip=True)
     assert "Compared with revision 1: 2 words inserted, 1 deleted." in summary_line
 
@@ -484,7 +487,7 @@ def test_a_refused_save_gives_the_author_their_text_back_whatever_the_session_ne
             assert edit_post(cast.admin, slug, body="The admin's text.").status_code == 303
             expected = 409
         else:
-            form["title"] = ""
+            form["tags"] = "x" * 41  # a tag too long (an empty title is allowed: #23)
             expected = 422
         if session_write == "daily refresh":
             age_sessions(app)
@@ -503,3 +506,26 @@ def test_a_refused_save_gives_the_author_their_text_back_whatever_the_session_ne
         assert answer.form_values(chosen)["body"] == "Words the author must not lose."
     finally:
         get_database(app).dispose()
+
+
+def test_tags_in_another_order_are_no_change_and_long_texts_collapse(cast: Cast) -> None:
+    paragraphs = [f"Paragraph {n} has some words in it, seven or so." for n in range(40)]
+    slug = slug_of(
+        write_post(cast.author, title="Long", body="\n\n".join(paragraphs), tags="a, b, c")
+    )
+    changed = [*paragraphs]
+    changed[20] = "Paragraph twenty was rewritten."
+    changed[35] = "Paragraph thirty-five too."
+    edit_post(cast.author, slug, title="Long", body="\n\n".join(changed), tags="c, a, b")
+
+    page = cast.author.get(f"/posts/{slug}/revisions/2")
+    tags = page.html.select("dl.diff-fields dd")[1]
+    assert not tags.select("ins, del") and "(unchanged)" in tags.get_text()
+    changes = page.html.select(".diff-change")
+    assert [c["id"] for c in changes] == ["change-1", "change-2"]
+    assert changes[0].select_one('a[href="#change-2"]').get_text() == "Next change"
+    assert changes[1].select_one('a[href="#change-1"]').get_text() == "Previous change"
+    collapsed = [p.get_text() for p in page.html.select(".diff-collapsed")]
+    # Ten words a paragraph; one paragraph of context either side of each change: 0-18
+    # hidden, 19 shown; 21 shown, 22-33 hidden, 34 shown; 36 shown, 37-39 hidden.
+    assert collapsed == ["190 unchanged words", "120 unchanged words", "30 unchanged words"]
