@@ -78,13 +78,12 @@ def links_of(db: Session) -> dict[str, list[NavLink]]:
 
 def page_choices(db: Session) -> list[tuple[int, str]]:
     """Give the pages a menu may link to (id, title), by title; trashed ones aside."""
-    return list(
-        db.execute(
-            select(Post.id, Post.title)
-            .where(Post.kind == "page", Post.deleted_at.is_(None))
-            .order_by(Post.title, Post.id)
-        ).tuples()
+    rows = db.execute(
+        select(Post.id, Post.title)
+        .where(Post.kind == "page", Post.deleted_at.is_(None))
+        .order_by(Post.title, Post.id)
     )
+    return [(page_id, title) for page_id, title in rows]
 
 
 def describe(link: NavLink, pages: dict[int, str]) -> str:
@@ -102,7 +101,9 @@ def describe(link: NavLink, pages: dict[int, str]) -> str:
 def navigation_page(request: Request, form: Form | None = None, status: int = 200) -> Any:
     db = get_db(request)
     pages = page_choices(db)
-    tags = list(db.execute(select(Tag.slug, Tag.name).order_by(Tag.name)).tuples())
+    tags = [
+        (slug, name) for slug, name in db.execute(select(Tag.slug, Tag.name).order_by(Tag.name))
+    ]
     titles = dict(pages)
     links = links_of(db)
     return render_template(
