@@ -85,11 +85,13 @@ PUBLIC = {
     ("GET", "/join/<token>"),
     ("POST", "/join/<token>"),
     ("GET", "/site-style/<fingerprint>.css"),  # the site settings' stylesheet (#17)
+    ("GET", "/<slug:slug>"),  # a standalone page (#17)
 }
 AUTHOR_ONLY = {
     ("GET", "/drafts"),
     ("GET", "/trash"),
     ("GET", "/posts/new"),
+    ("GET", "/pages/new"),  # a standalone page (#17): the posts' editor
     ("GET", "/account"),
     ("POST", "/account"),
     ("POST", "/account/password"),
@@ -155,6 +157,8 @@ ADMIN_ONLY = {
     ("POST", "/admin/users/<int:user_id>/role"),
     ("GET", "/admin/settings"),  # site settings (#17)
     ("POST", "/admin/settings"),
+    ("GET", "/admin/navigation"),  # menus (#17)
+    ("POST", "/admin/navigation"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
