@@ -78,6 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         micropub,
         navigation,
         pages,
+        passkeys,
         posts,
         recovery,
         review,
@@ -100,6 +101,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         *(twofactor, devices, exporting, importing),
         audit,
         roles,  # roles, the second-factor rule (#20)
+        passkeys,  # passkeys at /account/security and /login (#20)
         review,  # contributors' posts reviewed (#20)
         comments,
         webmention,

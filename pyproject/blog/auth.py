@@ -127,6 +127,7 @@ def sign_in(request: Request, user: User, method: str = "password") -> None:
     session.rotate()
     session.pop("_csrf", None)  # a token seen before signing in is worth nothing after
     session["user_id"] = user.id
+    session["_signed_in_with"] = method  # roles.must_enrol reads it (#20)
     note_device(request)
     request.context["user"] = user
 

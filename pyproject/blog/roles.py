@@ -17,13 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
-
 from pyproject.blog import audit, auth
 from pyproject.blog.db import get_db
 from pyproject.blog.forms import Form
-from pyproject.blog.models import Passkey, Post, SecondFactor, User
+from pyproject.blog.models import Post, SecondFactor, User
 from pyproject.lib import App, Request, Response, current_app, flash, redirect, url_for
 from pyproject.lib.exceptions import Forbidden, NotFound
 
@@ -35,6 +32,7 @@ ROLES = {
 }
 SECOND_FACTOR_RULES = ("none", "admins", "everyone")
 # Where an account that must enrol may still go: the page to enrol, its forms, signing out.
+SIGNED_IN_WITH = "_signed_in_with"  # in the session: how it was signed in (auth.sign_in)
 ENROL_PATHS = ("/account/security", "/account/sessions/", "/logout", "/login")
 
 
@@ -84,21 +82,18 @@ def second_factor_required(user: User) -> bool:
     return rule == "everyone" or (rule == "admins" and user.is_admin)
 
 
-def has_second_factor(db: Session, user: User) -> bool:
-    """Give whether the account has app codes or a passkey."""
-    return bool(
-        db.scalar(
-            select(
-                exists().where(SecondFactor.user_id == user.id)
-                | exists().where(Passkey.user_id == user.id)
-            )
-        )
-    )
-
-
 def must_enrol(request: Request, user: User) -> bool:
-    """Give whether this signed-in account must add a second factor before anything else."""
-    return second_factor_required(user) and not has_second_factor(get_db(request), user)
+    """Give whether this signed-in session must add a second factor before anything else.
+
+    Not when the account has app codes (its password sign-ins asked for one), nor when
+    this session was signed in with a passkey; an account with passkeys only that signed
+    in with its password is asked too (to sign in with the passkey, or add app codes).
+    """
+    if not second_factor_required(user):
+        return False
+    if request.session is not None and request.session.get(SIGNED_IN_WITH) == "passkey":
+        return False
+    return get_db(request).get(SecondFactor, user.id) is None
 
 
 def _send_to_enrol(request: Request) -> Response | None:

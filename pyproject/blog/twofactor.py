@@ -28,7 +28,7 @@ from markupsafe import Markup
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from pyproject.blog import audit, auth
+from pyproject.blog import audit, auth, passkeys, roles
 from pyproject.blog.db import get_db
 from pyproject.blog.devices import devices_of
 from pyproject.blog.forms import Form
@@ -224,6 +224,9 @@ def _security_page(request: Request, form: Form, status: int = 200, **extra: Any
         "remaining": remaining_recovery_codes(db, user) if factor else 0,
         "recovery_codes": None,
         "devices": devices_of(request, user),
+        "passkeys": passkeys.passkeys_of(db, user),  # (#20 roles: passkeys.py)
+        "passkey_form": Form(None, passkeys.PASSKEY_FIELDS),
+        "must_enrol": roles.must_enrol(request, user),
         **extra,
     }
     if factor is None:

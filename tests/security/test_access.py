@@ -60,6 +60,8 @@ PUBLIC = {
     ("POST", "/login"),
     ("GET", "/login/code"),  # the second step of sign-in: only after a right password
     ("POST", "/login/code"),
+    ("POST", "/login/passkey/options"),  # signing in with a passkey alone (#20)
+    ("POST", "/login/passkey"),
     ("POST", "/logout"),
     ("GET", "/subscribe"),
     ("POST", "/subscribe"),
@@ -99,6 +101,9 @@ AUTHOR_ONLY = {
     ("POST", "/account/security/totp"),
     ("POST", "/account/security/recovery-codes"),
     ("POST", "/account/security/totp/off"),
+    ("POST", "/account/security/passkeys/options"),  # passkeys (#20)
+    ("POST", "/account/security/passkeys"),
+    ("POST", "/account/security/passkeys/<int:passkey_id>/delete"),
     ("POST", "/account/sessions/<public_id>/end"),  # devices (#20): the account's own only
     ("POST", "/account/sessions/end-others"),
     ("POST", "/posts"),
@@ -196,6 +201,7 @@ class Blog:
             .replace("<int:post_id>", "1")
             .replace("<int:comment_id>", "1")
             .replace("<public_id>", "0" * 16)
+            .replace("<int:passkey_id>", "1")
         )
 
 
