@@ -964,13 +964,15 @@ def verify_sender(
 ) -> RemoteActor:
     """Check an inbox POST's signature; give the sender (its key fetched or kept)."""
     now = utcnow()
-    headers = {name: value for name, value in request.headers.items()}
     try:
         parsed = httpsig.parse_signature(request.headers.get("Signature"))
         httpsig.check_date(request.headers.get("Date"), now)
         httpsig.check_digest(request.headers.get("Digest"), body)
     except httpsig.SignatureError as error:
         raise Refusal(401, "bad signature", str(error)) from None
+    wanted = {*parsed.headers, "date", "digest", "signature"} - {"(request-target)"}
+    headers = {name: request.headers.get(name) for name in wanted}
+    headers = {name: value for name, value in headers.items() if value is not None}
     key_id = _uri(parsed.key_id)
     if not key_id:
         raise Refusal(401, "bad signature", "the keyId is not a URL")
