@@ -106,7 +106,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         comments,
         webmention,
         activitypub,  # the fediverse (#19)
-        activitypub,  # the fediverse (#19)
         tokens,  # API tokens, and Micropub with them (#20)
         micropub,
         settings,  # site settings (#17)

@@ -230,38 +230,6 @@ SETTINGS: tuple[Setting, ...] = (
         7,
         "Days of failed deliveries after which a domain is paused (resumed by an admin).",
     ),
-    # ActivityPub federation (#19).
-    Setting(
-        "FEDERATION_BLOG_USERNAME",
-        "blog",
-        "The blog's fediverse name: readers follow @NAME@host (authors are @username@host).",
-    ),
-    Setting(
-        "FEDERATION_OBJECT_TYPE",
-        "Article",
-        "What a post is on the fediverse: Article (title and full text) or Note (title, link).",
-    ),
-    Setting(
-        "FEDERATION_APPROVE_FOLLOWS",
-        False,
-        "Hold new fediverse followers until an admin approves them in /admin/federation.",
-    ),
-    Setting(
-        "FEDERATION_MAX_INBOX_BYTES",
-        1_000_000,
-        "Largest activity an inbox reads, in bytes (413 past it).",
-    ),
-    Setting(
-        "FEDERATION_RETRY_SECONDS",
-        60,
-        "Seconds before a failed delivery's first retry; each next wait doubles.",
-    ),
-    Setting("FEDERATION_RETRY_HOURS", 48, "Hours a delivery is retried before it is given up."),
-    Setting(
-        "FEDERATION_PAUSE_DAYS",
-        7,
-        "Days of failed deliveries after which a domain is paused (resumed by an admin).",
-    ),
     # The write API and Micropub (#20).
     Setting(
         "API_MAX_JSON_BYTES", 3_000_000, "Largest JSON body the write API reads (413 past it)."
