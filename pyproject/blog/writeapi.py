@@ -133,6 +133,10 @@ def json_object(request: Request) -> dict[str, Any]:
     data = request.json
     if not isinstance(data, dict):
         raise BadRequest("The JSON body must be an object of the post's fields.")
+    try:  # JSON may spell lone surrogates (\ud800), which no text column can hold
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("The JSON body holds text that is not valid Unicode.") from None
     return data
 
 

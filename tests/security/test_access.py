@@ -88,8 +88,12 @@ PUBLIC = {
     ("POST", "/join/<token>"),
     ("GET", "/site-style/<fingerprint>.css"),  # the site settings' stylesheet (#17)
     ("GET", "/<slug:slug>"),  # a standalone page (#17)
+    ("GET", "/api/openapi.json"),  # the API's OpenAPI document (#20)
 }
 AUTHOR_ONLY = {
+    ("GET", "/account/tokens"),  # personal API tokens (#20): the account's own only
+    ("POST", "/account/tokens"),
+    ("POST", "/account/tokens/<int:token_id>/revoke"),
     ("GET", "/drafts"),
     ("GET", "/trash"),
     ("GET", "/posts/new"),
@@ -129,6 +133,18 @@ AUTHOR_ONLY = {
     ("POST", "/comments/moderate"),
     ("POST", "/comments/posts/<int:post_id>/setting"),
     ("POST", "/posts/<slug:slug>/submit"),  # roles and review (#20): own posts only
+}
+# A personal API token only (#20): no token is 401, and so is a session cookie alone
+# (tests/security/test_api_tokens.py tries each with scopes, cookies and bad input).
+TOKEN_ONLY = {
+    ("POST", "/api/posts"),
+    ("GET", "/api/posts/<slug:slug>/source"),
+    ("PATCH", "/api/posts/<slug:slug>"),
+    ("DELETE", "/api/posts/<slug:slug>"),
+    ("POST", "/api/media"),
+    ("GET", "/micropub"),
+    ("POST", "/micropub"),
+    ("POST", "/micropub/media"),
 }
 # Editors and admins only (#20): the review queue (tests/security/test_access_roles.py).
 EDITOR_ONLY = {
@@ -291,7 +307,8 @@ def test_every_route_is_classified(blog: Blog) -> None:
         for method in rule.methods
         if method != "HEAD"
     }
-    assert routes == PUBLIC | AUTHOR_ONLY | ADMIN_ONLY | EDITOR_ONLY, "classify the new route here"
+    classified = PUBLIC | AUTHOR_ONLY | ADMIN_ONLY | EDITOR_ONLY | TOKEN_ONLY
+    assert routes == classified, "classify the new route here"
 
 
 @pytest.mark.parametrize(("method", "rule"), sorted(AUTHOR_ONLY | ADMIN_ONLY | EDITOR_ONLY))

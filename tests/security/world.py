@@ -318,6 +318,9 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
             f"/comments/posts/{world.comments['post']}/setting",
             {"comments": "closed"},
         ),
+        # personal API tokens (#20): a new one for erin; revoking one that is nobody's (404)
+        "/account/tokens": ("erin", "/account/tokens", {"name": "Forged", "scope_read": "on"}),
+        "/account/tokens/<int:token_id>/revoke": ("erin", "/account/tokens/999999/revoke", {}),
     }
 
 
@@ -364,6 +367,8 @@ POST_RULES = (
     "/admin/import/<int:run_id>/cancel",
     "/comments/moderate",
     "/comments/posts/<int:post_id>/setting",
+    "/account/tokens",
+    "/account/tokens/<int:token_id>/revoke",
 )
 
 # POST routes registered with csrf=False, each for a reason (test_csrf.py checks that these
@@ -383,6 +388,11 @@ POST_RULES = (
 #   session, changes their comment for 15 minutes; the proof is their signed cookie
 #   (SameSite=Lax, so a cross-site POST does not carry it) and a per-comment token
 #   signed with SECRET_KEY shown only to them (404 or 403 otherwise).
+# - /api/posts, /api/media (and PATCH, DELETE /api/posts/<slug>), /micropub and
+#   /micropub/media (#20): the write API and Micropub take only a personal token in the
+#   Authorization header, which a page on another site cannot make a browser send; a
+#   session cookie is never accepted there (401), so a forged request carries nothing
+#   that lets it write (tests/security/test_api_tokens.py).
 # - /comments/<int:comment_id>/quiet/<token> (#18): the one-click stop (RFC 8058) in a
 #   reply notification, posted by mail clients with no cookie; the token signed with
 #   SECRET_KEY for that comment is the proof, and all it can do is stop reply mail to the
@@ -393,5 +403,11 @@ CSRF_EXEMPT = (
     "/posts/<slug:slug>/comments",
     "/comments/<int:comment_id>/edit",
     "/comments/<int:comment_id>/delete",
+    "/api/posts",
+    "/api/media",
+    "/micropub",
+    "/micropub/media",
     "/comments/<int:comment_id>/quiet/<token>",
 )
+# Not POST, and exempt for the same reason as the write API's POSTs above.
+CSRF_EXEMPT_OTHER_METHODS = ("/api/posts/<slug:slug>",)  # PATCH and DELETE (#20)
