@@ -1719,8 +1719,14 @@ def start_run(request: Any, run_id: int) -> Any:
 
     run = _run_or_404(request, run_id)
     if run.state == "checked":
+        from pyproject.blog import audit, auth  # (#20: the audit log)
+
         run.state, run.done, run.changed_at = "queued", 0, utcnow()
         jobs.enqueue(get_db(request), import_job, run.id)
+        detail = {"file": run.filename, "run": run.id, "options": run.options}
+        audit.record(
+            get_db(request), auth.current_user(request), "import_started", detail, request=request
+        )
         get_db(request).commit()
     return redirect(url_for("import_run", run_id=run.id))
 

@@ -119,3 +119,17 @@ def test_detail_is_escaped_on_the_page(cast: Cast) -> None:
     page = cast.admin.get("/admin/audit?action=sign_in_failed")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
+
+
+def test_starting_an_import_is_recorded(cast: Cast, tmp_path) -> None:
+    from blog.test_importing import export, upload_import
+
+    archive = export(cast.app, tmp_path / "site.zip")
+    checked = upload_import(cast.admin, archive, name="old-site.zip")
+    assert checked.status_code == 303
+    page = cast.admin.get(checked.location)
+    action = page.html.select_one('form[action$="/run"]')["action"]
+    assert cast.admin.post(action, data=page.form_values('form[action$="/run"]')).status_code == 303
+    [line] = lines(cast, "import_started")
+    assert line.actor_name == "admin"
+    assert json.loads(line.detail)["file"] == "old-site.zip"
