@@ -87,6 +87,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         search,
         settings,
         site,
+        stats,
         subscriptions,
         throttle,  # noqa: F401 (no routes: imported for its periodic job)
         tokens,
@@ -98,7 +99,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     areas = (
         *(site, auth, recovery, invitations, posts, editor, revisions, trash, search, feeds),
         *(api, commands, jobs, mail, subscriptions, media, cover, health, metrics, backups),
-        *(twofactor, devices, exporting, importing),
+        *(twofactor, devices, exporting, importing, stats),
         audit,
         roles,  # roles, the second-factor rule (#20)
         passkeys,  # passkeys at /account/security and /login (#20)

@@ -128,6 +128,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Memory each worker keeps finished anonymous pages in, in MB (0: no page cache).",
     ),
     Setting("TRASH_DAYS", 30, "Days a deleted post stays in the trash before it is purged."),
+    # First-party statistics (#22); /privacy states them.
+    Setting("STATS_ENABLED", True, "Count readers' views, referrers, searches and subscribers."),
+    Setting(
+        "STATS_REPEAT_MINUTES",
+        30,
+        "Minutes in which a reader's repeat views of one page count once.",
+    ),
+    Setting("STATS_SEARCH_MIN", 2, "Searches made fewer times than this in a day are not kept."),
+    Setting("STATS_DAILY_YEARS", 2, "Years of day counts kept; older ones are rolled into months."),
     Setting(
         "RENDER_TIME_LIMIT_MS",
         5000,

@@ -13,10 +13,10 @@ from sqlalchemy import Row, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from pyproject.blog import jobs, listing, roles
+from pyproject.blog import jobs, listing, roles, stats
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
-from pyproject.blog.db import get_db, get_view_counts, lock_post_writes
+from pyproject.blog.db import get_db, lock_post_writes
 from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow, visible
 from pyproject.blog.settings import site_settings
 from pyproject.blog.slugs import is_valid_slug
@@ -119,9 +119,8 @@ def post_list_query(*, with_body: bool = False) -> Select:
 
 
 def most_read_ids(db: Session, now: datetime) -> list[tuple[int, int]]:
-    """Give (id, views) of the most-read posts published in the last week."""
-    counts = get_view_counts(current_app())
-    return listing.most_read(db, now, counts.most_viewed, days=POPULAR_DAYS, count=POPULAR_COUNT)
+    """Give (id, views) of the posts most read in the last week (the day buckets, #22)."""
+    return stats.most_read(db, now, days=POPULAR_DAYS, count=POPULAR_COUNT)
 
 
 def card_page(
@@ -210,19 +209,14 @@ def refuse_unseen(post: Post, user: User | None) -> None:
         raise NotFound(NO_POST)
 
 
-def view_counter(post_id: int) -> Callable[[str], None]:
-    """Give the function of a request method that counts a reader's view of a post.
+def view_counter(post: Post) -> Callable[[dict[str, Any]], None]:
+    """Give the function of a request's environ that counts a reader's view of a post.
 
     Only a GET counts: a HEAD or a revalidation reads nothing. The page cache calls it
-    too, when it serves the kept page.
+    too, when it serves the kept page. The all-time count takes every GET; the day's
+    statistics only browsers' first view in a while (pyproject.blog.stats).
     """
-    counter = get_view_counts(current_app())
-
-    def count(method: str) -> None:
-        if method == "GET":
-            counter.count(post_id)
-
-    return count
+    return stats.page_counter(f"post:{post.id}", post_id=post.id, author_id=post.author_id)
 
 
 _TAG_JUNK = re.compile(r"[^\w-]+")
@@ -238,7 +232,7 @@ def tag_slug(name: str) -> str:
 
 
 @reader_page(refresh_seconds=60)
-def home(request: Request) -> str:
+def home(request: Request) -> Response:
     """The newest published posts, and the week's most read."""
     db = get_db(request)
     now, number = utcnow(), page_number(request)
@@ -249,7 +243,9 @@ def home(request: Request) -> str:
     by_id = listing.cards_by_id(db, [*ids, *(post_id for post_id, _ in top)])
     page = Page([by_id[post_id] for post_id in ids if post_id in by_id], number, has_next)
     popular = [(by_id[post_id], views) for post_id, views in top if post_id in by_id]
-    return render_template("posts/index.html", page=page, popular=popular)
+    return stats.counted(
+        request, render_template("posts/index.html", page=page, popular=popular), "home"
+    )
 
 
 @reader_page
@@ -272,8 +268,8 @@ def show_post(request: Request, slug: str) -> Response:
         render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
     )
     if post.is_published and (user is None or user.id != post.author_id):
-        count = view_counter(post.id)
-        count(request.method)
+        count = view_counter(post)
+        count(request.environ)
         # A kept copy of the page counts its readers too.
         response.shared = Shared(on_hit=count)
     return response
@@ -374,12 +370,13 @@ def tagged(tag: Tag) -> Any:
 
 
 @reader_page
-def show_tag(request: Request, tag: str) -> str:
+def show_tag(request: Request, tag: str) -> Response:
     """A tag's published posts."""
     found = tag_or_404(request, tag)
     params = {"now": utcnow(), "tag_id": found.id}
     page = card_page(get_db(request), listing.BY_TAG, params, page_number(request))
-    return render_template("tags/show.html", tag=found, page=page)
+    body = render_template("tags/show.html", tag=found, page=page)
+    return stats.counted(request, body, f"tag:{found.slug}")
 
 
 @reader_page

@@ -16,11 +16,12 @@ from markupsafe import Markup
 from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
+from pyproject.blog import stats
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db
 from pyproject.blog.models import Post, UTCDateTime, utcnow, visible_sql
 from pyproject.blog.posts import Page, page_number
-from pyproject.lib import App, Request, render_template
+from pyproject.lib import App, Request, Response, render_template
 
 PER_PAGE = 10
 QUERY_MAX = 1000
@@ -215,11 +216,18 @@ def _postgres_search(
 
 
 @reader_page
-def search_page(request: Request) -> str:
-    """GET /search?q=...: ranked results with highlighted snippets, 10 a page."""
+def search_page(request: Request) -> Response:
+    """GET /search?q=...: ranked results with highlighted snippets, 10 a page.
+
+    A first page's search is counted in the statistics, with whether it found anything.
+    """
     raw = request.args.get("q", "")
-    results = search(get_db(request), raw, page_number(request))
-    return render_template("search/results.html", results=results)
+    number = page_number(request)
+    results = search(get_db(request), raw, number)
+    body = render_template("search/results.html", results=results)
+    term = stats.search_term(raw) if number == 1 else ""
+    found = (term, len(results.items)) if term else None
+    return stats.counted(request, body, "search", key=f"search:{term}", search=found)
 
 
 def register(app: App) -> None:

@@ -42,7 +42,7 @@ class Entry:
     page_headers: list[tuple[str, str]] | None = None  # of the 200, as sent
     body: bytes | None = None
     not_modified_headers: list[tuple[str, str]] | None = None  # of the 304, as sent
-    on_hit: Callable[[str], None] | None = None
+    on_hit: Callable[[dict[str, Any]], None] | None = None
     endpoint: str = ""  # the view that made the page, for whoever counts requests
     size: int = 0
 
@@ -140,7 +140,7 @@ class PageCache:
             if entry.body is None or entry.page_headers is None:
                 return None
             if entry.on_hit is not None:
-                entry.on_hit(method)
+                entry.on_hit(environ)
         except Exception:  # the database is away, say: the app answers, and logs it
             return None
         with self._lock:

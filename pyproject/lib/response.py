@@ -32,13 +32,14 @@ class Shared:
 
     The app's page cache (pyproject.lib.pagecache) may then keep the page and answer
     the same URL itself while `etag` (quoted, as sent) is still current, for
-    validators with a time bucket of `refresh` seconds. `on_hit(method)` runs each time
-    a kept copy is served, as the view would have run it (counting a view, say).
+    validators with a time bucket of `refresh` seconds. `on_hit(environ)` runs each time
+    a kept copy is served, as the view would have run it (counting a view, say: the
+    request's method, User-Agent and Referer are in the environ).
     """
 
     etag: str | None = None
     refresh: int | None = None
-    on_hit: Callable[[str], None] | None = None
+    on_hit: Callable[[dict[str, Any]], None] | None = None
 
 
 class Response:

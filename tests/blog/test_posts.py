@@ -6,6 +6,7 @@ Writing, editing, previewing and deleting posts (the editor) is in tests/blog/te
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -31,6 +32,7 @@ from blog.conftest import (
     write_post,
 )
 from pyproject.blog.db import get_database
+from pyproject.blog.stats import get_statistics
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient, TestResponse
 
@@ -334,15 +336,28 @@ def popular_titles(client: TestClient) -> list[str]:
     return [a.get_text(strip=True) for a in client.get("/").html.select("ol.popular li a")]
 
 
+BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def read_this_week(app: App, slug: str, *per_day: int) -> None:
+    """Give a post day counts (#22): per_day[0] today, per_day[1] yesterday..."""
+    stats = get_statistics(app)
+    post_id = get_post(app, slug).id
+    for back, count in enumerate(per_day):
+        stats.add_views(stats.day() - timedelta(days=back), {post_id: count})
+
+
 def test_popular_this_week_is_the_five_most_read_of_the_last_seven_days(cast: Cast) -> None:
     readings = {"Ten": 10, "Fifty": 50, "Thirty": 30, "Zero": 0, "Five": 5, "Forty": 40}
     for title, count in readings.items():
         slug = slug_of(write_post(cast.author, title=title))
-        set_post(cast.app, slug, view_count=count, published_at=utc_ago(days=6, hours=20))
+        # An old post read this week counts: the week's reading, not the post's age.
+        set_post(cast.app, slug, view_count=1000, published_at=utc_ago(days=60))
+        read_this_week(cast.app, slug, count - count // 2, 0, 0, 0, 0, 0, count // 2)
     old = slug_of(write_post(cast.author, title="Old favourite"))
-    set_post(cast.app, old, view_count=1000, published_at=utc_ago(days=7, minutes=5))
+    read_this_week(cast.app, old, 0, 0, 0, 0, 0, 0, 0, 1000)  # eight days ago
     hidden = slug_of(write_post(cast.author, title="Draft favourite", status="draft"))
-    set_post(cast.app, hidden, view_count=5000)
+    read_this_week(cast.app, hidden, 5000)
     assert popular_titles(cast.anonymous) == ["Fifty", "Forty", "Thirty", "Ten", "Five"]
     sidebar = cast.anonymous.get("/").html.select_one("ol.popular").get_text(" ", strip=True)
     assert "50 reads" in sidebar
@@ -351,12 +366,12 @@ def test_popular_this_week_is_the_five_most_read_of_the_last_seven_days(cast: Ca
 def test_reading_a_post_moves_it_up_the_popular_list(cast: Cast) -> None:
     first = slug_of(write_post(cast.author, title="First"))
     second = slug_of(write_post(cast.author, title="Second"))
-    set_post(cast.app, first, view_count=2)
-    set_post(cast.app, second, view_count=1)
+    read_this_week(cast.app, first, 2)
+    read_this_week(cast.app, second, 1)
     assert popular_titles(cast.author) == ["First", "Second"]
-    reader = cast.app.test_client()
-    for _ in range(2):
-        reader.get(f"/posts/{second}")
+    for address in ("192.0.2.1", "192.0.2.2"):  # two readers' browsers
+        reader = cast.app.test_client(environ_overrides={"REMOTE_ADDR": address})
+        reader.get(f"/posts/{second}", headers={"User-Agent": BROWSER_AGENT})
     assert popular_titles(cast.author) == ["Second", "First"]
 
 

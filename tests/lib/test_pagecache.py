@@ -47,10 +47,10 @@ class Site:
             raise RuntimeError("the database is away")
         return f'"v{self.version}"', CHANGED_AT
 
-    def on_hit(self, method: str) -> None:
+    def on_hit(self, environ: dict[str, Any]) -> None:
         if self.fail_hit:
             raise RuntimeError("the counter failed")
-        self.hits.append(method)
+        self.hits.append(environ["REQUEST_METHOD"])
 
     def page(self, request: Request, slug: str) -> Response:
         self.renders.append(request.path)
