@@ -143,3 +143,9 @@ def test_tokens_are_written_to_the_audit_log_where_there_is_one(cast: Cast) -> N
     with get_database(cast.app).read() as db:
         actions = list(db.scalars(select(AuditEntry.action)))
     assert "token_created" in actions
+
+
+def test_the_account_page_leads_to_the_tokens(cast: Cast) -> None:
+    link = cast.author.get("/account").html.select_one('a[href="/account/tokens"]')
+    assert link is not None
+    assert cast.anonymous.get("/account/tokens").status_code == 303
