@@ -85,6 +85,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         revisions,
         roles,
         search,
+        series,
         settings,
         site,
         stats,
@@ -112,6 +113,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         settings,  # site settings (#17)
         pages,  # standalone pages (#17)
         navigation,  # header and footer menus (#17)
+        series,  # series, pinned posts, post options (#17)
     )
     for area in areas:
         area.register(app)

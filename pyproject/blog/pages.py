@@ -23,7 +23,7 @@ from pyproject.blog.models import Post
 from pyproject.blog.posts import NO_POST, answer_for_unused_slug, can_edit, refuse_unseen
 from pyproject.blog.slugs import is_valid_slug
 from pyproject.lib import App, Request, current_app, render_template, url_for
-from pyproject.lib.exceptions import NotFound, Redirect
+from pyproject.lib.exceptions import MethodNotAllowed, NotFound, Redirect
 from pyproject.lib.routing import RoutingError
 
 KINDS = ("post", "page")
@@ -90,6 +90,20 @@ def check_page_slugs(app: App, database: Database) -> None:
 # --- views -------------------------------------------------------------------------------
 
 
+def answer_as_the_router_would(request: Request) -> None:
+    """Raise what the router gives when no page rule exists: 405 for a path another rule
+    takes with other methods (GET /logout), 308 to the same path with a slash."""
+    rules = [rule for rule in current_app().router.rules if rule.rule != PAGE_RULE]
+    methods = [rule.methods for rule in rules if rule.match(request.path) is not None]
+    if methods:
+        raise MethodNotAllowed(sorted(set().union(*methods) | {"OPTIONS"}))
+    if any(rule.match(request.path + "/") is not None for rule in rules):
+        location = request.path + "/"
+        raise Redirect(
+            f"{location}?{request.query_string}" if request.query_string else location, 308
+        )
+
+
 @reader_page
 def show_page(request: Request, slug: str) -> Any:
     """A standalone page at /<slug>."""
@@ -98,8 +112,9 @@ def show_page(request: Request, slug: str) -> Any:
     db = get_db(request)
     page = db.scalar(select(Post).where(Post.slug == slug))
     user = current_user(request)
-    if page is None:  # a page's earlier slug redirects; else 410 or 404
-        answer_for_unused_slug(request, db, slug, user)
+    if page is None:
+        answer_as_the_router_would(request)
+        answer_for_unused_slug(request, db, slug, user)  # an earlier slug; else 410, 404
     if page.kind != "page":
         raise Redirect(url_for("show_post", slug=slug), 301)
     refuse_unseen(page, user)

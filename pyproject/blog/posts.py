@@ -239,12 +239,19 @@ def home(request: Request) -> Response:
     per_page = site_settings().posts_per_page
     ids, has_next = listing.page_ids(db, listing.NEWEST, {"now": now}, number, per_page)
     top = most_read_ids(db, now)
-    # One load for both lists: the page's cards and the week's most read.
-    by_id = listing.cards_by_id(db, [*ids, *(post_id for post_id, _ in top)])
+    # Pinned posts atop the first page (#17; series.py pins them).
+    from pyproject.blog import series  # (it builds on this module)
+
+    pinned_ids = series.pinned_ids(db) if number == 1 else []
+    # One load for every list: the page's cards, the week's most read and the pinned.
+    by_id = listing.cards_by_id(db, [*ids, *(post_id for post_id, _ in top), *pinned_ids])
     page = Page([by_id[post_id] for post_id in ids if post_id in by_id], number, has_next)
     popular = [(by_id[post_id], views) for post_id, views in top if post_id in by_id]
+    pinned = [by_id[post_id] for post_id in pinned_ids if post_id in by_id]
     return stats.counted(
-        request, render_template("posts/index.html", page=page, popular=popular), "home"
+        request,
+        render_template("posts/index.html", page=page, popular=popular, pinned=pinned),
+        "home",
     )
 
 

@@ -88,6 +88,8 @@ PUBLIC = {
     ("POST", "/join/<token>"),
     ("GET", "/site-style/<fingerprint>.css"),  # the site settings' stylesheet (#17)
     ("GET", "/<slug:slug>"),  # a standalone page (#17)
+    ("GET", "/series/<slug:slug>"),  # a series and its feed (#17)
+    ("GET", "/series/<slug:slug>/feed.atom"),
     ("GET", "/api/openapi.json"),  # the API's OpenAPI document (#20)
 }
 AUTHOR_ONLY = {
@@ -98,6 +100,12 @@ AUTHOR_ONLY = {
     ("GET", "/trash"),
     ("GET", "/posts/new"),
     ("GET", "/pages/new"),  # a standalone page (#17): the posts' editor
+    ("GET", "/series"),  # series (#17): writers group their own posts
+    ("POST", "/series"),
+    ("GET", "/series/<slug:slug>/edit"),
+    ("POST", "/series/<slug:slug>/edit"),
+    ("POST", "/posts/<slug:slug>/pin"),  # pins and per-post options (#17)
+    ("POST", "/posts/<slug:slug>/options"),
     ("GET", "/account"),
     ("POST", "/account"),
     ("POST", "/account/password"),
