@@ -99,6 +99,7 @@ MAX_NAME = 200
 LOG_KEPT = 1000  # inbox log lines kept (the admin page shows the last 100)
 STALE_QUEUED = timedelta(minutes=10)  # a delivery marked queued this long was lost
 BLOG = "blog"  # the blog's actor key; an author's is "user:<id>"
+ACTED = ("accepted", "ignored")  # outcomes of a verified activity: a repeat is not acted on
 
 
 # --- our actors ----------------------------------------------------------------------------
@@ -1031,7 +1032,7 @@ def inbox(request: Request, username: str | None = None) -> Response:
     activity_id = _uri(data.get("id"))
     if activity_id and db.scalar(
         select(InboxEntry.id)
-        .where(InboxEntry.activity_id == activity_id, InboxEntry.outcome.in_(("accepted",)))
+        .where(InboxEntry.activity_id == activity_id, InboxEntry.outcome.in_(ACTED))
         .limit(1)
     ):
         _note(db, inbox=name, outcome="repeated", status=202, data=data)
