@@ -33,7 +33,8 @@ SCOPES = {
     "posts:write": "Write posts: create, change and delete your posts",
     "media:write": "Upload pictures to your media library",
 }
-TOKEN_MARK = "pp_"  # noqa: S105  # nosec B105 (a marker, not a secret)
+# A marker that says what the text is (scanners find leaked tokens by it), not a secret.
+TOKEN_MARK = "pp_"  # noqa: S105  # nosec B105
 PREFIX_LENGTH = 10  # characters shown to name a token (the mark and 7 of the random part)
 NAME_MAX = 80
 TOKENS_PER_ACCOUNT = 50

@@ -275,3 +275,18 @@ def test_the_openapi_document_is_valid_openapi_3_1(cast: Cast) -> None:
     validate(answer.json)  # raises on anything OpenAPI 3.1 does not allow
     assert answer.json["servers"] == [{"url": "http://localhost"}]
     assert "token" in answer.json["components"]["securitySchemes"]
+
+
+def test_create_patch_and_a_stale_etag_on_every_database(any_db_cast: Cast) -> None:
+    """The row lock and the revision check hold on PostgreSQL too (skipped without one)."""
+    cast = any_db_cast
+    token = make_token(cast.author, "Writer", "posts:write")
+    created = post(cast.anonymous, token, {"title": "Both", "body": "One.", "tags": ["x"]})
+    assert created.status_code == 201, created.text
+    etag = created.headers["ETag"]
+    changed = patch(cast.anonymous, token, "both", {"body": "Two.", "status": "published"}, etag)
+    assert changed.status_code == 200, changed.text
+    stale = patch(cast.anonymous, token, "both", {"body": "Lost?"}, etag)
+    assert stale.status_code == 412
+    assert get_post(cast.app, "both").body_md == "Two."
+    assert cast.anonymous.delete("/api/posts/both", headers=bearer(token)).status_code == 204
