@@ -85,7 +85,7 @@ def second_factor(db: Session, user: User) -> SecondFactor | None:
 def _matching_step(secret: str, code: str, now: float | None = None) -> int | None:
     """Give the time step a six-digit code is right for (now, or one step either side)."""
     code = _normalise(code)
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not code.isascii() or not code.isdigit():  # (not "１２３４５６")
         return None
     totp = pyotp.TOTP(secret)
     now = time.time() if now is None else now
