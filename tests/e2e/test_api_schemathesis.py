@@ -268,3 +268,36 @@ def test_micropub_as_a_client_uses_it(site: Site) -> None:
     )
     assert status == 403 and json.loads(data)["error"] == "insufficient_scope"
     assert "Traceback" not in site.server.stderr_text()
+
+
+def test_racing_writes_with_one_etag_save_one_and_412_the_rest(site: Site) -> None:
+    """Eight clients PATCH at once from the same ETag, on two workers: exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = json.dumps({"title": "Raced", "body": "Start."}).encode()
+    status, headers, _ = site.call(
+        "POST", "/api/posts", body, site.token, Content_Type="application/json"
+    )
+    assert status == 201
+    etag = headers["etag"]
+
+    def change(n: int) -> tuple[int, int]:
+        sent = json.dumps({"body": f"Version {n}."}).encode()
+        got, _, _ = site.call(
+            "PATCH",
+            "/api/posts/raced",
+            sent,
+            site.token,
+            Content_Type="application/json",
+            If_Match=etag,
+        )
+        return n, got
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(change, range(8)))
+    winners = [n for n, got in results if got == 200]
+    assert len(winners) == 1, results
+    assert sorted(got for _, got in results) == [200] + [412] * 7
+    _, _, data = site.call("GET", "/api/posts/raced/source", token=site.token)
+    assert json.loads(data)["post"]["body"] == f"Version {winners[0]}."
+    assert json.loads(data)["post"]["revision"] == 2
