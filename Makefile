@@ -34,6 +34,7 @@ bench: $(VENV)/.dev ## load benchmarks (see bench/README.md)
 	$(PY) bench/mailing.py
 	$(PY) bench/media.py
 	$(PY) bench/porting.py
+	$(PY) bench/federation.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

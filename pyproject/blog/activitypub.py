@@ -81,7 +81,7 @@ from pyproject.lib import (
     render_template,
     url_for,
 )
-from pyproject.lib.exceptions import BadRequest, NotFound
+from pyproject.lib.exceptions import BadRequest, NotFound, RequestEntityTooLarge
 
 log = logging.getLogger("pyproject.activitypub")
 
@@ -942,10 +942,12 @@ def _read_body(request: Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise Refusal(413, "too large", f"the body is over {limit} bytes")
-    body = request.get_data()
-    if len(body) > limit:
-        raise Refusal(413, "too large", f"the body is over {limit} bytes")
-    return body
+    # The request reads no further than the inbox's own limit (a chunked body too).
+    request.max_content_length = min(limit, request.max_content_length)
+    try:
+        return request.get_data()
+    except RequestEntityTooLarge:
+        raise Refusal(413, "too large", f"the body is over {limit} bytes") from None
 
 
 def _parse(body: bytes) -> dict[str, Any]:
@@ -1014,6 +1016,9 @@ def inbox(request: Request, username: str | None = None) -> Response:
     try:
         body = _read_body(request, limit)
         data = _parse(body)
+    except Refusal as refusal:  # no activity to speak of: nothing is written, not even a log line
+        return _answer(refusal.status, refusal.detail)
+    try:
         if is_blocked(db, _uri(data.get("actor"))):
             raise Refusal(403, "blocked", "the actor or its server is blocked")
         sender = verify_sender(app, db, request, body, data)

@@ -91,6 +91,23 @@ PUBLIC = {
     ("GET", "/series/<slug:slug>"),  # a series and its feed (#17)
     ("GET", "/series/<slug:slug>/feed.atom"),
     ("GET", "/api/openapi.json"),  # the API's OpenAPI document (#20)
+    # The fediverse (#19): discovery, actors, objects and collections are public; the
+    # inboxes are posted to by other servers, signed (their own rules: test_activitypub).
+    ("GET", "/.well-known/webfinger"),
+    ("GET", "/.well-known/host-meta"),
+    ("GET", "/.well-known/nodeinfo"),
+    ("GET", "/nodeinfo/2.1"),
+    ("GET", "/ap/blog"),
+    ("GET", "/ap/blog/outbox"),
+    ("GET", "/ap/blog/followers"),
+    ("GET", "/ap/blog/following"),
+    ("GET", "/ap/users/<username>/outbox"),
+    ("GET", "/ap/users/<username>/followers"),
+    ("GET", "/ap/users/<username>/following"),
+    ("GET", "/ap/objects/<int:post_id>"),
+    ("POST", "/ap/inbox"),
+    ("POST", "/ap/blog/inbox"),
+    ("POST", "/ap/users/<username>/inbox"),
 }
 AUTHOR_ONLY = {
     ("GET", "/account/tokens"),  # personal API tokens (#20): the account's own only
@@ -188,6 +205,12 @@ ADMIN_ONLY = {
     ("POST", "/admin/settings"),
     ("GET", "/admin/navigation"),  # menus (#17)
     ("POST", "/admin/navigation"),
+    ("GET", "/admin/federation"),  # the fediverse (#19)
+    ("POST", "/admin/federation/followers/<int:follower_id>/approve"),
+    ("POST", "/admin/federation/followers/<int:follower_id>/remove"),
+    ("POST", "/admin/federation/blocks"),
+    ("POST", "/admin/federation/blocks/<int:block_id>/remove"),
+    ("POST", "/admin/federation/domains/resume"),
 }
 # Words only alice's draft, trashed and scheduled posts hold.
 HIDDEN = ("zanzibardraft", "zanzibartrash", "zanzibarlater")
@@ -226,6 +249,8 @@ class Blog:
             .replace("<int:comment_id>", "1")
             .replace("<public_id>", "0" * 16)
             .replace("<int:passkey_id>", "1")
+            .replace("<int:follower_id>", "1")
+            .replace("<int:block_id>", "1")
         )
 
 

@@ -135,7 +135,9 @@ POST = {"title": "Counted", "body": "Fields.", "status": "published"}
 # --- declared and streamed sizes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/login", "/posts", "/posts/preview", "/account", "/admin/users"])
+@pytest.mark.parametrize(
+    "path", ["/login", "/posts", "/posts/preview", "/account", "/admin/users", "/ap/inbox"]
+)
 @pytest.mark.parametrize("content_type", [FORM, MULTIPART])
 @pytest.mark.parametrize("token", [False, True], ids=["no token", "with the token"])
 def test_a_declared_100_mb_body_is_refused_unread(

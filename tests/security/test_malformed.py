@@ -110,7 +110,15 @@ ODD_HEADERS = {
         "-1",
         "9" * 40,
     ],
-    "Accept": ["\xff", "*/*;q=nan", "application/json;q=inf", ";;;,,,", "text/html;q=-1"],
+    "Accept": [
+        "\xff",
+        "*/*;q=nan",
+        "application/json;q=inf",
+        ";;;,,,",
+        "text/html;q=-1",
+        "application/activity+json;q=nan",
+        'application/ld+json; profile="\xff"',
+    ],
     "Origin": ["\xff", "http://", "null null"],
     "X-CSRF-Token": ["\xff" * 43, "é" * 43],
     "Content-Type": ["\xff", "multipart/form-data; boundary=\xff", ";", "text/plain; charset=\xff"],
@@ -118,6 +126,10 @@ ODD_HEADERS = {
     "Cookie": ["\xff=\xff", "session=\xff" * 10, "=; =; =="],
     "Range": ["bytes=0-", "bytes=-1", "\xff"],
     "Sec-Fetch-Site": ["\xff", "cross-site"],
+    # What fediverse servers send (#19): content negotiation and HTTP Signatures.
+    "Signature": ["\xff", ",", 'keyId="",signature=""', 'keyId="x",algorithm="\xff",signature="%"'],
+    "Digest": ["\xff", "SHA-256=", "SHA-256=\xff"],
+    "Date": ["\xff", "Mon, 32 Foo 2020 25:61:61 GMT"],
 }
 METHODS = {
     "FOO": (405,),
@@ -181,7 +193,7 @@ def assert_4xx(status: int, allowed: tuple[int, ...] = ()) -> None:
 
 
 @pytest.mark.parametrize("case", BROKEN_BODIES)
-@pytest.mark.parametrize("path", ["/login", "/posts", "/account"])
+@pytest.mark.parametrize("path", ["/login", "/posts", "/account", "/ap/inbox"])
 def test_a_broken_body_is_a_4xx(blog: Blog, case: str, path: str) -> None:
     content_type, body = BROKEN_BODIES[case]
     for headers in ({}, {"HTTP_X_CSRF_TOKEN": csrf_token(blog.client)}):
@@ -215,7 +227,16 @@ def test_invalid_utf8_in_the_query_is_a_4xx(blog: Blog, path: str) -> None:
     ("name", "value"), [(name, value) for name, values in ODD_HEADERS.items() for value in values]
 )
 @pytest.mark.parametrize(
-    "path", ["/", "/posts/{slug}", "/feed.atom", "/api/posts", "/static/css/site.css", "/login"]
+    "path",
+    [
+        "/",
+        "/posts/{slug}",
+        "/feed.atom",
+        "/api/posts",
+        "/static/css/site.css",
+        "/login",
+        "/ap/inbox",
+    ],
 )
 def test_odd_headers_never_cause_a_500(blog: Blog, name: str, value: str, path: str) -> None:
     key = "HTTP_" + name.upper().replace("-", "_")
