@@ -80,6 +80,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         pages,
         passkeys,
         posts,
+        reading,
         recovery,
         review,
         revisions,
@@ -110,6 +111,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
         activitypub,  # the fediverse (#19)
         tokens,  # API tokens, and Micropub with them (#20)
         micropub,
+        reading,  # the end of a post, the archive by month, dates (#23)
         settings,  # site settings (#17)
         pages,  # standalone pages (#17)
         navigation,  # header and footer menus (#17)

@@ -18,6 +18,7 @@ from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, lock_post_writes
 from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow, visible
+from pyproject.blog.reading import group_by_month, month_counts, post_end
 from pyproject.blog.settings import site_settings
 from pyproject.blog.slugs import is_valid_slug
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
@@ -257,9 +258,12 @@ def home(request: Request) -> Response:
 
 @reader_page
 def archive(request: Request) -> str:
-    """Every published post, newest first."""
-    page = card_page(get_db(request), listing.NEWEST, {"now": utcnow()}, page_number(request))
-    return render_template("posts/archive.html", page=page)
+    """Every published post, newest first, grouped by year and month with counts (#23)."""
+    db, now = get_db(request), utcnow()
+    page = card_page(db, listing.NEWEST, {"now": now}, page_number(request))
+    zone = site_settings().zone
+    years = group_by_month(page.items, month_counts(db, zone, now), zone)
+    return render_template("posts/archive.html", page=page, years=years)
 
 
 # Hourly fresh (a time bucket in the validators): the comment form's signed token holds
@@ -272,7 +276,12 @@ def show_post(request: Request, slug: str) -> Response:
         raise Redirect(url_for("show_page", slug=post.slug), 301)
     user = current_user(request)
     response = Response(
-        render_template("posts/show.html", post=post, can_edit=can_edit(user, post))
+        render_template(
+            "posts/show.html",
+            post=post,
+            can_edit=can_edit(user, post),
+            end=post_end(get_db(request), post),  # what to read next, who wrote it (#23)
+        )
     )
     if post.is_published and (user is None or user.id != post.author_id):
         count = view_counter(post)

@@ -26,8 +26,12 @@
     }
     return future ? "in a moment" : "just now";
   }
+  // Dates are dates ("3 December 2026"); within a week the relative form is added (#23).
   document.querySelectorAll(".post-meta time[datetime]").forEach(function (el) {
     var date = new Date(el.getAttribute("datetime"));
-    if (!isNaN(date)) { el.textContent = relative(date); }
+    if (isNaN(date) || Math.abs(Date.now() - date.getTime()) > 604800000) { return; }
+    var shown = el.getAttribute("data-date") || el.textContent;
+    el.setAttribute("data-date", shown);
+    el.textContent = shown + " (" + relative(date) + ")";
   });
 })();

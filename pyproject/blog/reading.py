@@ -1,0 +1,203 @@
+"""Reading (#23): what a reader finds around a post's text, and the archive by month.
+
+The end of a post (the previous and next posts, its author with bio and picture, up to
+three posts sharing its tags) costs three small indexed queries and is only made when a
+post page is rendered (reader pages are kept by the page cache). The archive groups a
+page of cards by year and month, with the counts of every month from one index-only
+query. Template filters give dates as dates and a name for an untitled note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from pyproject.blog import listing
+from pyproject.blog.cover import Cover, covers_by_id
+from pyproject.blog.markup import has_placed_toc, toc_position
+from pyproject.blog.models import Post, post_tags, utcnow, visible
+from pyproject.lib import App, current_app
+
+RELATED_POSTS = 3
+NOTE_NAME_WORDS = 8
+MONTHS = (
+    *("January", "February", "March", "April", "May", "June", "July", "August"),
+    *("September", "October", "November", "December"),
+)
+
+
+# --- the end of a post ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PostEnd:
+    """What follows a post's text: where to go next, and who wrote it."""
+
+    previous: listing.Card | None = None  # the post published before this one
+    next: listing.Card | None = None  # the one published after it
+    related: list[listing.Card] = field(default_factory=list)
+    author_picture: Cover | None = None
+
+
+def _neighbour_ids(db: Session, post: Post, now: datetime) -> tuple[int | None, int | None]:
+    """Give the ids of the visible posts published just before and just after `post`."""
+    key = tuple_(Post.published_at, Post.id)
+    here = tuple_(post.published_at, post.id)
+    base = select(Post.id).where(*visible(now), Post.kind == "post")
+    older = db.scalar(base.where(key < here).order_by(*listing.NEWEST_FIRST).limit(1))
+    newer = db.scalar(
+        base.where(key > here).order_by(Post.published_at.asc(), Post.id.asc()).limit(1)
+    )
+    return older, newer
+
+
+def related_ids(db: Session, post: Post, now: datetime, count: int = RELATED_POSTS) -> list[int]:
+    """Give the ids of up to `count` visible posts sharing the most tags with `post`.
+
+    Ties go to the newest. One query through the (tag_id, post_id) index of post_tags.
+    """
+    tag_ids = [tag.id for tag in post.tags]
+    if not tag_ids:
+        return []
+    shared = func.count(post_tags.c.tag_id)
+    query = (
+        select(Post.id)
+        .join(post_tags, post_tags.c.post_id == Post.id)
+        .where(post_tags.c.tag_id.in_(tag_ids), Post.id != post.id, *visible(now))
+        .where(Post.kind == "post")
+        .group_by(Post.id, Post.published_at)
+        .order_by(shared.desc(), Post.published_at.desc(), Post.id.desc())
+        .limit(count)
+    )
+    return list(db.scalars(query))
+
+
+def post_end(db: Session, post: Post, app: App | None = None) -> PostEnd:
+    """Give what the end of a post shows (nothing of other posts for one not published)."""
+    app = app or current_app()
+    end = PostEnd()
+    picture_id = getattr(post.author, "picture_media_id", None)
+    if picture_id is not None:
+        end.author_picture = covers_by_id(db, [picture_id], app).get(picture_id)
+    if not post.is_published or post.kind != "post":
+        return end
+    now = utcnow()
+    older, newer = _neighbour_ids(db, post, now)
+    related = related_ids(db, post, now)
+    cards = listing.cards_by_id(db, [i for i in (older, newer, *related) if i is not None])
+    end.previous = cards.get(older) if older is not None else None
+    end.next = cards.get(newer) if newer is not None else None
+    end.related = [cards[i] for i in related if i in cards]
+    return end
+
+
+# --- the table of contents -----------------------------------------------------------------
+
+
+def body_with_toc(post: Any, nav: str) -> Markup:
+    """Give a post's HTML with its automatic table of contents (`nav`) in its place.
+
+    None when the post turned it off, or placed its own with [TOC]; otherwise first in a
+    long post, and never above the first paragraph of a shorter one (markup.toc_position).
+    """
+    html = post.body_html
+    if not post.toc_html or getattr(post, "toc_mode", "auto") == "off" or has_placed_toc(html):
+        return Markup(html)  # noqa: S704  # nosec B704: the sanitiser's own output
+    at = toc_position(html, post.word_count)
+    # str(): Markup + str would escape the post's HTML; both pieces are already safe.
+    return Markup(html[:at] + str(nav) + html[at:])  # noqa: S704  # nosec B704
+
+
+# --- names and dates -----------------------------------------------------------------------
+
+
+def headline(item: Any) -> str:
+    """Give what names a post: its title, or an untitled note's first words."""
+    if item.title:
+        return item.title
+    words = (item.summary or "").replace("…", " ").split()
+    if not words:
+        return "Untitled note"
+    name = " ".join(words[:NOTE_NAME_WORDS])
+    return name + ("…" if len(words) > NOTE_NAME_WORDS else "")
+
+
+def long_date(value: datetime | None, zone: Any = None) -> str:
+    """Give a time as a date a reader says: "3 December 2026" (in the site's zone)."""
+    if value is None:
+        return ""
+    if zone is None:
+        from pyproject.blog.settings import site_settings  # (settings reads the database)
+
+        zone = site_settings().zone
+    local = value.astimezone(zone)
+    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
+
+
+# --- the archive ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Month:
+    year: int
+    month: int
+    count: int  # visible posts that month, on every page
+    cards: list[listing.Card] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return MONTHS[self.month - 1]
+
+
+@dataclass(slots=True)
+class Year:
+    year: int
+    count: int
+    months: list[Month] = field(default_factory=list)
+
+
+def month_counts(db: Session, zone: Any, now: datetime) -> dict[tuple[int, int], int]:
+    """Give how many visible posts each (year, month) has, in the site's time zone.
+
+    One query reading only the visible-posts index (published_at), counted here: month
+    boundaries are the site's, which SQL of both databases cannot share.
+    """
+    counts: dict[tuple[int, int], int] = {}
+    query = select(Post.published_at).where(*visible(now), Post.kind == "post")
+    for (published,) in db.execute(query):
+        local = published.astimezone(zone)
+        key = (local.year, local.month)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def group_by_month(
+    cards: list[listing.Card], counts: dict[tuple[int, int], int], zone: Any
+) -> list[Year]:
+    """Give a page of cards (newest first) grouped by year and month, with their counts."""
+    years: list[Year] = []
+    for card in cards:
+        if card.published_at is None:
+            continue
+        local = card.published_at.astimezone(zone)
+        if not years or years[-1].year != local.year:
+            year_total = sum(n for (y, _), n in counts.items() if y == local.year)
+            years.append(Year(local.year, year_total))
+        months = years[-1].months
+        if not months or months[-1].month != local.month:
+            count = counts.get((local.year, local.month), 0)
+            months.append(Month(local.year, local.month, count))
+        months[-1].cards.append(card)
+    return years
+
+
+def register(app: App) -> None:
+    """Add the reading filters to the templates."""
+    app.jinja_env.filters["headline"] = headline
+    app.jinja_env.filters["long_date"] = long_date
+    app.jinja_env.globals["body_with_toc"] = body_with_toc
