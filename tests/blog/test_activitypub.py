@@ -31,6 +31,7 @@ from pyproject.blog.models import (
     Post,
     Reaction,
     RemoteActor,
+    User,
     set_clock,
     utcnow,
 )
@@ -485,9 +486,9 @@ def test_follow_is_accepted_and_the_accept_is_signed(cast: Cast, remote: Remote)
 def test_following_an_author_through_the_personal_inbox(cast: Cast, remote: Remote) -> None:
     data = follow(remote, f"{BASE_URL}/authors/alice")
     assert send(cast, remote, data, path="/ap/users/alice/inbox").status_code == 202
-    assert [f.local_actor for f in rows(cast.app, Follower)] == ["user:2"] or rows(
-        cast.app, Follower
-    )[0].local_actor.startswith("user:")
+    with get_database(cast.app).read() as db:
+        alice_id = db.scalar(select(User.id).where(User.username == "alice"))
+    assert [f.local_actor for f in rows(cast.app, Follower)] == [f"user:{alice_id}"]
     assert cast.anonymous.get("/ap/users/alice/followers").json["totalItems"] == 1
 
 
@@ -618,6 +619,51 @@ def test_oversize_bodies_are_refused_with_413(cast: Cast, remote: Remote) -> Non
     assert answer.status_code == 413
     assert rows(cast.app, Follower) == []
     assert rows(cast.app, InboxEntry) == []  # not even a log line
+
+
+def test_a_chunked_body_is_read_no_further_than_the_limit(cast: Cast, remote: Remote) -> None:
+    class Endless:
+        read_bytes = 0
+
+        def read(self, size: int = -1) -> bytes:
+            self.read_bytes += size
+            return b"x" * size
+
+    body = Endless()
+    environ = cast.anonymous.build_environ("POST", "/ap/inbox")
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": body, "wsgi.input_terminated": True})
+    answer = cast.anonymous.run(environ)
+    assert answer.status_code == 413
+    assert body.read_bytes <= 1_000_000 + 64 * 1024
+    assert rows(cast.app, InboxEntry) == []
+
+
+HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+def test_hostile_remote_names_and_notes_run_no_script(cast: Cast, remote: Remote) -> None:
+    remote.names["carol"] = HOSTILE
+    slug = slug_of(write_post(cast.author, title="Target"))
+    send(cast, remote, follow(remote))
+    like = {
+        "id": f"{remote.actor_uri()}#like",
+        "type": "Like",
+        "actor": remote.actor_uri(),
+        "object": f"{BASE_URL}/posts/{slug}",
+    }
+    send(cast, remote, like)
+    send(cast, remote, reply(remote, f"{BASE_URL}/posts/{slug}", f"<p>{HOSTILE}</p>"))
+    for client, path in (
+        (cast.admin, "/admin/federation"),
+        (cast.anonymous, f"/posts/{slug}"),
+        (cast.author, "/comments"),
+    ):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "alert(1)" in page.text  # shown, as text
+        assert not [s for s in page.html.select("script") if "alert" in s.text], path
+        assert not page.html.select("[onerror]"), path
 
 
 @pytest.mark.parametrize(
