@@ -477,6 +477,13 @@ def _throttled_page(form: Form, next_url: str, wait: int) -> Response:
 
 def logout(request: Request) -> Response:
     """Sign out: the session is ended on the server, not just forgotten by the browser."""
+    from pyproject.blog import audit  # (it builds on this module)
+
+    user = current_user(request)
+    if user is not None:
+        db = get_db(request)
+        audit.record(db, user, "sign_out", request=request)
+        db.commit()
     request.session.clear()
     request.context["user"] = None
     flash("You are signed out.", "success")
@@ -558,7 +565,11 @@ def admin_users(request: Request) -> Any:
             form.error("role", "Choose administrator, editor, author or contributor.")
         fields = validate_new_user(db, form)
         if form.ok:
+            from pyproject.blog import audit  # (it builds on this module)
+
             user = create_user(db, role=role, **fields)
+            detail = {"user": user.username, "role": role}
+            audit.record(db, current_user(request), "user_added", detail, request=request)
             db.commit()
             flash(f"Added {user.username}.", "success")
             return redirect(url_for("admin_users"))
@@ -601,7 +612,11 @@ def _set_active(request: Request, user_id: int, active: bool) -> Response:
         raise NotFound("There is no such user.")
     if user.id == current_user(request).id:
         raise Forbidden("You cannot deactivate your own account.")
+    from pyproject.blog import audit  # (it builds on this module)
+
     user.is_active = active
+    action = "user_activated" if active else "user_deactivated"
+    audit.record(db, current_user(request), action, {"user": user.username}, request=request)
     db.commit()
     if not active:
         store = current_app().session_interface.store

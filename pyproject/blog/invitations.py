@@ -48,7 +48,7 @@ from pyproject.lib import (
 from pyproject.lib.exceptions import NotFound
 
 INVITATION_LIFETIME = timedelta(days=7)
-ROLES = ("author", "admin")
+ROLES = ("author", "admin", "editor", "contributor")  # pyproject/blog/roles.py (#20)
 JOIN_FIELDS = ("username", "display_name", "password", "confirm")
 _MAX_TOKEN = 100  # tokens are 43 characters; anything much longer is not one
 
@@ -116,7 +116,7 @@ def _check_invite(db: Session, form: Form) -> tuple[str, str]:
         form.error("invite_email", "Enter an email address like name@example.com.")
     role = form.get("invite_role") or "author"
     if role not in ROLES:
-        form.error("invite_role", "Choose author or admin.")
+        form.error("invite_role", "Choose administrator, editor, author or contributor.")
     if form.ok and db.scalar(select(User.id).where(User.email == email)) is not None:
         form.error("invite_email", "That address already has an account.")
     return email, role

@@ -77,7 +77,9 @@ def test_the_log_page_is_for_admins_only(cast: Cast) -> None:
     page = cast.admin.get("/admin/audit")
     assert page.status_code == 200
     rows = page.html.select(".audit-table tbody tr")
-    assert len(rows) == 3 and "alice" not in rows[-1].get_text()  # newest first
+    # setup, alice and bob added, and each signed in: newest first
+    assert len(rows) == 5 and "Signed in" in rows[0].get_text()
+    assert "setup" in rows[-1].get_text()
 
 
 def test_the_log_filters_by_action_account_and_day(cast: Cast) -> None:
@@ -133,3 +135,26 @@ def test_starting_an_import_is_recorded(cast: Cast, tmp_path) -> None:
     [line] = lines(cast, "import_started")
     assert line.actor_name == "admin"
     assert json.loads(line.detail)["file"] == "old-site.zip"
+
+
+def test_accounts_added_deactivated_activated_and_sign_outs_are_recorded(cast: Cast) -> None:
+    from blog.conftest import create_author, csrf_token, logout
+
+    assert create_author(cast.admin, "dora", role="contributor").status_code == 303
+    with get_database(cast.app).read() as db:
+        dora = db.scalar(select(User.id).where(User.username == "dora"))
+    token = csrf_token(cast.admin)
+    cast.admin.post(f"/admin/users/{dora}/deactivate", data={"csrf_token": token})
+    cast.admin.post(f"/admin/users/{dora}/activate", data={"csrf_token": token})
+    assert logout(cast.author).status_code == 303
+    found = [
+        (e.actor_name, e.action, e.detail)
+        for e in lines(cast)
+        if "dora" in e.detail or e.action == "sign_out"
+    ]
+    assert found == [
+        ("admin", "user_added", '{"role": "contributor", "user": "dora"}'),
+        ("admin", "user_deactivated", '{"user": "dora"}'),
+        ("admin", "user_activated", '{"user": "dora"}'),
+        ("alice", "sign_out", ""),
+    ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email import policy
 from pathlib import Path
 
 import pyotp
@@ -27,7 +29,7 @@ from blog.conftest import (
 from blog.test_comments import send_comment
 from pyproject.blog import roles
 from pyproject.blog.db import get_database
-from pyproject.blog.models import AuditEntry, Post, User
+from pyproject.blog.models import AuditEntry, Post, SentMessage, User
 from pyproject.lib import App
 from pyproject.lib.testing import TestClient
 
@@ -225,3 +227,21 @@ def test_the_rule_is_read_leniently(make_app, setting: str, rule: str) -> None:
         assert roles.second_factor_rule() == rule
     finally:
         _current_app.reset(token)
+
+
+@pytest.mark.parametrize(
+    ("role", "words"), [("editor", "an editor"), ("contributor", "a contributor")]
+)
+def test_an_invitation_can_give_each_role(cast: Cast, role: str, words: str) -> None:
+    from blog.test_invitations import invite, join, parts, queued_link
+
+    assert invite(cast.admin, "newcomer@example.com", role=role).status_code == 303
+    with get_database(cast.app).read() as db:
+        row = db.scalar(select(SentMessage).where(SentMessage.kind == "invitation"))
+    text, _html = parts(email.message_from_bytes(row.message, policy=policy.default))
+    assert f"as {words}." in text
+    invitee = cast.app.test_client()
+    link = queued_link(cast.app)
+    assert f"as {words}" in invitee.get(link).text
+    assert join(invitee, link).status_code == 303
+    assert role_of(cast, "newcomer") == role
