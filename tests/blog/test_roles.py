@@ -245,3 +245,14 @@ def test_an_invitation_can_give_each_role(cast: Cast, role: str, words: str) -> 
     assert f"as {words}" in invitee.get(link).text
     assert join(invitee, link).status_code == 303
     assert role_of(cast, "newcomer") == role
+
+
+def test_the_rule_set_on_the_settings_page_applies_at_once(cast: Cast) -> None:
+    values = form_of(cast.admin.get("/admin/settings"), 'form[action="/admin/settings"]')
+    values["second_factor"] = "everyone"
+    assert cast.admin.post("/admin/settings", data=values).status_code == 303
+    assert cast.author.get("/drafts").location == "/account/security"
+    assert cast.admin.get("/admin/settings").location == "/account/security"
+    with get_database(cast.app).read() as db:
+        logged = db.scalar(select(AuditEntry.detail).where(AuditEntry.action == "settings_changed"))
+    assert "second_factor" in logged
