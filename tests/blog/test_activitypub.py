@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 
 from blog.conftest import Cast, delete_post, edit_post, make_cast, slug_of, write_post
 from blog.test_scheduling import local_input
-from blog.test_webmention import run_jobs
+from blog.test_webmention import any_db_site, run_jobs  # noqa: F401 (a fixture)
 from pyproject.blog import activitypub, httpsig, jobs
 from pyproject.blog.db import get_database
 from pyproject.blog.models import (
@@ -1009,3 +1009,35 @@ def test_only_admins_reach_the_federation_page(cast: Cast, who: str) -> None:
     page = cast.client(who).get("/admin/federation")
     assert page.status_code in (302, 303, 403)
     assert "Follow requests" not in page.text
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def test_following_delivery_and_replies_on_any_database(
+    any_db_site: App,  # noqa: F811 (the fixture, imported from test_webmention)
+    remote: Remote,
+) -> None:
+    cast = make_cast(any_db_site)
+    assert send(cast, remote, follow(remote)).status_code == 202
+    assert send(cast, remote, follow(remote, name="dave"), name="dave").status_code == 202
+    slug = slug_of(write_post(cast.author, title="Everywhere"))
+    deliver_all(cast.app)
+    assert [a["type"] for a in remote.activities()].count("Create") == 1
+    assert all(f.delivered == 1 for f in rows(cast.app, Follower))
+    create = reply(remote, f"{BASE_URL}/posts/{slug}", "From afar")
+    assert send(cast, remote, create).status_code == 202
+    assert send(cast, remote, create).status_code == 202
+    assert [c.state for c in rows(cast.app, Comment)] == ["held"]
+    remote.inbox_status = 500
+    edit_post(cast.author, slug, body="Changed.")
+    deliver_all(cast.app)
+    remote.received.clear()  # the refused try
+    assert periodic(cast.app) == 0  # the retry is not due yet
+    start = utcnow()
+    set_clock(lambda: start + timedelta(minutes=5))
+    remote.inbox_status = 202
+    assert periodic(cast.app) == 1
+    deliver_all(cast.app)
+    assert [a["type"] for a in remote.activities()].count("Update") == 1
+    assert cast.admin.get("/admin/federation").status_code == 200
