@@ -61,9 +61,13 @@ def hold_for_review(user: User, data: Any) -> bool:
 def after_save(db: Session, post: Post, user: User, asked: bool) -> None:
     """After a save: a contributor's publish request, or edit of an approved post, is queued.
 
-    An editor's or admin's save of a post waiting in the queue leaves it there.
+    An editor's or admin's save that publishes a post waiting in the queue approves it.
     """
     if roles.can_publish(user):
+        review = review_of(db, post)
+        if review is not None and review.state == "submitted" and post.status == "published":
+            _mark_approved(review, post, user, utcnow())
+            audit.record(db, user, "review_approved", {"post": post.slug, "by": "saving it"})
         return
     review = review_of(db, post)
     if asked or (review is not None and review.state == "approved"):
@@ -71,6 +75,13 @@ def after_save(db: Session, post: Post, user: User, asked: bool) -> None:
         request = current_request()
         if request is not None and request.session is not None:
             flash("Submitted for review: an editor or administrator will publish it.", "info")
+
+
+def _mark_approved(review: Review, post: Post, reviewer: User, now: datetime) -> None:
+    review.state = "approved"
+    review.reviewer_id = reviewer.id
+    review.reviewed_at = now
+    review.reviewed_revision = post.revision
 
 
 def reviews_by_post(db: Session, post_ids: list[int]) -> dict[int, Review]:
@@ -225,13 +236,13 @@ def approve(request: Request, post_id: int) -> Any:
         )
     now = utcnow()
     post.status = "published"
-    post.published_at = publish_at or now
+    if publish_at is not None:
+        post.published_at = publish_at
+    elif post.published_at is None or post.published_at > now:
+        post.published_at = now  # (an edit approved again keeps its first date)
     post.updated_at = now
     set_tags(db, post, [(tag.name, tag.slug) for tag in post.tags], public=True)
-    review.state = "approved"
-    review.reviewer_id = reviewer.id
-    review.reviewed_at = now
-    review.reviewed_revision = post.revision
+    _mark_approved(review, post, reviewer, now)
     review.note = note
     announce_when_public(db, post)
     webmention.send_when_public(db, post)

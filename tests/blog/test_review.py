@@ -187,3 +187,25 @@ def test_review_answers_are_in_the_audit_log(cast: Cast) -> None:
             for e in db.scalars(select(AuditEntry).where(AuditEntry.action.like("review%")))
         ]
     assert actions == [("carl", "review_submitted"), ("edna", "review_approved")]
+
+
+def test_an_editor_publishing_a_queued_post_in_the_editor_approves_it(cast: Cast) -> None:
+    carl, edna = contributor(cast), editor(cast)
+    slug = slug_of(write(carl, title="Via the editor", status="published"))
+    assert edit_post(edna, slug, status="published").status_code == 303
+    post, review = row(cast, slug)
+    assert post.is_published
+    assert (review.state, review.reviewed_revision) == ("approved", post.revision)
+    assert "Nothing is waiting" in edna.get("/review").text
+
+
+def test_an_edit_approved_again_keeps_its_first_date(cast: Cast) -> None:
+    carl, edna = contributor(cast), editor(cast)
+    slug = slug_of(write(carl, title="Dated", body="One.", status="published"))
+    post, _ = row(cast, slug)
+    assert answer(edna, post.id, "approve").status_code == 303
+    first = row(cast, slug)[0].published_at
+    assert edit_post(carl, slug, body="One. Two.").status_code == 303
+    assert answer(edna, post.id, "approve").status_code == 303
+    post, _ = row(cast, slug)
+    assert post.is_published and post.published_at == first
