@@ -13,6 +13,14 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
+MAX_POINTS = 60  # of a trend line
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def day_label(day: date) -> str:
+    """Give a day as "4 Dec 2026" (quicker than strftime, for a year of rows)."""
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
 
 def _number(value: float) -> str:
     """Give a coordinate with at most one decimal (short, and exact enough on screen)."""
@@ -73,7 +81,7 @@ def bar_chart(
         parts.append(
             f'<rect x="{_number(x)}" y="{_number(top + plot_h - h)}" width="{_number(bar)}"'
             f' height="{_number(h)}" fill="currentColor" fill-opacity="0.75">'
-            f"<title>{escape(f'{day:%-d %b %Y}: {count}')}</title></rect>"
+            f"<title>{day.isoformat()}: {int(count)}</title></rect>"  # digits only
         )
     if points:
         first, last = points[0][0], points[-1][0]
@@ -91,12 +99,17 @@ def bar_chart(
 
 
 def sparkline(values: Sequence[int], *, label: str, width: int = 120, height: int = 28) -> Markup:
-    """Give a small SVG trend line of counts (one point each), named by `label`."""
-    ceiling = max(max(values, default=0), 1)
-    step = (width - 2) / max(len(values) - 1, 1)
+    """Give a small SVG trend line of counts, named by `label`.
+
+    More counts than the line has room for are summed in equal runs (a year: by week).
+    """
+    run = max(1, -(-len(values) // MAX_POINTS))
+    line = [sum(values[n : n + run]) for n in range(0, len(values), run)] or [0]
+    ceiling = max(max(line), 1)
+    step = (width - 2) / max(len(line) - 1, 1)
     points = " ".join(
         f"{_number(1 + step * n)},{_number(height - 2 - (height - 4) * v / ceiling)}"
-        for n, v in enumerate(values or [0])
+        for n, v in enumerate(line)
     )
     summary = f"{label}: {sum(values)} in all, at most {max(values, default=0)} a day"
     return Markup(  # noqa: S704  # nosec B704: the label is escaped

@@ -42,7 +42,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from pyproject.blog import jobs
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
-from pyproject.blog.charts import bar_chart, sparkline
+from pyproject.blog.charts import bar_chart, day_label, sparkline
 from pyproject.blog.db import Statement, ViewCounts, get_database, get_db, get_view_counts
 from pyproject.blog.models import (
     Post,
@@ -648,14 +648,13 @@ def merged(past: dict[Any, Any], live: dict[Any, Any]) -> dict[Any, Any]:
     return together
 
 
+def _value(item: tuple[Any, Any]) -> int:
+    return item[1][0] if isinstance(item[1], tuple) else item[1]
+
+
 def ranked(counts: dict[Any, Any], limit: int) -> list[tuple[Any, Any]]:
-    """Give the `limit` largest counts, largest first (ties: the larger key first)."""
-
-    def order(item: tuple[Any, Any]) -> Any:
-        value = item[1][0] if isinstance(item[1], tuple) else item[1]
-        return (value, item[0])
-
-    return heapq.nlargest(limit, counts.items(), key=order)
+    """Give the `limit` largest counts, largest first (ties: by key, smallest first)."""
+    return heapq.nsmallest(limit, counts.items(), key=lambda item: (-_value(item), item[0]))
 
 
 # How many of the past days' most read posts are kept beside their sums (see top_posts).
@@ -676,45 +675,60 @@ def daily_views(
     return [(day, int(counts.get(day, 0))) for day in day_range(first, last)]
 
 
-def top_posts(
-    connection: Connection, first: date, last: date, scope: Scope, limit: int
-) -> list[tuple[int, int]]:
-    """Give (post id, views) of the most viewed posts in a window, most first.
+def leaders(
+    connection: Connection,
+    kind: str,
+    first: date,
+    last: date,
+    scope: Scope,
+    limit: int,
+    minimum: int = 1,
+) -> list[tuple[Any, Any]]:
+    """Give the `limit` largest sums() of a window, largest first.
 
-    The past days' sums are kept (Statistics.past) with their PAST_TOP most read; today's
-    are added to those and to every post read today. Any other post has only its past
-    sum, below the last kept one: when the answer's last is above that, it is exact
-    without a look at the rest.
+    The past days' sums are kept (Statistics.past) with their PAST_TOP largest; today's
+    are added to those and to every key seen today. Any other key has only its past sum,
+    at most the last kept one: when the answer's last is above that, it is exact without
+    a look at the rest.
     """
     stats = get_statistics(current_app())
     today = stats.day()
-    live: dict[Any, int] = {}
+    live: dict[Any, Any] = {}
     if last >= today:
-        live = sums(connection, "posts", max(first, today), last, scope)
-    past: dict[Any, int] = {}
-    leaders: list[tuple[Any, int]] = []
+        live = sums(connection, kind, max(first, today), last, scope, minimum)
+    past: dict[Any, Any] = {}
+    kept: list[tuple[Any, Any]] = []
     if first < today:
         end = min(last, today - timedelta(days=1))
-        past, leaders = stats.past(
-            connection, "posts", first, end, scope, lambda counts: ranked(counts, PAST_TOP)
+        past, kept = stats.past(
+            connection,
+            kind,
+            first,
+            end,
+            scope,
+            lambda counts: ranked(counts, PAST_TOP),
+            minimum,
         )
-    candidates = {key for key, _ in leaders} | set(live)
-    combined = {key: past.get(key, 0) + live.get(key, 0) for key in candidates}
+    candidates = {key for key, _ in kept} | set(live)
+    combined = merged({key: past[key] for key in candidates if key in past}, live)
     top = ranked(combined, limit)
-    floor = leaders[-1][1] if len(leaders) == PAST_TOP else -1
-    if len(past) > len(leaders) and (len(top) < limit or top[-1][1] <= floor):
+    floor = _value(kept[-1]) if len(kept) == PAST_TOP else -1
+    if len(past) > len(kept) and (len(top) < limit or _value(top[-1]) <= floor):
         top = ranked(merged(past, live), limit)
-    return [(int(p), int(v)) for p, v in top]
+    return top
+
+
+def top_posts(
+    connection: Connection, first: date, last: date, scope: Scope, limit: int
+) -> list[tuple[int, int]]:
+    """Give (post id, views) of the most viewed posts in a window, most first."""
+    return [(int(p), int(v)) for p, v in leaders(connection, "posts", first, last, scope, limit)]
 
 
 def top_pages(connection: Connection, first: date, last: date, limit: int) -> list[tuple[str, int]]:
     """Give (page, views) of the site's other pages (home, tags, search), most first."""
-    counts = get_statistics(current_app()).window_sums(
-        connection, "pages", first, last, Scope(None)
-    )
-    return [(str(p), int(v)) for p, v in sorted(counts.items(), key=lambda i: (-i[1], i[0]))][
-        :limit
-    ]
+    top = leaders(connection, "pages", first, last, Scope(None), limit)
+    return [(str(p), int(v)) for p, v in top]
 
 
 def top_referrers(
@@ -727,46 +741,62 @@ def top_referrers(
 ) -> list[tuple[str, int]]:
     """Give (domain, views) of the sites readers came from, most first."""
     if post_id is None:
-        counts = get_statistics(current_app()).window_sums(
-            connection, "referrers", first, last, scope
-        )
+        top = leaders(connection, "referrers", first, last, scope, limit)
     else:
         query = _window(
             select(StatReferrer.referrer, func.sum(StatReferrer.views)), StatReferrer, first, last
         ).where(StatReferrer.post_id == post_id)
         counts = dict(connection.execute(query.group_by(StatReferrer.referrer)).all())
-    order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [(str(r), int(v)) for r, v in order[:limit]]
+        top = ranked(counts, limit)
+    return [(str(r), int(v)) for r, v in top]
 
 
 def top_searches(
     connection: Connection, first: date, last: date, minimum: int, limit: int
 ) -> list[tuple[str, int, int]]:
     """Give (term, searches, hits last time) of the window's searches, most first."""
-    counts = get_statistics(current_app()).window_sums(
-        connection, "searches", first, last, Scope(None), minimum
-    )
-    order = sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))
-    return [(str(t), int(s), int(f)) for t, (s, f) in order[:limit]]
+    top = leaders(connection, "searches", first, last, Scope(None), limit, minimum)
+    return [(str(t), int(s), int(f)) for t, (s, f) in top]
 
 
-def trends(
+def _trend_rows(
     connection: Connection, first: date, last: date, post_ids: list[int]
-) -> dict[int, list[int]]:
-    """Give each post's views for every day of a window (for its trend line)."""
-    if not post_ids:
-        return {}
-    days = day_range(first, last)
-    index = {day: n for n, day in enumerate(days)}
-    lines = {post_id: [0] * len(days) for post_id in post_ids}
+) -> list[tuple[int, date, int]]:
     rows = connection.execute(
         select(StatView.post_id, StatView.day, StatView.views).where(
             StatView.post_id.in_(post_ids), StatView.day >= first, StatView.day <= last
         )
     )
+    return [(int(post_id), day, int(views)) for post_id, day, views in rows]
+
+
+def trends(
+    connection: Connection, first: date, last: date, post_ids: list[int]
+) -> dict[int, list[int]]:
+    """Give each post's views for every day of a window (for its trend line).
+
+    The past days' rows are kept, as the sums are (Statistics.past).
+    """
+    if not post_ids:
+        return {}
+    stats = get_statistics(current_app())
+    today = stats.day()
+    rows: list[tuple[int, date, int]] = []
+    if first < today:
+        end = min(last, today - timedelta(days=1))
+        key = (stats.generation, "trends", first, end, tuple(post_ids))
+        kept = stats._past.get(key)
+        if kept is None:
+            kept = stats._past[key] = _trend_rows(connection, first, end, post_ids)
+        rows = kept
+    if last >= today:
+        rows = rows + _trend_rows(connection, max(first, today), last, post_ids)
+    days = day_range(first, last)
+    index = {day: n for n, day in enumerate(days)}
+    lines = {post_id: [0] * len(days) for post_id in post_ids}
     for post_id, day, views in rows:
         if day in index:
-            lines[post_id][index[day]] += int(views)
+            lines[post_id][index[day]] += views
     return lines
 
 
@@ -986,6 +1016,7 @@ def stats_page(request: Request) -> str:
     return render_template(
         "stats/index.html",
         board=board,
+        day_rows=[(day.isoformat(), day_label(day), views) for day, views in board.daily],
         chart=chart,
         summary=summary,
         lines=lines,
@@ -1018,8 +1049,14 @@ def post_stats(request: Request, slug: str) -> str:
     chart = bar_chart(
         numbers["daily"], title=f"Views per day of “{post.title}”", summary=summary, ident="post"
     )
+    day_rows = [(day.isoformat(), day_label(day), views) for day, views in numbers["daily"]]
     return render_template(
-        "stats/post.html", post=post, numbers=numbers, chart=chart, summary=summary
+        "stats/post.html",
+        post=post,
+        numbers=numbers,
+        chart=chart,
+        summary=summary,
+        day_rows=day_rows,
     )
 
 

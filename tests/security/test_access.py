@@ -47,6 +47,7 @@ PUBLIC = {
     ("GET", "/sitemap.xml"),
     ("GET", "/sitemaps/<int:number>.xml"),
     ("GET", "/robots.txt"),
+    ("GET", "/privacy"),  # what the statistics count (#22)
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),  # by address, not by account: METRICS_ALLOW (tests/blog/test_metrics.py)
@@ -114,6 +115,10 @@ AUTHOR_ONLY = {
     ("POST", "/account/tokens"),
     ("POST", "/account/tokens/<int:token_id>/revoke"),
     ("GET", "/drafts"),
+    ("GET", "/stats"),  # statistics (#22): an author's own posts, an admin's whole site
+    ("GET", "/stats/<table>.csv"),
+    ("GET", "/posts/<slug:slug>/stats"),
+    ("GET", "/posts/<slug:slug>/stats/<table>.csv"),
     ("GET", "/trash"),
     ("GET", "/posts/new"),
     ("GET", "/pages/new"),  # a standalone page (#17): the posts' editor
@@ -249,6 +254,7 @@ class Blog:
             .replace("<int:comment_id>", "1")
             .replace("<public_id>", "0" * 16)
             .replace("<int:passkey_id>", "1")
+            .replace("<table>", "days")
             .replace("<int:follower_id>", "1")
             .replace("<int:block_id>", "1")
         )
@@ -376,6 +382,12 @@ def bobs_attempts(blog: Blog) -> dict[str, tuple[str, str, set[int]]]:
                 f"save the {label} post": ("POST", f"/posts/{slug}/edit", refused),
                 f"autosave into the {label} post": ("POST", f"/posts/{slug}/autosave", refused),
                 f"delete the {label} post": ("POST", f"/posts/{slug}/delete", refused),
+                f"statistics of the {label} post": ("GET", f"/posts/{slug}/stats", refused),
+                f"statistics of the {label} post as CSV": (
+                    "GET",
+                    f"/posts/{slug}/stats/referrers.csv",
+                    refused,
+                ),
                 f"history of the {label} post": ("GET", f"/posts/{slug}/revisions", refused),
                 f"a revision of the {label} post": ("GET", f"/posts/{slug}/revisions/1", refused),
                 f"restore a revision of the {label} post": (
