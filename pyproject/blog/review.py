@@ -84,6 +84,15 @@ def _mark_approved(review: Review, post: Post, reviewer: User, now: datetime) ->
     review.reviewed_revision = post.revision
 
 
+def after_restore(db: Session, post: Post, user: User) -> None:
+    """After a contributor restores a revision: as after an edit, readers see nothing new."""
+    if roles.can_publish(user):
+        return
+    if post.status == "published":
+        post.status = "draft"
+    after_save(db, post, user, asked=False)
+
+
 def reviews_by_post(db: Session, post_ids: list[int]) -> dict[int, Review]:
     """Give the review rows of these posts (for the lists that show a post's state)."""
     if not post_ids:

@@ -11,6 +11,7 @@ from pyproject.blog.editor import add_revision, parse_tags, render_body, render_
 from pyproject.blog.forms import Form
 from pyproject.blog.models import Post, Revision, utcnow
 from pyproject.blog.posts import get_post_or_404
+from pyproject.blog.review import after_restore
 from pyproject.lib import App, Request, Response, flash, redirect, render_template, url_for
 from pyproject.lib.exceptions import NotFound
 
@@ -91,6 +92,7 @@ def restore_revision(request: Request, slug: str, number: int) -> Response:
     set_tags(db, post, parse_tags(form))
     post.updated_at = utcnow()
     new = add_revision(db, post, "restore", current_user(request), previous_body)
+    after_restore(db, post, current_user(request))  # a contributor's goes to review (#20)
     db.commit()
     flash(f"Restored revision {number} as revision {new.number}.", "success")
     return redirect(url_for("show_post", slug=post.slug))

@@ -209,3 +209,16 @@ def test_an_edit_approved_again_keeps_its_first_date(cast: Cast) -> None:
     assert answer(edna, post.id, "approve").status_code == 303
     post, _ = row(cast, slug)
     assert post.is_published and post.published_at == first
+
+
+def test_restoring_a_revision_of_an_approved_post_goes_back_to_review(cast: Cast) -> None:
+    carl, edna = contributor(cast), editor(cast)
+    slug = slug_of(write(carl, title="Restored", body="Old words.", status="published"))
+    post, _ = row(cast, slug)
+    assert edit_post(carl, slug, body="Approved words.").status_code == 303
+    assert answer(edna, post.id, "approve").status_code == 303
+    values = {"csrf_token": csrf_token(carl)}
+    assert carl.post(f"/posts/{slug}/revisions/1/restore", data=values).status_code == 303
+    post, review = row(cast, slug)
+    assert (post.status, post.body_md, review.state) == ("draft", "Old words.", "submitted")
+    assert cast.anonymous.get(f"/posts/{slug}").status_code == 404
