@@ -3,7 +3,7 @@
 Every page names the endpoint (`<link rel="micropub">`, and `rel="micropub_media"`).
 
 - `POST /micropub` with a form (url-encoded or multipart) or JSON `h-entry` makes a post:
-  `name` the title (a note without one is titled by its first words), `content` Markdown
+  `name` the title (without one, a note: the editor names it by its first words), `content` Markdown
   or `{"html": ...}`, `category` the tags, `photo` URLs (fetched through
   pyproject/blog/outgoing.py, so never from a private address) or uploaded files (both
   stored in the author's media library and shown in the post), `summary`, `mp-slug`,
@@ -25,7 +25,6 @@ and save (pyproject/blog/writeapi.py). Errors are Micropub's JSON:
 from __future__ import annotations
 
 import functools
-import html
 import io
 import json
 import re
@@ -37,7 +36,7 @@ from sqlalchemy import select
 
 from pyproject.blog import outgoing
 from pyproject.blog.db import begin_write, get_db
-from pyproject.blog.media import file_label, get_store
+from pyproject.blog.media import file_label, get_store, markdown_for
 from pyproject.blog.models import Post, User, utcnow
 from pyproject.blog.posts import can_edit
 from pyproject.blog.slugs import is_valid_slug
@@ -62,10 +61,8 @@ from pyproject.lib.response import json_response
 KNOWN = ("name", "content", "category", "photo", "summary", "published", "post-status", "mp-slug")
 # Form fields that are not properties of the post.
 NOT_PROPERTIES = frozenset({"h", "action", "url", "access_token", "q"})
-TITLE_WORDS = 60  # characters of a note's text that title it
 PHOTOS_MAX = 10
 ERRORS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 413: "invalid_request"}
-_TAGS = re.compile(r"<[^>]*>")
 
 
 class MicropubError(Exception):
@@ -170,16 +167,6 @@ def content_text(properties: Properties) -> str:
     raise MicropubError('content must be text or {"html": "..."}.')
 
 
-def title_from(text: str) -> str:
-    """Give a note's title: its first words, without markup, cut at a word."""
-    plain = " ".join(html.unescape(_TAGS.sub(" ", text)).split())
-    plain = re.sub(r"[#*_`>\[\]!]+", "", plain).strip()
-    if len(plain) <= TITLE_WORDS:
-        return plain
-    cut = plain[:TITLE_WORDS].rsplit(" ", 1)[0]
-    return (cut or plain[:TITLE_WORDS]) + "…"
-
-
 def categories(properties: Properties) -> list[str]:
     tags = properties.get("category") or []
     if not all(isinstance(tag, str) for tag in tags):
@@ -263,8 +250,7 @@ def photos_markdown(request: Request, user: User, values: list[Any]) -> str:
         else:
             picture = source if isinstance(source, FileStorage) else fetch_photo(source)
             url = store_pictures(request, user, [picture], alt)[0]
-        safe_alt = re.sub(r"([\[\]\\])", r"\\\1", alt)
-        lines.append(f"![{safe_alt}]({url})")
+        lines.append(markdown_for(alt, url))
     return "\n\n".join(lines)
 
 
@@ -285,9 +271,7 @@ def fields_from_properties(
         values["body"] = f"{values['body'].rstrip()}\n\n{shown}".strip()
     name = one_text(properties, "name")
     if name is not None:
-        values["title"] = name
-    elif not values.get("title"):
-        values["title"] = title_from(values.get("body", ""))
+        values["title"] = name  # without one, a note: the editor names it by its first words
     if "category" in properties:
         values["tags"] = ", ".join(categories(properties))
     summary = one_text(properties, "summary")
@@ -467,7 +451,7 @@ def update(request: Request, user: User, post: Post, data: dict[str, Any]) -> Re
             ignored.add(name)
             del changes[name]
     if "name" in changes and not changes["name"]:
-        changes["name"] = [title_from(post.body_md)]
+        changes["name"] = [""]  # an untitled note from now on
     fields = post_fields(post)
     if "content" in changes and not changes["content"]:
         changes["content"] = [""]

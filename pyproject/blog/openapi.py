@@ -64,6 +64,7 @@ def token_errors() -> dict[str, Any]:
 def post_lookup_errors() -> dict[str, Any]:
     return {
         "301": answer("The post's earlier slug: its current address.", Location="The post now"),
+        "308": answer("The same, for a write: send it again there.", Location="The post now"),
         "404": error("No post (of yours) has this slug."),
         "410": error("The post is in the trash, or was purged."),
     }
@@ -178,7 +179,11 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+            "title": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "Empty for a note: its first words name it.",
+            },
             "body": {
                 "type": "string",
                 "minLength": 1,
@@ -201,7 +206,7 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "NewPost": {"allOf": [ref("PostFields"), {"required": ["title", "body"]}]},
+    "NewPost": {"allOf": [ref("PostFields"), {"required": ["body"]}]},
     "Source": {
         "type": "object",
         "required": ["post"],

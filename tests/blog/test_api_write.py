@@ -87,7 +87,7 @@ def test_scheduled_with_an_iso_time(cast: Cast, token: str) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"body": "No title"}, "title"),
+        ({"title": "Blank", "body": " \n "}, "body"),
         ({"title": "No body"}, "body"),
         ({"title": "x" * 201, "body": "b"}, "title"),
         ({"title": "t", "body": "b", "slug": "Not a slug!"}, "slug"),
@@ -290,3 +290,13 @@ def test_create_patch_and_a_stale_etag_on_every_database(any_db_cast: Cast) -> N
     assert stale.status_code == 412
     assert get_post(cast.app, "both").body_md == "Two."
     assert cast.anonymous.delete("/api/posts/both", headers=bearer(token)).status_code == 204
+
+
+def test_a_write_to_an_earlier_slug_is_sent_on_with_308(cast: Cast, token: str) -> None:
+    created = post(cast.anonymous, token, {"title": "First", "body": "x", "status": "published"})
+    renamed = patch(cast.anonymous, token, "first", {"slug": "second"}, created.headers["ETag"])
+    assert renamed.status_code == 200
+    moved = patch(cast.anonymous, token, "first", {"title": "Again"}, renamed.headers["ETag"])
+    assert moved.status_code == 308
+    assert moved.headers["Location"].endswith("/api/posts/second")
+    assert get_post(cast.app, "second").title == "First"
