@@ -356,20 +356,27 @@ def saved(request: Request, user: User, post: Post | None, fields: Fields) -> Po
 
 @micropub_answer
 def micropub(request: Request) -> Any:
-    """GET: queries. POST: create, update, delete, undelete."""
+    """GET: queries. POST: create, update, delete, undelete.
+
+    Every POST needs `posts:write`: the token is checked before the body is read, and
+    only then may a multipart body carry photos of the library's full size.
+    """
     if request.method in ("GET", "HEAD"):
         return query(request)
+    user = authorise(request, "posts:write")
     if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
         data = json_object(request)
         action = data.get("action")
         if action is None:
-            user = authorise(request, "posts:write")
             return create(request, user, json_properties(data))
-        return act(request, action, data.get("url"), data)
+        return act(request, user, action, data.get("url"), data)
+    if request.mimetype == "multipart/form-data":
+        config = current_app().config
+        room = config["MEDIA_MAX_BYTES"] * min(PHOTOS_MAX, config["MEDIA_MAX_FILES"]) + 1_000_000
+        request.max_content_length = max(request.max_content_length, room)
     form = request.form
     action = form.get("action")
     if action is None:
-        user = authorise(request, "posts:write")
         if form.get("h", "entry") != "entry":
             raise MicropubError("Only h=entry posts are made here.")
         properties = form_properties(form)
@@ -377,7 +384,7 @@ def micropub(request: Request) -> Any:
             name = key[:-2] if key.endswith("[]") else key
             properties.setdefault(name, []).extend(request.files.getlist(key))
         return create(request, user, properties)
-    return act(request, action, form.get("url"), None)
+    return act(request, user, action, form.get("url"), None)
 
 
 def create(request: Request, user: User, properties: Properties) -> Response:
@@ -393,9 +400,10 @@ def default_fields() -> Fields:
     return fields
 
 
-def act(request: Request, action: Any, url: Any, data: dict[str, Any] | None) -> Response:
+def act(
+    request: Request, user: User, action: Any, url: Any, data: dict[str, Any] | None
+) -> Response:
     """Update (JSON only), delete or undelete the post at `url`."""
-    user = authorise(request, "posts:write")
     if action == "delete":
         post = post_of_url(request, url)
         return set_trashed(request, post, True)

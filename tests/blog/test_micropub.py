@@ -378,3 +378,26 @@ def test_bad_requests_are_400_and_change_nothing(mp: Cast, token: str, body: dic
 def test_an_update_sent_as_a_form_is_refused(mp: Cast, token: str) -> None:
     answer = form_post(mp.anonymous, token, {"action": "update", "url": f"{BASE}/posts/x"})
     assert answer.status_code == 400
+
+
+def test_the_token_is_checked_before_a_large_body_and_lets_a_photo_through(
+    make_app, tmp_path: Path
+) -> None:
+    import io
+
+    from PIL import Image
+
+    app = make_app(MAX_CONTENT_LENGTH=50_000)
+    cast = make_cast(app)
+    token = make_token(cast.author, "Phone", "posts:write")
+    out = io.BytesIO()
+    Image.effect_noise((300, 300), 100).convert("RGB").save(out, "JPEG", quality=95)
+    photo = out.getvalue()
+    assert len(photo) > 50_000
+    files = {"photo": ("noise.jpg", photo, "image/jpeg")}
+    refused = cast.anonymous.post("/micropub", data={"content": "Big"}, files=files)
+    assert refused.status_code == 401  # not read: no token, so the site's own limit holds
+    made = cast.anonymous.post(
+        "/micropub", data={"content": "Big"}, files=files, headers=bearer(token)
+    )
+    assert made.status_code == 201, made.text
