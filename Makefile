@@ -35,6 +35,7 @@ bench: $(VENV)/.dev ## load benchmarks (see bench/README.md)
 	$(PY) bench/media.py
 	$(PY) bench/porting.py
 	$(PY) bench/federation.py
+	$(PY) bench/stats.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
