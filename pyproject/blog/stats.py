@@ -21,6 +21,7 @@ import csv
 import hashlib
 import heapq
 import io
+import logging
 import re
 import secrets
 import threading
@@ -60,6 +61,8 @@ from pyproject.blog.subscriptions import csv_cell
 from pyproject.lib import App, Request, Response, current_app, render_template
 from pyproject.lib.exceptions import NotFound
 from pyproject.lib.response import Shared
+
+log = logging.getLogger(__name__)
 
 TABLES = tuple(
     model.__table__
@@ -559,7 +562,7 @@ class FeedReaders:
                 try:
                     get_statistics(self.app).count_feed_reader(environ)
                 except Exception:  # the counters are away: the feed is still served
-                    self.app.logger.exception("could not note a feed reader's subscribers")
+                    log.exception("could not note a feed reader's subscribers")
             return start_response(status, headers, *args)
 
         return self.wsgi_app(environ, note_status)
