@@ -795,10 +795,26 @@ def _uri(value: Any) -> str:
     return value if parts.scheme in ("http", "https") and parts.hostname else ""
 
 
-def fetch_json(app: App, url: str) -> dict[str, Any]:
-    """GET an ActivityStreams document through outgoing.py; raise ActorError if unusable."""
+def fetch_json(app: App, url: str, db: Session | None = None) -> dict[str, Any]:
+    """GET an ActivityStreams document through outgoing.py; raise ActorError if unusable.
+
+    With `db`, the GET is signed by the blog's actor, as servers in Mastodon's secure
+    mode (authorized fetch) require.
+    """
+    headers = {"Accept": ACCEPT_AS2}
+    if db is not None:
+        headers = httpsig.sign(
+            "GET",
+            url,
+            body=None,
+            key_id=blog_actor(app).key_id,
+            private_pem=key_pair(db, BLOG).private_pem,
+            now=utcnow(),
+            headers=headers,
+        )
+        headers.pop("Host")  # outgoing.py names the host itself (the same name)
     try:
-        answer = outgoing.for_app(app).get(url, headers={"Accept": ACCEPT_AS2})
+        answer = outgoing.for_app(app).get(url, headers=headers)
     except outgoing.FetchError as error:
         raise ActorError(f"{url}: {error}") from None
     if answer.status != 200:
@@ -829,7 +845,7 @@ def fetch_actor(
     app: App, db: Session, uri: str, key_id: str = "", *, depth: int = 0
 ) -> RemoteActor:
     """Fetch an actor (by its URI, or the URI of its key) and keep or refresh it."""
-    document = fetch_json(app, urldefrag(uri)[0])
+    document = fetch_json(app, urldefrag(uri)[0], db)
     actor_uri = _uri(document.get("id"))
     if not actor_uri or document.get("type") not in ACTOR_TYPES:
         # A key document (`{"id": ..#main-key, "owner": ...}`): its owner is the actor.
@@ -1022,44 +1038,24 @@ def inbox(request: Request, username: str | None = None) -> Response:
         if is_blocked(db, _uri(data.get("actor"))):
             raise Refusal(403, "blocked", "the actor or its server is blocked")
         sender = verify_sender(app, db, request, body, data)
+        activity_id = _uri(data.get("id"))
+        if activity_id and db.scalar(
+            select(InboxEntry.id)
+            .where(InboxEntry.activity_id == activity_id, InboxEntry.outcome.in_(ACTED))
+            .limit(1)
+        ):
+            outcome, detail, status = "repeated", "", 202
+        else:
+            outcome, detail = handle(app, db, sender, data)
+            status = 202
     except Refusal as refusal:
-        db.rollback()  # a key fetched for a request that failed is not kept either
-        _note(
-            db,
-            inbox=name,
-            outcome=refusal.outcome,
-            status=refusal.status,
-            detail=refusal.detail,
-            data=data,
-        )
-        db.commit()
-        return _answer(refusal.status, refusal.detail)
-    activity_id = _uri(data.get("id"))
-    if activity_id and db.scalar(
-        select(InboxEntry.id)
-        .where(InboxEntry.activity_id == activity_id, InboxEntry.outcome.in_(ACTED))
-        .limit(1)
-    ):
-        _note(db, inbox=name, outcome="repeated", status=202, data=data)
-        db.commit()
-        return _answer(202, "Already received.")
-    try:
-        outcome, detail = handle(app, db, sender, data)
-    except Refusal as refusal:
-        db.rollback()
-        _note(
-            db,
-            inbox=name,
-            outcome=refusal.outcome,
-            status=refusal.status,
-            detail=refusal.detail,
-            data=data,
-        )
-        db.commit()
-        return _answer(refusal.status, refusal.detail)
-    _note(db, inbox=name, outcome=outcome, status=202, detail=detail, data=data)
+        db.rollback()  # nothing of a refused activity is kept (a key fetched for it neither)
+        outcome, detail, status = refusal.outcome, refusal.detail, refusal.status
+    _note(db, inbox=name, outcome=outcome, status=status, detail=detail, data=data)
     db.commit()
-    return _answer(202, "Accepted.")
+    if status != 202:
+        return _answer(status, detail)
+    return _answer(202, "Already received." if outcome == "repeated" else "Accepted.")
 
 
 def _object_of(data: dict[str, Any]) -> Any:

@@ -106,7 +106,11 @@ def sign(
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     sent = dict(headers or {})
-    sent["Host"] = parts.netloc
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = parts.netloc.rpartition("@")[2]
+    if default is not None and host.endswith(f":{default}"):
+        host = host[: -len(f":{default}")]  # as clients send it: no default port
+    sent["Host"] = host
     sent["Date"] = http_date(now)
     names: list[str] = ["(request-target)", "host", "date"]
     if body is not None:

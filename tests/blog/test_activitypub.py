@@ -53,6 +53,7 @@ class Remote:
         self.keys = {name: httpsig.new_key_pair() for name in ("carol", "dave")}
         self.names = {"carol": "Carol Remote", "dave": "Dave Remote"}
         self.received: list[tuple[str, dict[str, str], bytes]] = []
+        self.fetches: list[tuple[str, dict[str, str]]] = []  # GETs: path, headers
         self.inbox_status = 202
 
     def actor_uri(self, name: str = "carol") -> str:
@@ -94,6 +95,7 @@ def _handler(remote: Remote) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
+            remote.fetches.append((self.path, dict(self.headers.items())))
             name = self.path.removeprefix("/users/")
             if name in remote.keys:
                 self._send(200, json.dumps(remote.document(name)).encode())
@@ -611,6 +613,13 @@ def test_a_rotated_key_is_fetched_again_once(cast: Cast, remote: Remote) -> None
     assert answer.status_code == 202
     assert rows(cast.app, RemoteActor)[0].public_key_pem != old_pem
     assert len(rows(cast.app, Reaction)) == 1
+    assert [path for path, _ in remote.fetches] == ["/users/carol", "/users/carol"]
+    for path, headers in remote.fetches:  # signed by the blog (Mastodon's authorized fetch)
+        parsed = httpsig.parse_signature(headers["Signature"])
+        assert parsed.key_id == f"{BASE_URL}/ap/blog#main-key"
+        httpsig.verify(
+            "GET", path, headers, None, our_key(cast.app, f"{BASE_URL}/ap/blog"), now=utcnow()
+        )
 
 
 def test_oversize_bodies_are_refused_with_413(cast: Cast, remote: Remote) -> None:

@@ -108,6 +108,17 @@ def test_we_verify_the_independent_implementations_signature(keys: tuple[str, st
     assert parsed.key_id == KEY_ID
 
 
+def test_the_host_signed_is_the_one_sent(keys: tuple[str, str]) -> None:
+    for url, host in (
+        ("https://blog.example:443/x", "blog.example"),
+        ("http://blog.example:80/x", "blog.example"),
+        ("http://127.0.0.2:8001/x", "127.0.0.2:8001"),
+        ("https://[::1]:8443/x", "[::1]:8443"),
+    ):
+        headers = httpsig.sign("GET", url, body=None, key_id=KEY_ID, private_pem=keys[0], now=NOW)
+        assert headers["Host"] == host
+
+
 def test_we_verify_a_get_signed_without_a_body(keys: tuple[str, str]) -> None:
     headers = httpsig.sign("GET", URL, body=None, key_id=KEY_ID, private_pem=keys[0], now=NOW)
     assert "Digest" not in headers
