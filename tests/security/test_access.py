@@ -254,8 +254,6 @@ class Blog:
             .replace("<int:comment_id>", "1")
             .replace("<public_id>", "0" * 16)
             .replace("<int:passkey_id>", "1")
-            .replace("<int:follower_id>", "1")
-            .replace("<int:block_id>", "1")
             .replace("<table>", "days")
             .replace("<int:follower_id>", "1")
             .replace("<int:block_id>", "1")
