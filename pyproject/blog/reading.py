@@ -18,10 +18,21 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from pyproject.blog import listing
-from pyproject.blog.cover import Cover, covers_by_id
+from pyproject.blog.auth import current_user, login_required
+from pyproject.blog.cover import Cover, choices_for, covers_by_id
+from pyproject.blog.db import get_db
+from pyproject.blog.forms import Form
 from pyproject.blog.markup import has_placed_toc, toc_position
 from pyproject.blog.models import Post, post_tags, utcnow, visible
-from pyproject.lib import App, current_app
+from pyproject.lib import (
+    App,
+    Request,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
 
 RELATED_POSTS = 3
 NOTE_NAME_WORDS = 8
@@ -196,8 +207,42 @@ def group_by_month(
     return years
 
 
+# --- the author's picture ------------------------------------------------------------------
+
+
+@login_required
+def account_picture(request: Request) -> Any:
+    """Choose the picture shown beside your bio at the end of your posts (from your library)."""
+    user = current_user(request)
+    db = get_db(request)
+    choices = choices_for(db, user.id)
+    form = Form(
+        request.form if request.method == "POST" else {"picture": str(user.picture_media_id or "")},
+        ("picture",),
+    )
+    if request.method == "POST":
+        chosen = form.get("picture")
+        allowed = {str(choice.id) for choice in choices}
+        if chosen and chosen not in allowed:
+            form.error("picture", "Choose a picture of your media library, or none.")
+        else:
+            user.picture_media_id = int(chosen) if chosen else None
+            db.commit()
+            flash("Your picture is saved." if chosen else "Your picture is removed.", "success")
+            return redirect(url_for("account"))
+    current = covers_by_id(db, [user.picture_media_id], current_app())
+    page = render_template(
+        "auth/picture.html",
+        form=form,
+        choices=choices,
+        current=current.get(user.picture_media_id) if user.picture_media_id else None,
+    )
+    return (page, 422) if form.errors else page
+
+
 def register(app: App) -> None:
-    """Add the reading filters to the templates."""
+    """Add the picture page, and the reading filters to the templates."""
+    app.add_route("/account/picture", account_picture, methods=["GET", "POST"])
     app.jinja_env.filters["headline"] = headline
     app.jinja_env.filters["long_date"] = long_date
     app.jinja_env.globals["body_with_toc"] = body_with_toc

@@ -86,6 +86,7 @@
       // The mark at the cursor and its note at the end, as one insertion (one undo).
       var start = body.selectionStart;
       var existing = body.value.match(/\[\^(\d+)\]/g) || [];
+      footnotes = 0;
       existing.forEach(function (m) { footnotes = Math.max(footnotes, parseInt(m.slice(2), 10)); });
       footnotes += 1;
       var mark = "[^" + footnotes + "]";
@@ -122,7 +123,8 @@
   var words = document.getElementById("word-count");
   var minutes = document.getElementById("reading-time");
   function count() {
-    var n = (body.value.match(/\S+/g) || []).length;
+    // Words have a letter or digit: Markdown's marks (#, -, >, |) are not words.
+    var n = (body.value.match(/\S+/g) || []).filter(function (w) { return /[\p{L}\p{N}]/u.test(w); }).length;
     if (words) { words.textContent = n + (n === 1 ? " word" : " words"); }
     if (minutes) { minutes.textContent = Math.max(1, Math.ceil(n / 230)) + " min read"; }
   }
@@ -139,7 +141,7 @@
   // --- settings panel: open beside the text on a wide screen ---------------------------
   var wide = window.matchMedia("(min-width: 64rem)");
   var settings = document.getElementById("desk-settings");
-  if (settings && wide.matches) { settings.open = true; }
+  if (settings && !wide.matches && !settings.hasAttribute("data-errors")) { settings.open = false; }
 
   // --- focus mode -----------------------------------------------------------------------
   var focusButton = document.getElementById("desk-focus");
@@ -238,7 +240,6 @@
     event.preventDefault();
     event.returnValue = "";
   });
-  window.pyprojectDesk = { markSaved: function () { savedText = snapshotText(); } };
 
   // --- autosave: to the server a few seconds after typing stops (and at least every 30 s
   // while typing), and to this browser's local storage at once ----------------------------
@@ -263,6 +264,7 @@
     if (inFlight || !dirty) { return; }
     if (!value("title").trim() && !value("body").trim()) { return; }
     inFlight = true; dirty = false; lastSent = Date.now();
+    var sentText = snapshotText();
     var data = new FormData();
     fields.forEach(function (name) { data.append(name, value(name)); });
     var token = value("csrf_token");
@@ -288,6 +290,8 @@
         form.setAttribute("data-local-key", key);
         if (window.history && history.replaceState) { history.replaceState(null, "", answer.edit_url); }
       }
+      // Kept on the server: leaving loses nothing (the page offers it back).
+      savedText = sentText;
       say("Saved at " + answer.saved_at);
     }).catch(function (error) {
       dirty = true;

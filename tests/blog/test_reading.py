@@ -7,7 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from blog.conftest import Cast, edit_post, field_error, get_post, set_post, slug_of, write_post
+from blog.conftest import (
+    Cast,
+    edit_post,
+    field_error,
+    form_of,
+    get_post,
+    set_post,
+    slug_of,
+    write_post,
+)
 from pyproject.blog.listing import Card, Link
 from pyproject.blog.markup import (
     TOC_LONG_POST_WORDS,
@@ -183,3 +192,19 @@ def test_a_placeholder_link_is_refused_with_the_text_kept(cast: Cast) -> None:
     assert response.status_code == 422
     assert "“https://”" in field_error(response, "body")
     assert response.form_values("#post-form")["body"] == "See [the docs](https://)."
+
+
+# --- the author's picture ----------------------------------------------------------------
+
+
+def test_an_author_picks_a_picture_of_their_own_library_only(cast: Cast) -> None:
+    page = cast.author.get("/account/picture")
+    assert page.status_code == 200
+    assert [o["value"] for o in page.html.select("#f-picture option")] == [""]
+    values = form_of(page, "form.stacked")
+    refused = cast.author.post("/account/picture", data={**values, "picture": "999"})
+    assert refused.status_code == 422
+    assert "media library" in field_error(refused, "picture")
+    removed = cast.author.post("/account/picture", data={**values, "picture": ""})
+    assert removed.status_code == 303
+    assert cast.anonymous.get("/account/picture").status_code in (302, 303)

@@ -130,6 +130,8 @@ AUTHOR_ONLY = {
     ("POST", "/posts/<slug:slug>/options"),
     ("GET", "/account"),
     ("POST", "/account"),
+    ("GET", "/account/picture"),  # the picture beside the bio (#23)
+    ("POST", "/account/picture"),
     ("POST", "/account/password"),
     ("GET", "/account/security"),  # two-step sign-in (#20)
     ("POST", "/account/security/totp"),
