@@ -25,9 +25,7 @@ VISIBLE = sa.text("status = 'published' AND deleted_at IS NULL")
 
 def upgrade() -> None:
     # Plain columns with defaults: SQLite adds them in place (the search triggers stay).
-    op.add_column(
-        "posts", sa.Column("kind", sa.String(10), nullable=False, server_default="post")
-    )
+    op.add_column("posts", sa.Column("kind", sa.String(10), nullable=False, server_default="post"))
     op.add_column(
         "posts", sa.Column("noindex", sa.Boolean(), nullable=False, server_default=sa.false())
     )

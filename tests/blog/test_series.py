@@ -187,4 +187,3 @@ def test_the_summary_is_the_custom_excerpt_of_lists_and_previews(cast: Cast) -> 
     assert cast.anonymous.get("/").html.select_one(".summary").get_text() == "Short and sweet."
     meta = cast.anonymous.get(f"/posts/{slug}").html.select_one('meta[property="og:description"]')
     assert meta["content"] == "Short and sweet."
-
