@@ -1,8 +1,8 @@
 """Reading (#23): what a reader finds around a post's text, and the archive by month.
 
 The end of a post (the previous and next posts, its author with bio and picture, up to
-three posts sharing its tags) costs three small indexed queries and is only made when a
-post page is rendered (reader pages are kept by the page cache). The archive groups a
+three posts sharing its tags) costs one statement of three small indexed queries, and is
+only made when a post page is rendered (reader pages are kept by the page cache). The archive groups a
 page of cards by year and month, with the counts of every month from one index-only
 query. Template filters give dates as dates and a name for an untitled note.
 """
@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from pyproject.blog import listing
@@ -49,47 +49,68 @@ MONTHS = (
 class PostEnd:
     """What follows a post's text: where to go next, and who wrote it."""
 
-    previous: listing.Card | None = None  # the post published before this one
-    next: listing.Card | None = None  # the one published after it
-    related: list[listing.Card] = field(default_factory=list)
+    previous: Neighbour | None = None  # the post published before this one
+    next: Neighbour | None = None  # the one published after it
+    related: list[Neighbour] = field(default_factory=list)
     author_picture: Cover | None = None
 
 
-def _neighbour_ids(db: Session, post: Post, now: datetime) -> tuple[int | None, int | None]:
-    """Give the ids of the visible posts published just before and just after `post`."""
+@dataclass(slots=True)
+class Neighbour:
+    """What the end of a post shows of another post: a link, a name and a date."""
+
+    id: int
+    slug: str
+    title: str
+    summary: str
+    published_at: datetime | None
+    url: str = ""
+
+
+_OLDER, _NEWER, _RELATED = 1, 2, 3
+_COLUMNS = (Post.id, Post.slug, Post.title, Post.summary, Post.published_at)
+
+
+def other_posts_statement(post: Post, now: datetime) -> Any:
+    """Give one statement for the post before, the post after, and the related ones.
+
+    A UNION ALL of three small queries, each through an index: the visible posts' index
+    from the post's place in time either way, and post_tags' (tag_id, post_id) index for
+    up to RELATED_POSTS posts sharing the most tags with it (ties to the newest). Each row
+    says which it is (`role`) and how many tags it shares.
+    """
     key = tuple_(Post.published_at, Post.id)
     here = tuple_(post.published_at, post.id)
-    base = select(Post.id).where(*visible(now), Post.kind == "post")
-    older = db.scalar(base.where(key < here).order_by(*listing.NEWEST_FIRST).limit(1))
-    newer = db.scalar(
-        base.where(key > here).order_by(Post.published_at.asc(), Post.id.asc()).limit(1)
-    )
-    return older, newer
+    shown = (*visible(now), Post.kind == "post")
 
+    def neighbour(role: int) -> Any:
+        return select(*_COLUMNS, literal(role).label("role"), literal(0).label("shared"))
 
-def related_ids(db: Session, post: Post, now: datetime, count: int = RELATED_POSTS) -> list[int]:
-    """Give the ids of up to `count` visible posts sharing the most tags with `post`.
-
-    Ties go to the newest. One query through the (tag_id, post_id) index of post_tags.
-    """
+    older = neighbour(_OLDER).where(*shown, key < here).order_by(*listing.NEWEST_FIRST)
+    newer = neighbour(_NEWER).where(*shown, key > here)
+    newer = newer.order_by(Post.published_at.asc(), Post.id.asc())
+    parts = [older.limit(1).subquery().select(), newer.limit(1).subquery().select()]
     tag_ids = [tag.id for tag in post.tags]
-    if not tag_ids:
-        return []
-    shared = func.count(post_tags.c.tag_id)
-    query = (
-        select(Post.id)
-        .join(post_tags, post_tags.c.post_id == Post.id)
-        .where(post_tags.c.tag_id.in_(tag_ids), Post.id != post.id, *visible(now))
-        .where(Post.kind == "post")
-        .group_by(Post.id, Post.published_at)
-        .order_by(shared.desc(), Post.published_at.desc(), Post.id.desc())
-        .limit(count)
-    )
-    return list(db.scalars(query))
+    if tag_ids:
+        shared = func.count(post_tags.c.tag_id)
+        related = (
+            select(*_COLUMNS, literal(_RELATED).label("role"), shared.label("shared"))
+            .join(post_tags, post_tags.c.post_id == Post.id)
+            .where(post_tags.c.tag_id.in_(tag_ids), Post.id != post.id, *shown)
+            .group_by(*_COLUMNS)
+            .order_by(shared.desc(), Post.published_at.desc(), Post.id.desc())
+            .limit(RELATED_POSTS)
+        )
+        parts.append(related.subquery().select())
+    return union_all(*parts)
 
 
 def post_end(db: Session, post: Post, app: App | None = None) -> PostEnd:
-    """Give what the end of a post shows (nothing of other posts for one not published)."""
+    """Give what the end of a post shows (nothing of other posts for one not published).
+
+    One statement (other_posts_statement); the author's picture, when there is one, adds
+    a second.
+    """
     app = app or current_app()
     end = PostEnd()
     picture_id = getattr(post.author, "picture_media_id", None)
@@ -97,13 +118,20 @@ def post_end(db: Session, post: Post, app: App | None = None) -> PostEnd:
         end.author_picture = covers_by_id(db, [picture_id], app).get(picture_id)
     if not post.is_published or post.kind != "post":
         return end
-    now = utcnow()
-    older, newer = _neighbour_ids(db, post, now)
-    related = related_ids(db, post, now)
-    cards = listing.cards_by_id(db, [i for i in (older, newer, *related) if i is not None])
-    end.previous = cards.get(older) if older is not None else None
-    end.next = cards.get(newer) if newer is not None else None
-    end.related = [cards[i] for i in related if i in cards]
+    link = listing.Links.current().post
+    related: list[tuple[int, datetime, Neighbour]] = []
+    for row in db.execute(other_posts_statement(post, utcnow())):
+        post_id, slug, title, summary, published_at, role, shared = row
+        other = Neighbour(post_id, slug, title, summary, published_at, link(slug))
+        if role == _OLDER:
+            end.previous = other
+        elif role == _NEWER:
+            end.next = other
+        else:
+            related.append((shared, published_at, other))
+    # A union keeps no order of its own: most tags shared first, then the newest.
+    related.sort(key=lambda item: (item[0], item[1], item[2].id), reverse=True)
+    end.related = [other for _, _, other in related]
     return end
 
 
