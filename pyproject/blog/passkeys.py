@@ -115,6 +115,13 @@ def _credential(form: Form) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and isinstance(value.get("rawId"), str) else None
 
 
+def _options_response(options: Any) -> Response:
+    """Give WebAuthn options as JSON that no cache keeps (it holds a challenge)."""
+    response = json_response(json.loads(options_to_json(options)))
+    response.headers.set("Cache-Control", "no-store")
+    return response
+
+
 # --- registering -------------------------------------------------------------------------------
 
 
@@ -140,9 +147,7 @@ def registration_options(request: Request) -> Response:
             for key in passkeys_of(db, user)
         ],
     )
-    response = json_response(json.loads(options_to_json(options)))
-    response.headers.set("Cache-Control", "no-store")
-    return response
+    return _options_response(options)
 
 
 def _security_page(request: Request, form: Form, status: int) -> Response:
@@ -240,9 +245,7 @@ def sign_in_options(request: Request) -> Response:
         challenge=_new_challenge(request, SIGN_IN_KEY),
         user_verification=UserVerificationRequirement.REQUIRED,
     )
-    response = json_response(json.loads(options_to_json(options)))
-    response.headers.set("Cache-Control", "no-store")
-    return response
+    return _options_response(options)
 
 
 def _refused(request: Request, form: Form, next_url: str, status: int = 422) -> Any:

@@ -48,11 +48,9 @@ def test_failed_sign_ins_name_the_account_tried_or_what_was_typed(cast: Cast) ->
 
 
 def test_second_factor_changes_and_wrong_codes_are_recorded(cast: Cast) -> None:
-    page = cast.author.get("/account/security")
-    secret = page.html.select_one("main p code").get_text().replace(" ", "")
-    values = form_of(page, 'form[action="/account/security/totp"]')
-    values["code"] = pyotp.TOTP(secret).now()
-    assert cast.author.post("/account/security/totp", data=values).status_code == 200
+    from blog.test_twofactor import turn_on
+
+    secret, _codes = turn_on(cast.author)
     client = cast.app.test_client()
     assert login(client, AUTHOR.username, AUTHOR.password).location == "/login/code"
     values = form_of(client.get("/login/code"), "main form")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from email import policy
 from pathlib import Path
 
-import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -27,6 +26,7 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_comments import send_comment
+from blog.test_twofactor import turn_on
 from pyproject.blog import roles
 from pyproject.blog.db import get_database
 from pyproject.blog.models import AuditEntry, Post, SentMessage, User
@@ -145,14 +145,6 @@ def test_a_contributor_s_save_never_publishes(cast: Cast) -> None:
     assert post_row(cast, slug_of(scheduled)).status == "draft"
 
 
-def enrol_totp(client: TestClient) -> None:
-    page = client.get("/account/security")
-    secret = page.html.select_one("main p code").get_text().replace(" ", "")
-    values = form_of(page, 'form[action="/account/security/totp"]')
-    values["code"] = pyotp.TOTP(secret).now()
-    assert client.post("/account/security/totp", data=values).status_code == 200
-
-
 @dataclass
 class Strict:
     """A blog whose REQUIRE_SECOND_FACTOR is "admins": a first admin with app codes, then
@@ -168,7 +160,7 @@ def strict(tmp_path: Path) -> Iterator[Strict]:
     app = make_blog_app(tmp_path, overrides={"REQUIRE_SECOND_FACTOR": "admins"})
     first = app.test_client()
     signup_admin(first)
-    enrol_totp(first)
+    turn_on(first)
     clients = []
     for name, role in (("root", "admin"), ("ann", "author")):
         assert create_author(first, name, password=PASSWORD, role=role).status_code == 303
@@ -189,7 +181,7 @@ def test_an_admin_without_a_second_factor_is_sent_to_enrol(strict: Strict) -> No
     refused = admin.post("/posts", data={"csrf_token": csrf_token(admin, "/account/security")})
     assert refused.status_code == 403
     assert strict.author.get("/drafts").status_code == 200  # authors are not asked
-    enrol_totp(admin)
+    turn_on(admin)
     assert admin.get("/admin/users").status_code == 200
 
 
@@ -205,7 +197,7 @@ def test_everyone_must_enrol_when_the_rule_says_everyone(tmp_path: Path) -> None
     try:
         admin = app.test_client()
         signup_admin(admin)
-        enrol_totp(admin)
+        turn_on(admin)
         create_author(admin, "ann", password=PASSWORD)
         ann = app.test_client()
         assert login(ann, "ann", PASSWORD).status_code == 303

@@ -168,8 +168,13 @@ class ContextWatch:
 # --- sites and contexts --------------------------------------------------------------------
 
 
-def start_site(data_dir: Path, settings: dict[str, Any] | None = None) -> ServerHandle:
-    """Start gunicorn on a fresh, migrated SQLite file in `data_dir` (with `settings`)."""
+def start_site(
+    data_dir: Path, settings: dict[str, Any] | None = None, *, port: int | None = None
+) -> ServerHandle:
+    """Start gunicorn on a fresh, migrated SQLite file in `data_dir` (with `settings`).
+
+    `port`: the one to listen on, for settings that name it (a BASE_URL); else a free one.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{data_dir / 'site.sqlite3'}"
     # Migrate before `main.py prepare`: on an empty file prepare runs the trash purge before
@@ -179,7 +184,7 @@ def start_site(data_dir: Path, settings: dict[str, Any] | None = None) -> Server
         upgrade(engine)
     finally:
         engine.dispose()
-    return start_gunicorn({"DATABASE_URL": url, **(settings or {})}, data_dir=data_dir)
+    return start_gunicorn({"DATABASE_URL": url, **(settings or {})}, data_dir=data_dir, port=port)
 
 
 @dataclass

@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pyproject.blog.db import make_engine
-from pyproject.blog.migrate import upgrade
-from tests.browser.support import ADMIN_PASSWORD, ADMIN_USERNAME, create_admin
-from tests.e2e.conftest import free_port, start_gunicorn
+from tests.browser.support import ADMIN_PASSWORD, ADMIN_USERNAME, create_admin, start_site
+from tests.e2e.conftest import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -36,17 +34,9 @@ def expect(target):  # imported late: collecting this file must not need playwri
 
 @pytest.fixture(scope="module")
 def site(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    data_dir = tmp_path_factory.mktemp("passkeys")
-    url = f"sqlite:///{data_dir / 'site.sqlite3'}"
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
     port = free_port()
-    handle = start_gunicorn(
-        {"DATABASE_URL": url, "BASE_URL": f"http://localhost:{port}"}, data_dir=data_dir, port=port
-    )
+    settings = {"BASE_URL": f"http://localhost:{port}"}
+    handle = start_site(tmp_path_factory.mktemp("passkeys"), settings, port=port)
     try:
         yield handle
     finally:

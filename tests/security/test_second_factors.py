@@ -28,6 +28,7 @@ from blog.conftest import (
     write_post,
 )
 from blog.test_passkeys import SoftAuthenticator, registration_options
+from blog.test_twofactor import turn_on
 from sqlalchemy import select
 
 from pyproject.blog.db import get_database
@@ -46,11 +47,7 @@ def cast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cast]:
 
 @pytest.fixture(scope="module")
 def secret(cast: Cast) -> str:
-    page = cast.author.get("/account/security")
-    secret = page.html.select_one("main p code").get_text().replace(" ", "")
-    values = form_of(page, 'form[action="/account/security/totp"]')
-    values["code"] = pyotp.TOTP(secret).now()
-    assert cast.author.post("/account/security/totp", data=values).status_code == 200
+    secret, _codes = turn_on(cast.author)
     return secret
 
 
