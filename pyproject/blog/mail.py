@@ -195,8 +195,10 @@ def render_parts(app: App, template: str, context: Mapping[str, Any]) -> tuple[s
     """
     if not _TEMPLATE.match(template):
         raise InvalidMail(f"no email template may be called {template!r}")
+    from pyproject.blog.settings import site_settings  # (the title of /admin/settings, #17)
+
     values = {
-        "site_name": app.config.get("SITE_NAME", ""),
+        "site_name": site_settings(app).title,
         "base_url": app.config["BASE_URL"],
         "external_url": functools.partial(app.url_for, _external=True),
         **context,

@@ -151,7 +151,9 @@ def _unsubscribe_url(app: App, subscriber_id: int, secret: str) -> str:
 
 
 def _site_name(app: App) -> str:
-    return str(app.config.get("SITE_NAME") or urlsplit(str(app.config["BASE_URL"])).hostname)
+    from pyproject.blog.settings import site_settings  # (the title of /admin/settings, #17)
+
+    return str(site_settings(app).title or urlsplit(str(app.config["BASE_URL"])).hostname)
 
 
 def send_confirmation(app: App, db: Session, subscriber: Subscriber, now: datetime) -> None:
