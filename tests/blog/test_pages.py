@@ -58,7 +58,10 @@ def test_pages_are_not_in_lists_or_post_feeds_but_in_sitemap_and_search(cast: Ca
     sitemap = cast.anonymous.get("/sitemaps/1.xml").text
     assert "http://localhost/colophon<" in sitemap
     found = cast.anonymous.get("/search?q=quokkaface").html.select(".post-item-title a")
-    assert {a.get_text() for a in found} == {"Colophon", "A real post"}
+    assert {(a.get_text(), a["href"]) for a in found} == {
+        ("Colophon", "/colophon"),
+        ("A real post", "/posts/a-real-post"),
+    }
 
 
 def test_a_page_has_revisions_autosave_scheduling_and_trash(cast: Cast) -> None:

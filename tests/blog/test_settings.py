@@ -288,6 +288,17 @@ def test_logo_and_favicon_come_from_the_media_library(cast: Cast) -> None:
 # --- who may -----------------------------------------------------------------------------
 
 
+def test_an_admin_finds_settings_menus_pages_and_series_from_the_header(cast: Cast) -> None:
+    header = cast.admin.get("/").html.select_one(".site-nav")
+    settings = header.find("a", string="Settings")["href"]
+    page = cast.admin.get(settings)
+    links = {a.get_text(): a["href"] for a in page.html.select("main a")}
+    assert links["the header and footer menus"] == "/admin/navigation"
+    assert links["write a page"] == "/pages/new"
+    assert header.find("a", string="Series")["href"] == "/series"
+    assert cast.author.get("/").html.select_one(".site-nav").find("a", string="Settings") is None
+
+
 def test_only_admins_reach_the_settings(cast: Cast) -> None:
     assert cast.author.get("/admin/settings").status_code == 403
     values = settings_form(cast.admin)
