@@ -221,7 +221,12 @@
     section.hidden = !previewing;
   }
   if (tabs) {
-    tabs.hidden = false;
+    // Only where text and preview cannot sit side by side.
+    tabs.hidden = wide.matches;
+    wide.addEventListener("change", function () {
+      tabs.hidden = wide.matches;
+      if (wide.matches) { form.classList.remove("desk-previewing"); }
+    });
     tabWrite.addEventListener("click", function () { showTab("write"); body.focus(); });
     tabPreview.addEventListener("click", function () { preview(); showTab("preview"); });
   }

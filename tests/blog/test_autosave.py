@@ -287,7 +287,8 @@ def test_autosaving_a_new_post_creates_its_draft(any_db_cast: Cast) -> None:
 def test_an_untitled_new_post_gets_a_draft_all_the_same(cast: Cast) -> None:
     reply = autosave(cast.author, "/posts/autosave", body="Only a body so far.").json
     post = current_post(cast.app, reply["slug"])
-    assert post.title == "Untitled draft"
+    # An untitled note stays untitled; its first words name its slug (#23).
+    assert (post.title, post.slug) == ("", "only-a-body-so-far")
     assert (post.status, post.body_md) == ("draft", "Only a body so far.")
 
 
