@@ -58,6 +58,14 @@ CONTROL_OUTCOME = {
     "/admin/import": (422, False),  # past the token, refused for carrying no file
     "/account/tokens": (200, True),  # a new token, shown once on the page (#20)
     "/account/tokens/<int:token_id>/revoke": (404, False),  # no token of erin's has that id
+    # roles, review and passkeys (#20)
+    "/review/<int:post_id>/approve": (404, False),  # nobody submitted that post
+    "/review/<int:post_id>/changes": (404, False),
+    "/login/passkey/options": (200, True),  # a challenge kept in the session
+    "/login/passkey": (422, True),  # no credential: refused past the token (the session
+    "/account/security/passkeys/options": (200, True),  # drops its challenge)
+    "/account/security/passkeys": (422, True),
+    "/account/security/passkeys/<int:passkey_id>/delete": (404, False),  # nobody's passkey
 }
 
 

@@ -321,6 +321,39 @@ def post_targets(world: World) -> dict[str, tuple[str, str, dict[str, Any]]]:
         # personal API tokens (#20): a new one for erin; revoking one that is nobody's (404)
         "/account/tokens": ("erin", "/account/tokens", {"name": "Forged", "scope_read": "on"}),
         "/account/tokens/<int:token_id>/revoke": ("erin", "/account/tokens/999999/revoke", {}),
+        # roles, review and passkeys (#20): dave made an editor; the admin's own published
+        # post "submitted" (a flash: it is published already); answers to a post nobody
+        # submitted (404); passkey options (a challenge in the session); answers with no
+        # credential (422) and removing a passkey that is nobody's (404)
+        "/admin/users/<int:user_id>/role": (
+            "admin",
+            f"/admin/users/{ids['dave']}/role",
+            {"role": "editor"},
+        ),
+        "/posts/<slug:slug>/submit": ("admin", f"/posts/{slugs['edit']}/submit", {}),
+        "/review/<int:post_id>/approve": (
+            "admin",
+            f"/review/{world.comments['post']}/approve",
+            {"note": "", "publish_at": ""},
+        ),
+        "/review/<int:post_id>/changes": (
+            "admin",
+            f"/review/{world.comments['post']}/changes",
+            {"note": "Forged."},
+        ),
+        "/login/passkey/options": ("anonymous", "/login/passkey/options", {}),
+        "/login/passkey": ("anonymous", "/login/passkey", {"credential": "", "next": ""}),
+        "/account/security/passkeys/options": ("erin", "/account/security/passkeys/options", {}),
+        "/account/security/passkeys": (
+            "erin",
+            "/account/security/passkeys",
+            {"name": "Forged", "credential": ""},
+        ),
+        "/account/security/passkeys/<int:passkey_id>/delete": (
+            "erin",
+            "/account/security/passkeys/999999/delete",
+            {"password": PASSWORD},
+        ),
     }
 
 
@@ -369,6 +402,15 @@ POST_RULES = (
     "/comments/posts/<int:post_id>/setting",
     "/account/tokens",
     "/account/tokens/<int:token_id>/revoke",
+    "/admin/users/<int:user_id>/role",
+    "/posts/<slug:slug>/submit",
+    "/review/<int:post_id>/approve",
+    "/review/<int:post_id>/changes",
+    "/login/passkey/options",
+    "/login/passkey",
+    "/account/security/passkeys/options",
+    "/account/security/passkeys",
+    "/account/security/passkeys/<int:passkey_id>/delete",
 )
 
 # POST routes registered with csrf=False, each for a reason (test_csrf.py checks that these
