@@ -11,6 +11,34 @@
     }
   });
 
+  // Code blocks (#23): their language above them, and a button that copies their text.
+  document.querySelectorAll(".post-body [role=region][aria-label^='Code']").forEach(function (region) {
+    var bar = document.createElement("div");
+    bar.className = "code-bar";
+    var label = region.getAttribute("aria-label").replace(/^Code:? ?/, "");
+    if (label) {
+      var name = document.createElement("span");
+      name.textContent = label;
+      bar.appendChild(name);
+    }
+    if (navigator.clipboard) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.textContent = "Copy";
+      button.setAttribute("aria-label", "Copy the code" + (label ? " (" + label + ")" : ""));
+      button.addEventListener("click", function () {
+        var code = region.querySelector("pre") || region;
+        navigator.clipboard.writeText(code.innerText).then(function () {
+          button.textContent = "Copied";
+          setTimeout(function () { button.textContent = "Copy"; }, 2000);
+        }, function () { button.textContent = "Copy failed"; });
+      });
+      bar.appendChild(button);
+    }
+    if (bar.childNodes.length) { region.parentNode.insertBefore(bar, region); }
+  });
+
   // Relative dates stay current while the page is open.
   var units = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60]];
   function relative(date) {

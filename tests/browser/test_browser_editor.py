@@ -260,6 +260,10 @@ def test_editor_and_a_long_post_have_no_axe_violations(
     first = reader.locator(".post-body > *").first
     expect(first).to_have_text(re.compile("^An opening paragraph"))
     expect(reader.locator(".post-body td[align=right]").first).to_have_css("text-align", "right")
+    # Code blocks name their language and offer a copy button (site.js).
+    bar = reader.locator(".post-body .code-bar").first
+    expect(bar.locator("span")).to_have_text("python")
+    expect(bar.get_by_role("button", name="Copy the code (python)")).to_be_visible()
     if scheme == "light":
         screens.shoot(reader, "long-post")
         author.goto("/posts/new")
