@@ -17,8 +17,12 @@ serve-dev: $(VENV)/.runtime .env ## the standard library's development server
 
 setup: $(VENV)/.dev .env
 
+# Two workers (pytest-xdist), each taking whole files, so a module's shared server or
+# browser stays on one worker; TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.dev ## set up, then run every test
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 lint: $(VENV)/.dev ## ruff (lint and format check) and bandit
 	$(BIN)/ruff check .

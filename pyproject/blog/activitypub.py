@@ -1266,6 +1266,7 @@ def _reply(
         source_url=note_id,
         published=published,
         app=app,
+        kind="fediverse",
     )
     return "accepted", f"reply to post {post.id} held for moderation"
 
@@ -1285,10 +1286,10 @@ def _delete(db: Session, sender: RemoteActor, obj: Any) -> tuple[str, str]:
     if _domain(target) != sender.domain:
         raise Refusal(401, "wrong origin", "a Delete of another server's object")
     post_ids = db.scalars(
-        select(Comment.post_id).where(Comment.source_url == target, Comment.kind == "webmention")
+        select(Comment.post_id).where(Comment.source_url == target, Comment.kind == "fediverse")
     ).all()
     for post_id in set(post_ids):
-        remove_remote_reply(db, target, post_id)
+        remove_remote_reply(db, target, post_id, kind="fediverse")
     if post_ids:
         _pages_changed(db)
     return "accepted", f"removed {len(post_ids)} reply"

@@ -56,13 +56,19 @@ from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_database, get_db
 from pyproject.blog.forms import Form
 from pyproject.blog.models import Comment, CommentCount, Post, SiteState, User, utcnow
-from pyproject.blog.posts import can_edit, get_post_or_404, page_number
+from pyproject.blog.posts import can_edit, get_post_or_404, page_number, post_page
 from pyproject.lib import App, Request, Response, current_app, flash, redirect, render_template
 from pyproject.lib.app import current_request
 from pyproject.lib.exceptions import BadRequest, Forbidden, NotFound
 from pyproject.lib.security import check_csrf
 
 STATES = ("held", "approved", "spam")
+# Replies from elsewhere, as the author's mail and the pages name them (`kind` of a comment;
+# readers' own comments are "comment").
+REMOTE_KINDS = {
+    "webmention": "A reply from another site",
+    "fediverse": "A reply from the fediverse",
+}
 MAX_BODY = 10_000
 MAX_NAME = 100
 MAX_EMAIL = 254
@@ -259,22 +265,26 @@ def add_remote_reply(
     source_url: str,
     published: datetime | None,
     app: App | None = None,
+    kind: str = "webmention",
 ) -> Comment:
-    """Give the held comment for a Webmention reply (updated if this source sent one before).
+    """Give the held comment for a reply from another site (updated if this source sent one
+    before): a Webmention, or a fediverse note (`kind` "fediverse", activitypub.py).
 
     The body is plain text we escape, never remote HTML; the page shows the source link.
     An update of an approved reply is held again: its text changed.
     """
+    if kind not in REMOTE_KINDS:
+        raise ValueError(f"not a kind of remote reply: {kind!r}")
     name = _one_line(author_name)[:MAX_NAME] or "Someone"
     comment = db.scalar(
         select(Comment).where(
             Comment.source_url == source_url,
             Comment.post_id == post_id,
-            Comment.kind == "webmention",
+            Comment.kind == kind,
         )
     )
     if comment is None:
-        comment = Comment(post_id=post_id, kind="webmention", source_url=source_url)
+        comment = Comment(post_id=post_id, kind=kind, source_url=source_url)
         db.add(comment)
     elif comment.state != "spam":
         comment.edited_at = utcnow()
@@ -291,13 +301,15 @@ def add_remote_reply(
     return comment
 
 
-def remove_remote_reply(db: Session, source_url: str, post_id: int) -> None:
-    """Delete the Webmention reply from `source_url` on a post, if there is one."""
+def remove_remote_reply(
+    db: Session, source_url: str, post_id: int, kind: str = "webmention"
+) -> None:
+    """Delete the remote reply (of `kind`) from `source_url` on a post, if there is one."""
     for comment in db.scalars(
         select(Comment).where(
             Comment.source_url == source_url,
             Comment.post_id == post_id,
-            Comment.kind == "webmention",
+            Comment.kind == kind,
         )
     ):
         db.delete(comment)
@@ -327,7 +339,7 @@ def _notify_held(db: Session, comment: Comment, app: App | None = None) -> None:
     from pyproject.blog.subscriptions import notify_author
 
     app = app or jobs.current_app()
-    what = "A reply from another site" if comment.kind == "webmention" else "A comment"
+    what = REMOTE_KINDS.get(comment.kind, "A comment")
     notify_author(
         db,
         comment.post_id,
@@ -695,13 +707,7 @@ def _remember(request: Request, response: Response, comment_id: int) -> None:
 
 def render_post_page(request: Request, post: Post, form: Form, status: int) -> Response:
     """Give the post's page with the comment form as typed and its errors."""
-    page = render_template(
-        "posts/show.html",
-        post=post,
-        can_edit=can_edit(current_user(request), post),
-        comment_form=form,
-    )
-    return Response(page, status)
+    return Response(post_page(request, post, comment_form=form), status)
 
 
 def post_comment(request: Request, slug: str) -> Response:
@@ -975,13 +981,7 @@ def comment_page(request: Request, slug: str) -> Response:
     raw = request.args.get("page", "")
     if not (raw.isascii() and raw.isdigit()) or raw.startswith("0") or len(raw) > 6:
         raise NotFound("There is no such page of comments.")
-    page = render_template(
-        "posts/show.html",
-        post=post,
-        can_edit=can_edit(current_user(request), post),
-        comments_page=int(raw),
-    )
-    return Response(page)
+    return Response(post_page(request, post, comments_page=int(raw)))
 
 
 @reader_page

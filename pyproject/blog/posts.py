@@ -266,6 +266,18 @@ def archive(request: Request) -> str:
     return render_template("posts/archive.html", page=page, years=years)
 
 
+def post_page(request: Request, post: Post, **context: Any) -> str:
+    """Render a post's page: what show_post serves, and what a refused comment shows again
+    (with `comment_form`, comments.py)."""
+    return render_template(
+        "posts/show.html",
+        post=post,
+        can_edit=can_edit(current_user(request), post),
+        end=post_end(get_db(request), post),  # what to read next, who wrote it (#23)
+        **context,
+    )
+
+
 # Hourly fresh (a time bucket in the validators): the comment form's signed token holds
 # the time the page was rendered, and must stay younger than its maximum age (comments.py).
 @reader_page(refresh_seconds=3600)
@@ -275,14 +287,7 @@ def show_post(request: Request, slug: str) -> Response:
     if post.kind == "page":  # a page lives at /<slug> (#17)
         raise Redirect(url_for("show_page", slug=post.slug), 301)
     user = current_user(request)
-    response = Response(
-        render_template(
-            "posts/show.html",
-            post=post,
-            can_edit=can_edit(user, post),
-            end=post_end(get_db(request), post),  # what to read next, who wrote it (#23)
-        )
-    )
+    response = Response(post_page(request, post))
     if post.is_published and (user is None or user.id != post.author_id):
         count = view_counter(post)
         count(request.environ)

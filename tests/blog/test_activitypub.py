@@ -202,7 +202,7 @@ def counts(app: App) -> dict[str, int]:
             for model in (Follower, Reaction, RemoteActor, Delivery)
         } | {
             "fediverse replies": db.scalar(
-                select(func.count(Comment.id)).where(Comment.kind == "webmention")
+                select(func.count(Comment.id)).where(Comment.kind == "fediverse")
             )
             or 0
         }
@@ -780,10 +780,11 @@ def test_a_reply_joins_the_moderation_queue_and_a_delete_removes_it(
     assert send(cast, remote, create).status_code == 202
     [comment] = rows(cast.app, Comment)
     assert comment.state == "held" and comment.source_url == create["object"]["id"]
+    assert comment.kind == "fediverse"  # marked as such in the queue and on the page
     assert "Carol Remote" in comment.name and "@carol@127.0.0.1" in comment.name
     assert "<script" not in comment.body_html and "Nice" in comment.body_md
     queue = cast.author.get("/comments")
-    assert "Nice" in queue.text
+    assert "Nice" in queue.text and "(a reply from the fediverse)" in queue.text
     delete = {
         "id": f"{create['object']['id']}#delete",
         "type": "Delete",

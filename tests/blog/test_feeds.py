@@ -308,7 +308,8 @@ def test_pages_point_feed_readers_at_their_feeds(sqlite_blog: Blog) -> None:
     expected = {
         "/": site,
         "/posts": site,
-        f"/posts/{slug}": site,
+        # a post links its comments' feed too (#18): empty until someone answers
+        f"/posts/{slug}": {**site, f"/posts/{slug}/comments.atom": feeds.ATOM},
         "/tags": site,
         "/tags/python": {**site, "/tags/python/feed.atom": feeds.ATOM},
         "/authors/alice": {**site, "/authors/alice/feed.atom": feeds.ATOM},
@@ -316,7 +317,8 @@ def test_pages_point_feed_readers_at_their_feeds(sqlite_blog: Blog) -> None:
     for path, links in expected.items():
         assert feed_links(reader.get(path)) == links, path
     for href in {href for links in expected.values() for href in links}:
-        assert parse_feed(reader.get(href)).entries, href
+        parsed = parse_feed(reader.get(href))
+        assert parsed.entries or href.endswith("/comments.atom"), href
 
 
 # --- the sitemap -------------------------------------------------------------------------
