@@ -215,11 +215,14 @@ def test_anonymous_first_render_is_counted_from_the_validators_connection(blog: 
 # editor with its latest autosave and the author's pictures for the cover select, the
 # dashboard's page of posts with their tags), and the content version's PRAGMA that tells
 # whether the site settings changed on another worker (#17: one cheap statement); a
-# post's series (one statement when it is in none), the home page's pinned posts (#17).
+# post's series (one statement when it is in none), the home page's pinned posts (#17);
+# the end of a post (previous, next and related posts in one statement, #23), its
+# Webmention likes and reposts (#18), its fediverse likes and boosts (#19) and its kept
+# comment counts (#18) on a post; the review state of the dashboard's posts (#20).
 SIGNED_IN_BUDGETS: dict[str, tuple[str, int]] = {
-    "post": ("/posts/post-40", 8),
+    "post": ("/posts/post-40", 11),
     "editor": ("/posts/post-40/edit", 9),
-    "drafts": ("/drafts", 7),
+    "drafts": ("/drafts", 8),
     "home": ("/", 9),
 }
 

@@ -259,6 +259,7 @@ class Blog:
             .replace("<table>", "days")
             .replace("<int:follower_id>", "1")
             .replace("<int:block_id>", "1")
+            .replace("<int:token_id>", "1")
         )
 
 
