@@ -2,9 +2,9 @@
 
 The end of a post (the previous and next posts, its author with bio and picture, up to
 three posts sharing its tags) costs one statement of three small indexed queries, and is
-only made when a post page is rendered (reader pages are kept by the page cache). The archive groups a
-page of cards by year and month, with the counts of every month from one index-only
-query. Template filters give dates as dates and a name for an untitled note.
+only made when a post page is rendered (reader pages are kept by the page cache). The
+archive groups a page of cards by year and month, with the counts of every month from one
+index-only query. Template filters give dates as dates and a name for an untitled note.
 """
 
 from __future__ import annotations

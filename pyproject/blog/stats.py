@@ -456,19 +456,19 @@ class Statistics:
         first: date,
         last: date,
         scope: Scope,
-        extra: Callable[[dict[Any, Any]], Any] | None = None,
+        derived: Callable[[dict[Any, Any]], Any] | None = None,
         minimum: int = 1,
     ) -> Any:
         """Give sums() of days before today, kept: a day that is over never changes.
 
-        (Only add_views writes to past days; it starts the kept sums afresh.) With `extra`,
-        give (sums, extra(sums)), both kept.
+        (Only add_views writes to past days; it starts the kept sums afresh.) With `derived`,
+        give (sums, derived(sums)), both kept.
         """
-        key = (self.generation, kind, first, last, scope.author_id, minimum, extra is not None)
+        key = (self.generation, kind, first, last, scope.author_id, minimum, derived is not None)
         kept = self._past.get(key)
         if kept is None:
             counts = sums(connection, kind, first, last, scope, minimum)
-            kept = (counts, extra(counts)) if extra is not None else counts
+            kept = (counts, derived(counts)) if derived is not None else counts
             with self._past_lock:
                 if len(self._past) >= 200:
                     self._past.clear()
