@@ -358,7 +358,7 @@ def sign_in(page: Page, username: str, password: str) -> None:
     page.goto("/login")
     page.get_by_label("Username or email").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def fill_post(
