@@ -37,6 +37,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> App:
     db.init_app(app, database)
     rendering.init_app(app)
     caching.init_app(app, ROOT, database)
+    # Feed readers' subscriber counts (#22), noted in front of the page cache (a 304 counts),
+    # behind the proxy layer (so the client is the one it gives) and the static files.
+    from pyproject.blog.stats import FeedReaders
+
+    app.wsgi_app = FeedReaders(app.wsgi_app, app)
     app.session_interface = SessionInterface(
         config.get("SESSION_STORE") or DatabaseSessionStore(database),
         cookie_name=config["SESSION_COOKIE_NAME"],

@@ -309,22 +309,33 @@ def _media_type(media: Media | None) -> str:
 
 
 def load(app: App) -> SiteSettings:
-    """Read the settings from the database (defaults from the configuration)."""
+    """Read the settings from the database (defaults from the configuration).
+
+    Within a request, on the request's own session: a second connection beside it could
+    wait on the first (SQLite) or hold a pool slot twice.
+    """
+    request = current_request()
+    if request is not None:
+        return _read(app, get_db(request))
+    with get_database(app).read() as db:
+        return _read(app, db)
+
+
+def _read(app: App, db: Session) -> SiteSettings:
     values = defaults(app.config)
     values.update(intro_html="", footer_html="")
     from pyproject.blog.navigation import read_menus  # (it builds on this module)
 
     media: dict[int, Media] = {}
-    with get_database(app).read() as db:
-        menus = read_menus(db, app)
-        for name, value in db.execute(select(SiteSetting.name, SiteSetting.value)):
-            if name in values:
-                values[name] = value
-        ids = [i for i in (_media_id(values["logo"]), _media_id(values["favicon"])) if i]
-        if ids:
-            for item in db.scalars(select(Media).where(Media.id.in_(ids))):
-                db.expunge(item)
-                media[item.id] = item
+    menus = read_menus(db, app)
+    for name, value in db.execute(select(SiteSetting.name, SiteSetting.value)):
+        if name in values:
+            values[name] = value
+    ids = [i for i in (_media_id(values["logo"]), _media_id(values["favicon"])) if i]
+    if ids:
+        for item in db.scalars(select(Media).where(Media.id.in_(ids))):
+            db.expunge(item)  # kept beyond this session, with the settings
+            media[item.id] = item
     return build(values, app, media, menus)
 
 

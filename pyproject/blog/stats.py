@@ -59,6 +59,7 @@ from pyproject.blog.models import (
 )
 from pyproject.blog.subscriptions import csv_cell
 from pyproject.lib import App, Request, Response, current_app, render_template
+from pyproject.lib.app import current_request
 from pyproject.lib.exceptions import NotFound
 from pyproject.lib.response import Shared
 
@@ -496,7 +497,12 @@ class Statistics:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """Give a connection to read the buckets with."""
+        """Give a connection to read the buckets with: within a request on PostgreSQL (the
+        buckets in the site's own database) the request's, never a second beside it."""
+        request = current_request()
+        if not self.sqlite and request is not None:
+            yield get_db(request).connection()
+            return
         with self.engine().connect() as connection:
             yield connection
 
@@ -1172,10 +1178,10 @@ def tidy_statistics() -> dict[str, int]:
 
 
 def register(app: App) -> None:
-    """Add the statistics pages; feed readers are noted by a middleware (see FeedReaders)."""
+    """Add the statistics pages (feed readers are noted by FeedReaders, which create_app
+    puts in front of the page cache, inside the static, media and proxy layers)."""
     app.add_route("/stats", stats_page)
     app.add_route("/stats/<table>.csv", stats_csv)
     app.add_route("/posts/<slug:slug>/stats", post_stats)
     app.add_route("/posts/<slug:slug>/stats/<table>.csv", post_stats_csv)
     app.add_route("/privacy", privacy)
-    app.wsgi_app = FeedReaders(app.wsgi_app, app)
