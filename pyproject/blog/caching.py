@@ -31,11 +31,16 @@ READER_MODELS = (Post, Tag, User, Media)
 
 
 def track_changes(sessions: sessionmaker) -> None:
-    """Bump the site version whenever a flush writes something readers could see."""
+    """Bump the site version whenever a flush writes something readers could see.
+
+    A "dirty" object whose attributes were only set to the values they had changes
+    nothing (after_flush still sees each attribute's history), so it retires no page.
+    """
 
     @event.listens_for(sessions, "after_flush")
     def bump(session: Session, _context: Any) -> None:
-        touched = (*session.new, *session.dirty, *session.deleted)
+        changed = (item for item in session.dirty if session.is_modified(item))
+        touched = (*session.new, *changed, *session.deleted)
         if any(isinstance(item, READER_MODELS) for item in touched):
             session.execute(
                 update(SiteState)
