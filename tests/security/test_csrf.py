@@ -66,6 +66,13 @@ CONTROL_OUTCOME = {
     "/account/security/passkeys/options": (200, True),  # drops its challenge)
     "/account/security/passkeys": (422, True),
     "/account/security/passkeys/<int:passkey_id>/delete": (404, False),  # nobody's passkey
+    # site structure (#17), the author's picture (#23), the federation page (#19)
+    "/admin/settings": (422, False),  # past the token, refused for an incomplete form
+    "/series/<slug:slug>/edit": (404, False),  # no such series
+    "/admin/federation/blocks/<int:block_id>/remove": (404, False),
+    "/admin/federation/domains/resume": (404, False),  # that domain is not paused
+    "/admin/federation/followers/<int:follower_id>/approve": (404, False),
+    "/admin/federation/followers/<int:follower_id>/remove": (404, False),
 }
 
 
