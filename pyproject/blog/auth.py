@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pyproject.blog.db import get_db
+from pyproject.blog.db import begin_immediate, end_transaction, get_db
 from pyproject.blog.forms import Form, without_control_characters
 from pyproject.blog.models import (
     Invitation,
@@ -120,6 +120,11 @@ def sign_in(request: Request, user: User, method: str = "password") -> None:
     from pyproject.blog.devices import note_device  # (it builds on this module)
 
     db = get_db(request)
+    # The caller read in this transaction (the account, its second factor): on SQLite a
+    # read transaction cannot take the write lock while another worker writes ("database
+    # is locked" at once, no waiting), so end it and begin one that holds the lock.
+    end_transaction(db)
+    begin_immediate(db)
     audit.record(db, user, "sign_in", {"with": method}, request=request)
     db.commit()
 
