@@ -22,7 +22,7 @@ setup: $(VENV)/.dev .env
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.dev ## set up, then run every test
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+	$(PY) -m pytest --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 lint: $(VENV)/.dev ## ruff (lint and format check) and bandit
 	$(BIN)/ruff check .
