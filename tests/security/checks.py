@@ -54,6 +54,9 @@ OWN_SCRIPT_PREFIX = "/static/js/"
 XLINK = "{http://www.w3.org/1999/xlink}"
 # Containers of post HTML the sanitiser produced: everything inside is on its allowlist.
 USER_CONTENT_CLASSES = frozenset({"post-body", "toc"})
+# Our own wrappers placed inside post HTML (the automatic table of contents,
+# reading.body_with_toc): checked as ours, their contents as the sanitiser's.
+OWN_WRAPPERS = frozenset({("nav", "toc")})
 # The `rel` the sanitiser itself adds to external links.
 SANITISER_ADDED = {"a": frozenset({"rel"})}
 
@@ -188,7 +191,9 @@ def script_problems(
                 problems.append(f"{where}: {attribute}={value[:80]!r} runs script")
             elif attribute == "formaction" and not _own_address(value, routable):
                 problems.append(f"{where}: formaction={value[:80]!r} is not the site's")
-        if inside_user:
+        classes = set(attributes.get("class", "").split())
+        own_wrapper = any(name == tag and cls in classes for tag, cls in OWN_WRAPPERS)
+        if inside_user and not own_wrapper:
             problems.extend(f"{where}: {p}" for p in _user_content_problems(name, attributes))
     return problems
 
