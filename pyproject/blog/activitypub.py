@@ -1340,9 +1340,19 @@ def _inboxes(db: Session, actor_keys: Iterable[str]) -> list[str]:
 
 
 def tell_followers(app: App, db: Session, post_id: int) -> str:
-    """Queue what followers must learn of a post now (Create, Update, Delete); give it."""
-    post = db.get(Post, post_id)
-    told = db.get(FederatedPost, post_id)
+    """Queue what followers must learn of a post now (Create, Update, Delete); give it.
+
+    The post's row (and what was told of it) is locked first: workers on several hosts
+    may tell the same change at once (federate_post beside federate_due), and the second
+    must wait and then see what the first told, not insert it again (on SQLite the
+    write transaction already holds the database).
+    """
+    db.execute(select(Post.id).where(Post.id == post_id).with_for_update())
+    db.execute(
+        select(FederatedPost.post_id).where(FederatedPost.post_id == post_id).with_for_update()
+    )
+    post = db.get(Post, post_id, populate_existing=True)
+    told = db.get(FederatedPost, post_id, populate_existing=True)
     public = post is not None and post.is_published and post.kind == "post"
     now = utcnow()
     if public:

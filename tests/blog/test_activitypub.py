@@ -25,6 +25,7 @@ from pyproject.blog.db import get_database
 from pyproject.blog.models import (
     Comment,
     Delivery,
+    FederatedPost,
     FederationDomain,
     Follower,
     InboxEntry,
@@ -1051,3 +1052,36 @@ def test_following_delivery_and_replies_on_any_database(
     deliver_all(cast.app)
     assert [a["type"] for a in remote.activities()].count("Update") == 1
     assert cast.admin.get("/admin/federation").status_code == 200
+
+
+def test_two_workers_telling_one_post_at_once_tell_it_once(any_db_site: App) -> None:  # noqa: F811
+    """Workers on two hosts may run federate_post for one post together (the multi-host test
+    once saw the second insert the same federation_posts row): the second waits for the
+    first's transaction, then finds the post told and tells nothing."""
+    cast = make_cast(any_db_site)
+    slug = slug_of(write_post(cast.author, title="Told once"))
+    database = get_database(cast.app)
+    with database.read() as db:
+        post_id = db.scalar(select(Post.id).where(Post.slug == slug))
+    told: list[str] = []
+
+    def tell_again() -> None:
+        with database.write() as db:
+            told.append(activitypub.tell_followers(cast.app, db, post_id))
+
+    first = database.session(write=True)
+    try:
+        assert activitypub.tell_followers(cast.app, first, post_id) == "Create"
+        first.flush()
+        second = threading.Thread(target=tell_again)
+        second.start()
+        second.join(0.5)
+        assert second.is_alive(), f"the second teller did not wait: {told}"
+        first.commit()
+    finally:
+        first.close()
+    second.join(20)
+    assert told == ["nothing"]
+    with database.read() as db:
+        kept = db.execute(select(FederatedPost.post_id, FederatedPost.creates)).all()
+    assert [tuple(row) for row in kept] == [(post_id, 1)]

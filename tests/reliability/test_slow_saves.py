@@ -4,7 +4,9 @@ once and every view is counted.
 A real gunicorn (three sync workers) on SQLite, then on PostgreSQL, with the render budgets
 raised so that one save of 25,000 small links deliberately takes seconds to render. While it
 renders (in the worker's render helper, before its write transaction begins), twenty
-anonymous readers fetch a post one after another: each answer must come in under 200 ms,
+anonymous readers fetch a post one after another: each answer must come in under a second
+(a reader held behind the save would wait its whole ~10 s; the time itself is reported, and
+a busy two-core machine running other tests beside this one has shown 0.6 s once),
 the save must still be rendering when the last one is answered (else the test proves
 nothing), and afterwards the post's count must have grown by exactly twenty.
 """
@@ -24,7 +26,7 @@ from tests.reliability.support import Client, scalar, set_up_admin, summary, vie
 pytestmark = pytest.mark.slow
 
 READS = 20
-READ_LIMIT = 0.2
+READ_LIMIT = 1.0  # far below the save's seconds: a stall, not a slow machine
 # Budgets lifted so that a save can be slow on purpose; the time limit is well past it.
 SLOW_SETTINGS = {
     "MARKDOWN_MAX_INLINE_MARKS": 1_000_000,
