@@ -64,7 +64,7 @@ clean:
 
 # Lighthouse on a fresh, seeded gunicorn (bench/audit.py): needs Node.js, npm and Chromium.
 .PHONY: audit
-audit: $(VENV)/.dev node_modules/.package-lock.json ## Lighthouse scores of the home page and a post
+audit: $(VENV)/.dev node_modules/.package-lock.json ## Lighthouse scores of the home page, a post, a page and a series page
 	$(PY) bench/audit.py
 
 node_modules/.package-lock.json: package-lock.json
