@@ -941,6 +941,32 @@ class StatSalt(Base):
     salt: Mapped[str] = mapped_column(String(64))
 
 
+class StatWindow(Base):
+    """The sums of a window's past days, kept for every worker and host (stats.Kept, JSON).
+
+    Good while `generation` is the one in StatGeneration: writes to past days move that on.
+    """
+
+    __tablename__ = "stats_windows"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # days, posts, ...
+    first_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    author_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: the whole site
+    minimum: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    sums: Mapped[str] = mapped_column(Text)
+
+
+class StatGeneration(Base):
+    """One row: how many times past days' buckets were changed (kept windows made stale)."""
+
+    __tablename__ = "stats_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 # #20 roles
 
 

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import heapq
 import io
+import json
 import logging
 import re
 import secrets
@@ -35,7 +36,17 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from huey import crontab
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -48,11 +59,13 @@ from pyproject.blog.db import Statement, ViewCounts, get_database, get_db, get_v
 from pyproject.blog.models import (
     Post,
     StatFeedReader,
+    StatGeneration,
     StatRecentView,
     StatReferrer,
     StatSalt,
     StatSearch,
     StatView,
+    StatWindow,
     User,
     utcnow,
     visible,
@@ -67,9 +80,21 @@ log = logging.getLogger(__name__)
 
 TABLES = tuple(
     model.__table__
-    for model in (StatView, StatReferrer, StatSearch, StatFeedReader, StatRecentView, StatSalt)
+    for model in (
+        StatView,
+        StatReferrer,
+        StatSearch,
+        StatFeedReader,
+        StatRecentView,
+        StatSalt,
+        StatWindow,
+        StatGeneration,
+    )
 )
 WINDOWS = (7, 30, 365)
+# The site-wide windows whose past days the periodic job keeps ready before anyone asks:
+# /stats's, and 90 days beside them (a quarter: the next window /stats is likely to offer).
+KEPT_WINDOWS = (7, 30, 90, 365)
 DEFAULT_WINDOW = 30
 TOP = 10
 SEARCH_ENGINES_GROUP = "search engines"
@@ -249,6 +274,34 @@ _RECENT_DROP = Statement(
     sqlite="DELETE FROM stats_recent_views WHERE seen_at < :before",
     postgresql="DELETE FROM stats_recent_views WHERE seen_at < %(before)s",
 )
+# Two workers that sum the same window at once write the same row: the later write of a
+# generation changes nothing, and an older generation never replaces a newer one.
+_WINDOW_PUT = Statement(
+    sqlite=(
+        "INSERT INTO stats_windows"
+        " (kind, first_day, last_day, author_id, minimum, generation, sums)"
+        " VALUES (:kind, :first_day, :last_day, :author_id, :minimum, :generation, :sums)"
+        " ON CONFLICT (kind, first_day, last_day, author_id, minimum)"
+        " DO UPDATE SET generation = excluded.generation, sums = excluded.sums"
+        " WHERE excluded.generation > stats_windows.generation"
+    ),
+    postgresql=(
+        "INSERT INTO stats_windows"
+        " (kind, first_day, last_day, author_id, minimum, generation, sums)"
+        " VALUES (%(kind)s, %(first_day)s, %(last_day)s, %(author_id)s, %(minimum)s,"
+        " %(generation)s, %(sums)s)"
+        " ON CONFLICT (kind, first_day, last_day, author_id, minimum)"
+        " DO UPDATE SET generation = excluded.generation, sums = excluded.sums"
+        " WHERE excluded.generation > stats_windows.generation"
+    ),
+)
+# The same text in both dialects (no parameters), so the roll-up's SQLAlchemy connection
+# runs it as it is, and add_views's plain one as a Statement.
+_GENERATION_BUMP_SQL = (
+    "INSERT INTO stats_generation (id, generation) VALUES (1, 1)"
+    " ON CONFLICT (id) DO UPDATE SET generation = stats_generation.generation + 1"
+)
+_GENERATION_BUMP = Statement(sqlite=_GENERATION_BUMP_SQL, postgresql=_GENERATION_BUMP_SQL)
 
 
 def sqlite_schema() -> list[str]:
@@ -283,9 +336,11 @@ class Statistics:
         self._salt_lock = threading.Lock()
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
+        # A layer in front of the kept windows (stats_windows): keyed by the database's
+        # generation, so it is never trusted past a change another worker made.
         self._past: dict[tuple[Any, ...], Any] = {}
         self._past_lock = threading.Lock()
-        self.generation = 0  # bumped when past days change (add_views)
+        self._reading = threading.local()  # the generation read in this thread's reading()
 
     # --- the day and its salt ---
 
@@ -429,7 +484,7 @@ class Statistics:
         ]
         with self.raw.transaction():
             self.raw.run_many(_VIEW, rows)
-        self.generation += 1
+            self.raw.run(_GENERATION_BUMP)  # in the same transaction: no stale window after
 
     # --- reading ---
 
@@ -450,6 +505,23 @@ class Statistics:
                     self._engine = engine
         return self._engine
 
+    def changed_past(self) -> None:
+        """Make every kept window stale: past days' buckets were written outside add_views."""
+        self._ready()
+        with self.raw.transaction():
+            self.raw.run(_GENERATION_BUMP)
+
+    def generation(self, connection: Connection) -> int:
+        """Give the database's generation of past days' buckets (read once per reading())."""
+        local = self._reading
+        if getattr(local, "connection", None) is connection:
+            return local.generation
+        found = connection.execute(
+            select(StatGeneration.generation).where(StatGeneration.id == 1)
+        ).scalar()
+        local.connection, local.generation = connection, int(found or 0)
+        return local.generation
+
     def past(
         self,
         connection: Connection,
@@ -457,24 +529,73 @@ class Statistics:
         first: date,
         last: date,
         scope: Scope,
-        derived: Callable[[dict[Any, Any]], Any] | None = None,
         minimum: int = 1,
-    ) -> Any:
-        """Give sums() of days before today, kept: a day that is over never changes.
+    ) -> Kept:
+        """Give the kept sums() of days before today: a day that is over never changes.
 
-        (Only add_views writes to past days; it starts the kept sums afresh.) With `derived`,
-        give (sums, derived(sums)), both kept.
+        Looked for in this worker's memory, then in stats_windows (which every worker and
+        host reads); summed and written there when neither has it at the database's
+        generation (add_views and the roll-up move that on).
         """
-        key = (self.generation, kind, first, last, scope.author_id, minimum, derived is not None)
+        return self._past_kept(connection, kind, first, last, scope, minimum)[0]
+
+    def _past_kept(
+        self,
+        connection: Connection,
+        kind: str,
+        first: date,
+        last: date,
+        scope: Scope,
+        minimum: int,
+    ) -> tuple[Kept, bool]:
+        """Give (kept sums, whether they were summed now) for past()."""
+        generation = self.generation(connection)
+        author = scope.author_id or 0
+        key = (generation, kind, first, last, author, minimum)
         kept = self._past.get(key)
+        made = False
         if kept is None:
-            counts = sums(connection, kind, first, last, scope, minimum)
-            kept = (counts, derived(counts)) if derived is not None else counts
+            row = connection.execute(
+                select(StatWindow.generation, StatWindow.sums).where(
+                    StatWindow.kind == kind,
+                    StatWindow.first_day == first,
+                    StatWindow.last_day == last,
+                    StatWindow.author_id == author,
+                    StatWindow.minimum == minimum,
+                )
+            ).first()
+            if row is not None and row.generation == generation:
+                kept = Kept.decode(kind, row.sums)
+            else:
+                kept = Kept.of(kind, sums(connection, kind, first, last, scope, minimum))
+                made = True
+                self._keep(key, kept)
             with self._past_lock:
                 if len(self._past) >= 200:
                     self._past.clear()
                 self._past[key] = kept
-        return kept
+        return kept, made
+
+    def _keep(self, key: tuple[Any, ...], kept: Kept) -> None:
+        """Write a window's sums for every worker; a failure only costs the next one a sum."""
+        generation, kind, first, last, author, minimum = key
+        try:
+            self._ready()
+            with self.raw.transaction():
+                self.raw.run(
+                    _WINDOW_PUT,
+                    {
+                        "kind": kind,
+                        "first_day": self._day_param(first),
+                        "last_day": self._day_param(last),
+                        "author_id": author,
+                        "minimum": minimum,
+                        "generation": generation,
+                        "sums": kept.encode(),
+                    },
+                )
+        except Exception:  # the page is still right, from the sums in hand
+            log.warning("could not keep the %s sums of %s to %s", kind, first, last, exc_info=True)
 
     def window_sums(
         self,
@@ -493,18 +614,24 @@ class Statistics:
         if first >= today:
             return live
         end = min(last, today - timedelta(days=1))
-        return merged(self.past(connection, kind, first, end, scope, minimum=minimum), live)
+        kept = self.past(connection, kind, first, end, scope, minimum=minimum)
+        if kept.counts is None:  # too many keys to keep them all (never for days)
+            return merged(sums(connection, kind, first, end, scope, minimum), live)
+        return merged(kept.counts, live)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """Give a connection to read the buckets with: within a request on PostgreSQL (the
         buckets in the site's own database) the request's, never a second beside it."""
         request = current_request()
-        if not self.sqlite and request is not None:
-            yield get_db(request).connection()
-            return
-        with self.engine().connect() as connection:
-            yield connection
+        try:
+            if not self.sqlite and request is not None:
+                yield get_db(request).connection()
+                return
+            with self.engine().connect() as connection:
+                yield connection
+        finally:
+            self._reading.connection = None  # the next reading() reads the generation anew
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -608,12 +735,19 @@ def _window(query: Any, table: Any, first: date, last: date) -> Any:
 
 
 def sums(
-    connection: Connection, kind: str, first: date, last: date, scope: Scope, minimum: int = 1
+    connection: Connection,
+    kind: str,
+    first: date,
+    last: date,
+    scope: Scope,
+    minimum: int = 1,
+    keys: Iterable[Any] | None = None,
 ) -> dict[Any, Any]:
     """Give a window's counts summed by one key: days, posts, pages, referrers or searches.
 
     "searches" gives {term: (searches, hits last time)}, counting only a term's days with
-    `minimum` searches or more (the rest are not kept); the others {key: views}.
+    `minimum` searches or more (the rest are not kept); the others {key: views}. With
+    `keys`, only those keys' sums.
     """
     if kind == "searches":
         query = _window(
@@ -622,6 +756,8 @@ def sums(
             first,
             last,
         ).where(StatSearch.searches >= minimum)
+        if keys is not None:
+            query = query.where(StatSearch.term.in_(list(keys)))
         rows = connection.execute(query.group_by(StatSearch.term))
         return {str(term): (int(count), int(found)) for term, count, found in rows}
     table = StatReferrer if kind == "referrers" else StatView
@@ -632,6 +768,8 @@ def sums(
         "referrers": StatReferrer.referrer,
     }[kind]
     query = _window(select(key, func.sum(table.views)), table, first, last)
+    if keys is not None:
+        query = query.where(key.in_(list(keys)))
     if kind == "posts":
         query = query.where(StatView.post_id.is_not(None))
     elif kind == "pages":
@@ -666,8 +804,58 @@ def ranked(counts: dict[Any, Any], limit: int) -> list[tuple[Any, Any]]:
     return heapq.nsmallest(limit, counts.items(), key=lambda item: (-_value(item), item[0]))
 
 
-# How many of the past days' most read posts are kept beside their sums (see top_posts).
+# How many of the past days' largest sums are kept ranked (see leaders()), and up to how
+# many keys a window keeps every sum: beyond, only the ranked ones (a year's posts on a big
+# site are tens of thousands: a JSON too long to decode on every worker's first render).
 PAST_TOP = 300
+KEEP_ALL = 2000
+
+
+@dataclass(slots=True)
+class Kept:
+    """A window's past days' sums as kept: the PAST_TOP largest ranked, and every sum
+    where there are at most KEEP_ALL keys (days always: a window has few)."""
+
+    top: list[tuple[Any, Any]]
+    counts: dict[Any, Any] | None
+    size: int  # how many keys have a sum
+
+    @classmethod
+    def of(cls, kind: str, counts: dict[Any, Any]) -> Kept:
+        """Give what is kept of a window's sums()."""
+        if kind == "days":
+            return cls([], counts, len(counts))
+        return cls(
+            ranked(counts, PAST_TOP), counts if len(counts) <= KEEP_ALL else None, len(counts)
+        )
+
+    def encode(self) -> str:
+        """Give the JSON of stats_windows.sums: [key, value] pairs (keys may be dates)."""
+
+        def pairs(items: Iterable[tuple[Any, Any]]) -> list[list[Any]]:
+            return [[k.isoformat() if isinstance(k, date) else k, v] for k, v in items]
+
+        return json.dumps(
+            {
+                "top": pairs(self.top),
+                "all": None if self.counts is None else pairs(self.counts.items()),
+                "size": self.size,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, kind: str, text: str) -> Kept:
+        """Give the kept sums back from their JSON, keys and values as sums() gives them."""
+        data = json.loads(text)
+        key: Callable[[Any], Any] = date.fromisoformat if kind == "days" else (lambda k: k)
+        value: Callable[[Any], Any] = tuple if kind == "searches" else (lambda v: v)
+        every = data["all"]
+        return cls(
+            [(key(k), value(v)) for k, v in data["top"]],
+            None if every is None else {key(k): value(v) for k, v in every},
+            int(data["size"]),
+        )
 
 
 def daily_views(
@@ -696,34 +884,35 @@ def leaders(
     """Give the `limit` largest sums() of a window, largest first.
 
     The past days' sums are kept (Statistics.past) with their PAST_TOP largest; today's
-    are added to those and to every key seen today. Any other key has only its past sum,
-    at most the last kept one: when the answer's last is above that, it is exact without
-    a look at the rest.
+    are added to those and to every key seen today (whose past sum is read where the kept
+    window has only the ranked ones). Any other key has only its past sum, at most the
+    last kept one: when the answer's last is above that, it is exact without a look at
+    the rest.
     """
     stats = get_statistics(current_app())
     today = stats.day()
     live: dict[Any, Any] = {}
     if last >= today:
         live = sums(connection, kind, max(first, today), last, scope, minimum)
-    past: dict[Any, Any] = {}
-    kept: list[tuple[Any, Any]] = []
-    if first < today:
-        end = min(last, today - timedelta(days=1))
-        past, kept = stats.past(
-            connection,
-            kind,
-            first,
-            end,
-            scope,
-            lambda counts: ranked(counts, PAST_TOP),
-            minimum,
-        )
-    candidates = {key for key, _ in kept} | set(live)
-    combined = merged({key: past[key] for key in candidates if key in past}, live)
-    top = ranked(combined, limit)
-    floor = _value(kept[-1]) if len(kept) == PAST_TOP else -1
-    if len(past) > len(kept) and (len(top) < limit or _value(top[-1]) <= floor):
-        top = ranked(merged(past, live), limit)
+    if first >= today:
+        return ranked(live, limit)
+    end = min(last, today - timedelta(days=1))
+    kept = stats.past(connection, kind, first, end, scope, minimum)
+    if kept.counts is not None:
+        past = {key: kept.counts[key] for key, _ in kept.top}
+        past.update((key, kept.counts[key]) for key in live if key in kept.counts)
+    else:
+        past = dict(kept.top)
+        unknown = [key for key in live if key not in past]
+        if unknown:
+            past.update(sums(connection, kind, first, end, scope, minimum, keys=unknown))
+    top = ranked(merged(past, live), limit)
+    floor = _value(kept.top[-1]) if len(kept.top) == PAST_TOP else -1
+    if kept.size > len(kept.top) and (len(top) < limit or _value(top[-1]) <= floor):
+        every = kept.counts
+        if every is None:
+            every = sums(connection, kind, first, end, scope, minimum)
+        top = ranked(merged(every, live), limit)
     return top
 
 
@@ -793,7 +982,7 @@ def trends(
     rows: list[tuple[int, date, int]] = []
     if first < today:
         end = min(last, today - timedelta(days=1))
-        key = (stats.generation, "trends", first, end, tuple(post_ids))
+        key = (stats.generation(connection), "trends", first, end, tuple(post_ids))
         kept = stats._past.get(key)
         if kept is None:
             kept = stats._past[key] = _trend_rows(connection, first, end, post_ids)
@@ -1145,9 +1334,11 @@ def _roll_up(connection: Connection, table: Any, key: tuple[str, ...], before: d
 
 
 def tidy(app: App, now: datetime | None = None) -> dict[str, int]:
-    """Roll day rows older than the kept years into months; drop rare searches and old hashes.
+    """Roll day rows older than the kept years into months; drop rare searches, old hashes
+    and kept windows no page asks for any more; keep the site's standard windows.
 
-    A month is rolled up once all its days are older than STATS_DAILY_YEARS.
+    A month is rolled up once all its days are older than STATS_DAILY_YEARS. Rolling up
+    changes past days' buckets: it makes every kept window stale, in the same transaction.
     """
     stats = get_statistics(app)
     now = now or utcnow()
@@ -1167,14 +1358,58 @@ def tidy(app: App, now: datetime | None = None) -> dict[str, int]:
         done["hashes"] = connection.execute(
             delete(StatRecentView).where(StatRecentView.seen_at <= cutoff)
         ).rowcount
-    stats.generation += 1
+        if done["views"] or done["referrers"]:
+            connection.exec_driver_sql(_GENERATION_BUMP_SQL)
+        # Every window a page reads ends yesterday (its past days); older ones, and those
+        # of an older generation, are never read again.
+        generation = connection.execute(
+            select(StatGeneration.generation).where(StatGeneration.id == 1)
+        ).scalar()
+        done["windows_dropped"] = connection.execute(
+            delete(StatWindow).where(
+                or_(
+                    StatWindow.last_day < today - timedelta(days=1),
+                    StatWindow.generation < int(generation or 0),
+                )
+            )
+        ).rowcount
+    done["windows_made"] = keep_windows(app, now)
     return done
+
+
+def keep_windows(app: App, now: datetime | None = None) -> int:
+    """Sum the past days of the site-wide KEPT_WINDOWS into stats_windows where they are
+    not kept at the current generation yet; give how many were summed.
+
+    Run just after the site's midnight (and after any change to past days), so that the
+    first visitor of a day does not pay for it.
+    """
+    stats = get_statistics(app)
+    today = stats.day(now)
+    end = today - timedelta(days=1)
+    made = 0
+    with stats.reading() as connection:
+        for days in KEPT_WINDOWS:
+            first = today - timedelta(days=days - 1)
+            for kind in ("days", "posts", "pages", "referrers", "searches"):
+                minimum = stats.search_min if kind == "searches" else 1
+                made += stats._past_kept(connection, kind, first, end, Scope(None), minimum)[1]
+    return made
 
 
 @jobs.job(retries=2, periodic=crontab(minute="7"))
 def tidy_statistics() -> dict[str, int]:
     """Hourly: roll up old day rows, drop rare searches of past days and expired hashes."""
     return tidy(jobs.current_app())
+
+
+@jobs.job(retries=0, periodic=crontab(minute="*"))
+def keep_statistics_windows() -> int:
+    """Every minute: the site's standard windows' past days summed once a new day starts
+    in the site's zone (whatever its offset from UTC), or once past days changed.
+
+    When all are kept, this is one small read and lookups in the worker's memory."""
+    return keep_windows(jobs.current_app())
 
 
 def register(app: App) -> None:
