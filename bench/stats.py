@@ -12,9 +12,14 @@ home page, 50 tag pages and search, 40 referring domains a day, 60 search terms 
 3 feed readers.
 
 /stats: signed in through /login in process (the test client), as the admin `ada` (the
-whole site) and as the author `grace` (her posts), for 7, 30 and 365 days: the first
-render (the past days' sums not yet kept by this worker: what the first visit of a day
-pays) and the median of --calls renders after it. Target: the median under 100 ms.
+whole site) and as the author `grace` (her posts), for 7, 30 and 365 days, in two rounds,
+each in a new app (a worker with nothing in its memory): first with no window kept
+(stats_windows empty: the first render sums the past days and keeps them, what the first
+visit of a day pays when the job has not run), then after the periodic job
+(stats.keep_windows, timed) kept the site's windows. For each: the first render, and the
+median and p95 of --calls renders after it. Target: every render under 100 ms (the
+author's first render of a day sums her own windows: the job keeps the site's only).
+The kept rows' JSON sizes and decoding times are printed too.
 
 The post page, with the page cache warm, called as gunicorn calls it (prebuilt environs)
 --post-calls times with a browser's User-Agent and a new address each time (every call a
@@ -51,7 +56,7 @@ from search import ensure_database, sqlite_path  # noqa: E402
 
 from pyproject.app import create_app  # noqa: E402
 from pyproject.blog.db import get_view_counts  # noqa: E402
-from pyproject.blog.stats import get_statistics  # noqa: E402
+from pyproject.blog.stats import Kept, get_statistics, keep_windows  # noqa: E402
 from pyproject.lib import App  # noqa: E402
 
 TARGET_MS = 100.0
@@ -135,7 +140,7 @@ def fill(app: App, database: Path, days: int, per_day: int, seed: int = 2026) ->
             reader_rows,
         )
         counters.execute("ANALYZE")
-    stats.generation += 1
+    stats.changed_past()  # past days written behind the app's back: kept windows are stale
     return {
         "days": days,
         "view_rows": len(views_rows),
@@ -173,6 +178,29 @@ def time_stats(app: App, username: str, calls: int) -> dict[str, Any]:
             "posts_shown": first.text.count('class="trend"'),
         }
     return figures
+
+
+def forget_windows(app: App) -> None:
+    """Empty stats_windows (no worker or job has kept a window yet)."""
+    with sqlite3.connect(get_view_counts(app).path) as counters:
+        counters.execute("DELETE FROM stats_windows")
+
+
+def kept_rows(app: App) -> dict[str, Any]:
+    """Give the kept rows' sizes and what decoding them costs (ms, each row once)."""
+    with sqlite3.connect(get_view_counts(app).path) as counters:
+        rows = counters.execute("SELECT kind, sums FROM stats_windows").fetchall()
+    started = time.perf_counter()
+    for kind, text in rows:
+        Kept.decode(kind, text)
+    decode_ms = (time.perf_counter() - started) * 1000
+    sizes = [len(text) for _, text in rows]
+    return {
+        "rows": len(rows),
+        "bytes_total": sum(sizes),
+        "bytes_largest": max(sizes, default=0),
+        "decode_all_ms": round(decode_ms, 2),
+    }
 
 
 def cpu_per_call(app: Any, path: str, calls: int, *, vary_address: bool) -> float:
@@ -246,23 +274,49 @@ def main(argv: list[str] | None = None) -> int:
             f" {filled['search_rows']:,} search rows over {args.days} days"
             f" in {filled['seconds']} s"
         )
-        pages = {"admin (ada)": time_stats(app, "ada", args.calls)}
-        pages["author (grace)"] = time_stats(app, "grace", args.calls)
+        rounds: dict[str, dict[str, Any]] = {}
+        # No window kept: each first render sums its past days (and keeps them).
+        forget_windows(app)
+        cold = make_app(database, folder, counting=True)
+        rounds["no job"] = {
+            "admin (ada)": time_stats(cold, "ada", args.calls),
+            "author (grace)": time_stats(cold, "grace", args.calls),
+        }
+        # The job has run (just after midnight): a new worker finds the site's windows kept.
+        forget_windows(app)
+        worker = make_app(database, folder, counting=True)
+        started = time.perf_counter()
+        made = keep_windows(worker)
+        job = {"windows": made, "seconds": round(time.perf_counter() - started, 2)}
+        kept = kept_rows(worker)
+        warm = make_app(database, folder, counting=True)
+        rounds["job run"] = {
+            "admin (ada)": time_stats(warm, "ada", args.calls),
+            "author (grace)": time_stats(warm, "grace", args.calls),
+        }
         post = time_post_page(database, folder, args.post_calls)
     print(
         f"\n/stats, {args.posts:,} posts, {args.days} days of day buckets"
-        f" (ms; target: median under {TARGET_MS:.0f})"
+        f" (ms; target: under {TARGET_MS:.0f})"
     )
-    print(f"{'who':<16} {'days':>5} {'first':>8} {'median':>8} {'p95':>8}")
+    print(f"{'round':<8} {'who':<16} {'days':>5} {'first':>8} {'median':>8} {'p95':>8}")
     missed = []
-    for who, windows in pages.items():
-        for days, row in windows.items():
-            print(
-                f"{who:<16} {days:>5} {row['first_ms']:>8.1f} {row['median_ms']:>8.1f}"
-                f" {row['p95_ms']:>8.1f}"
-            )
-            if row["median_ms"] >= TARGET_MS:
-                missed.append(f"/stats?days={days} as {who}: {row['median_ms']} ms")
+    for name, pages in rounds.items():
+        for who, windows in pages.items():
+            for days, row in windows.items():
+                print(
+                    f"{name:<8} {who:<16} {days:>5} {row['first_ms']:>8.1f}"
+                    f" {row['median_ms']:>8.1f} {row['p95_ms']:>8.1f}"
+                )
+                if row["median_ms"] >= TARGET_MS:
+                    missed.append(f"/stats?days={days} as {who}: {row['median_ms']} ms")
+                if name == "job run" and who.startswith("admin") and row["first_ms"] >= TARGET_MS:
+                    missed.append(f"first /stats?days={days} after the job: {row['first_ms']} ms")
+    print(
+        f"\nthe job: {job['windows']} site-wide windows summed in {job['seconds']} s;"
+        f" {kept['rows']} kept rows, {kept['bytes_total']:,} bytes of JSON"
+        f" (largest {kept['bytes_largest']:,}), all decoded in {kept['decode_all_ms']} ms"
+    )
     print(f"\npost page {post['path']}, page cache warm, a counted view every call (CPU µs/call)")
     print(f"ceiling (bare WSGI): {post['ceiling_cpu_us']} µs")
     for name in ("off", "on"):
@@ -273,7 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     saved = save_results(
         "stats",
-        {"args": vars(args), "built": built, "filled": filled, "stats": pages, "post": post},
+        {
+            "args": vars(args),
+            "built": built,
+            "filled": filled,
+            "stats": rounds,
+            "job": job,
+            "kept": kept,
+            "post": post,
+        },
     )
     print(f"\nsaved {saved}")
     if missed:
