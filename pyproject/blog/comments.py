@@ -542,15 +542,22 @@ _COUNTS = select(CommentCount.approved, CommentCount.threads).where(
 
 
 def load_section(
-    app: App, db: Session, post: Post, mine: frozenset[int], number: int | None = None
+    app: App,
+    db: Session,
+    post: Post,
+    mine: frozenset[int],
+    number: int | None = None,
+    counts: tuple[int, int] | None = None,
 ) -> Section:
     """Give page `number` of a post's threads (None: the newest page), oldest first.
 
-    One query for a post without comments (its kept counts); a page of them adds three:
-    the page's ids (from the index alone, cheap however deep), their rows and replies.
+    One query for a post without comments (its kept counts; none when the caller read
+    them with the post, as `counts`); a page of them adds three: the page's ids (from the
+    index alone, cheap however deep), their rows and replies.
     """
     now = utcnow()
-    counts = db.execute(_COUNTS, {"post_id": post.id}).first()
+    if counts is None:
+        counts = db.execute(_COUNTS, {"post_id": post.id}).first()
     total, threads_total = (int(counts[0]), int(counts[1])) if counts else (0, 0)
     own: list[Shown] = []
     if mine:  # the writer's own comments awaiting review show to them too
@@ -942,7 +949,9 @@ def comment_section(context: Any, post: Post) -> Section | None:
     app = current_app()
     mine = frozenset(_mine(request))
     number = context.get("comments_page")
-    return load_section(app, get_db(request), post, mine, number)
+    facts = context.get("facts")  # posts.PostFacts: the kept counts, read with the post
+    counts = getattr(facts, "comment_counts", None)
+    return load_section(app, get_db(request), post, mine, number, counts)
 
 
 @reader_page(refresh_seconds=PAGE_REFRESH)

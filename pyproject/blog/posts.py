@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Row, Select, bindparam, delete, func, select
+from sqlalchemy import Row, Select, bindparam, delete, exists, func, select
 from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,10 +17,23 @@ from pyproject.blog import jobs, listing, roles, stats
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
 from pyproject.blog.db import get_db, lock_post_writes
-from pyproject.blog.models import GoneSlug, OldSlug, Post, Tag, User, post_tags, utcnow, visible
+from pyproject.blog.models import (
+    CommentCount,
+    GoneSlug,
+    OldSlug,
+    Post,
+    Reaction,
+    SeriesPost,
+    Tag,
+    User,
+    post_tags,
+    utcnow,
+    visible,
+)
 from pyproject.blog.reading import group_by_month, month_counts, post_end
 from pyproject.blog.settings import site_settings
 from pyproject.blog.slugs import is_valid_slug
+from pyproject.blog.webmention import shown_mentions_of
 from pyproject.lib import App, Request, Response, current_app, render_template, url_for
 from pyproject.lib.exceptions import Forbidden, Gone, NotFound, Redirect
 from pyproject.lib.response import Shared
@@ -152,23 +165,80 @@ _TAGS_OF_POST = (
     .where(post_tags.c.post_id == bindparam("post_id"))
     .order_by(Tag.name)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PostFacts:
+    """What a post page's later parts would find, asked in the post's own statement.
+
+    The page skips a part's query when its answer is known to be empty: most posts are in
+    no series and have no comments, Webmentions or fediverse reactions. The defaults say
+    "unknown: ask", for a post looked up without them.
+    """
+
+    in_series: bool = True
+    mentions: bool = True
+    reactions: bool = True
+    comment_counts: tuple[int, int] | None = None  # (approved, threads); None: unknown
+
+
+UNKNOWN_FACTS = PostFacts()
+
+
+def _count_of(column: Any) -> Any:
+    return select(column).where(CommentCount.post_id == Post.id).scalar_subquery()
+
+
+# The post page's lookup: the post (with its author), and PostFacts' columns, each a keyed
+# lookup correlated to the post's row (mentions with mentions_of's own condition).
+_POST_PAGE_BY_SLUG = select(
+    Post,
+    exists().where(SeriesPost.post_id == Post.id).label("in_series"),
+    exists(shown_mentions_of(Post.id)).label("mentions"),
+    exists().where(Reaction.post_id == Post.id).label("reactions"),
+    _count_of(CommentCount.approved).label("approved"),
+    _count_of(CommentCount.threads).label("threads"),
+).where(Post.slug == bindparam("slug"))
+
+
+def post_facts(request: Request, post: Post) -> PostFacts:
+    """Give what get_post_or_404(..., with_facts=True) learnt of this post, or unknowns."""
+    return request.context.get(("post_facts", post.id), UNKNOWN_FACTS)
+
+
 NO_POST = "There is no post at this address."
 REMOVED = "This post was removed by its author."
 
 
 def get_post_or_404(
-    request: Request, slug: str, *, check_author: bool = False, readers_only: bool = False
+    request: Request,
+    slug: str,
+    *,
+    check_author: bool = False,
+    readers_only: bool = False,
+    with_facts: bool = False,
 ) -> Post:
     """Give the post with this slug that the visitor may see (or edit, with check_author).
 
     An earlier slug of a post redirects (301) to the same page under its current slug;
     a post in the trash or purged from it is 410 Gone; a draft is 404 to all but its
     author and admins (and to everyone with `readers_only`, as in the public API).
+    `with_facts` asks, in the same statement, what the post page's parts would find
+    (PostFacts, kept for post_facts()).
     """
     if not is_valid_slug(slug):  # (from a form field): no post has such a slug
         raise NotFound(NO_POST)
     db = get_db(request)
-    post = db.scalar(_POST_BY_SLUG, {"slug": slug})
+    if with_facts:
+        row = db.execute(_POST_PAGE_BY_SLUG, {"slug": slug}).first()
+        post = row[0] if row is not None else None
+        if row is not None:
+            in_series, mentions, reactions, approved, threads = row[1:]
+            request.context[("post_facts", row[0].id)] = PostFacts(
+                bool(in_series), bool(mentions), bool(reactions), (approved or 0, threads or 0)
+            )
+    else:
+        post = db.scalar(_POST_BY_SLUG, {"slug": slug})
     if post is not None and "tags" not in post.__dict__:
         # One keyed query: cheaper than the selectin loader's machinery for one post.
         set_committed_value(post, "tags", list(db.scalars(_TAGS_OF_POST, {"post_id": post.id})))
@@ -273,6 +343,7 @@ def post_page(request: Request, post: Post, **context: Any) -> str:
         "posts/show.html",
         post=post,
         can_edit=can_edit(current_user(request), post),
+        facts=post_facts(request, post),
         end=post_end(get_db(request), post),  # what to read next, who wrote it (#23)
         **context,
     )
@@ -283,7 +354,7 @@ def post_page(request: Request, post: Post, **context: Any) -> str:
 @reader_page(refresh_seconds=3600)
 def show_post(request: Request, slug: str) -> Response:
     """One post. Readers' views are counted (the author's own are not)."""
-    post = get_post_or_404(request, slug)
+    post = get_post_or_404(request, slug, with_facts=True)
     if post.kind == "page":  # a page lives at /<slug> (#17)
         raise Redirect(url_for("show_page", slug=post.slug), 301)
     user = current_user(request)

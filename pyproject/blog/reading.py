@@ -35,6 +35,7 @@ from pyproject.lib import (
 )
 
 RELATED_POSTS = 3
+RELATED_WINDOW = 50  # the newest posts of each tag that related posts are chosen from
 NOTE_NAME_WORDS = 8
 MONTHS = (
     *("January", "February", "March", "April", "May", "June", "July", "August"),
@@ -78,6 +79,10 @@ def other_posts_statement(post: Post, now: datetime) -> Any:
     from the post's place in time either way, and post_tags' (tag_id, post_id) index for
     up to RELATED_POSTS posts sharing the most tags with it (ties to the newest). Each row
     says which it is (`role`) and how many tags it shares.
+
+    Related posts are weighed among the RELATED_WINDOW newest posts of each of its tags
+    (by id, from the index alone): counting over every post of a tag read 20,000 rows and
+    cost 40 to 250 ms a page on a blog of 100,000 posts (50 tags), against about 1 ms now.
     """
     key = tuple_(Post.published_at, Post.id)
     here = tuple_(post.published_at, post.id)
@@ -92,13 +97,26 @@ def other_posts_statement(post: Post, now: datetime) -> Any:
     parts = [older.limit(1).subquery().select(), newer.limit(1).subquery().select()]
     tag_ids = [tag.id for tag in post.tags]
     if tag_ids:
-        shared = func.count(post_tags.c.tag_id)
+        newest_of_each_tag = [
+            select(post_tags.c.post_id)
+            .where(post_tags.c.tag_id == tag_id)
+            .order_by(post_tags.c.post_id.desc())
+            .limit(RELATED_WINDOW)
+            .subquery()
+            .select()
+            for tag_id in tag_ids
+        ]
+        window = union_all(*newest_of_each_tag).subquery()
+        candidates = (
+            select(window.c.post_id, func.count().label("shared"))
+            .group_by(window.c.post_id)
+            .subquery()
+        )
         related = (
-            select(*_COLUMNS, literal(_RELATED).label("role"), shared.label("shared"))
-            .join(post_tags, post_tags.c.post_id == Post.id)
-            .where(post_tags.c.tag_id.in_(tag_ids), Post.id != post.id, *shown)
-            .group_by(*_COLUMNS)
-            .order_by(shared.desc(), Post.published_at.desc(), Post.id.desc())
+            select(*_COLUMNS, literal(_RELATED).label("role"), candidates.c.shared)
+            .join(candidates, candidates.c.post_id == Post.id)
+            .where(Post.id != post.id, *shown)
+            .order_by(candidates.c.shared.desc(), Post.published_at.desc(), Post.id.desc())
             .limit(RELATED_POSTS)
         )
         parts.append(related.subquery().select())

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import mf2py
 from huey import crontab
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -401,6 +401,19 @@ class Mentions:
         return len(self.likes) + len(self.reposts) + len(self.mentions)
 
 
+def shown_mentions_of(post_id: Any) -> Select:
+    """Give the select of the mentions a post page lists (post_id: a value or a column).
+
+    The post page's own lookup asks whether it has any (posts.PostFacts) with this same
+    condition, so a post without them skips mentions_of's query.
+    """
+    return select(Mention).where(
+        Mention.post_id == post_id,
+        Mention.state == "verified",
+        Mention.kind.in_(SHOWN_KINDS),
+    )
+
+
 def mentions_of(post: Post) -> Mentions:
     """Give the post's verified likes, reposts and mentions (the template global)."""
     found = Mentions()
@@ -408,14 +421,7 @@ def mentions_of(post: Post) -> Mentions:
     if request is None or post.id is None or not post.is_published:
         return found
     rows = get_db(request).scalars(
-        select(Mention)
-        .where(
-            Mention.post_id == post.id,
-            Mention.state == "verified",
-            Mention.kind.in_(SHOWN_KINDS),
-        )
-        .order_by(Mention.verified_at, Mention.id)
-        .limit(500)
+        shown_mentions_of(post.id).order_by(Mention.verified_at, Mention.id).limit(500)
     )
     for mention in rows:
         {"like": found.likes, "repost": found.reposts}.get(mention.kind, found.mentions).append(
