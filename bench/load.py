@@ -287,7 +287,7 @@ def discover_pages(
         raise SystemExit(f"the home page answered {status}")
     html = body.decode()
     stylesheet = re.search(r'<link rel="stylesheet" href="(/static/css/site\.css\?v=[^"]+)"', html)
-    post = re.search(r'<a href="(/posts/[^"/?]+)">', html)
+    post = re.search(r'<a (?:class="[^"]*" )?href="(/posts/[^"/?]+)">', html)
     if stylesheet is None or post is None:
         raise SystemExit("the home page links to no fingerprinted stylesheet or no post")
     wanted = {"tag", "author", "search"} & set(kinds)

@@ -9,7 +9,9 @@ By default an anonymous reader asks, with the page cache warm: what bench/run.py
 `--uncached` sends a session cookie, which keeps the page cache out: what a reader pays
 on a URL no one asked for since the last change. `--signed-in` sends the session of an
 author who signed in through /login: what a signed-in author pays every time.
-Prints CPU and wall time per call, then cProfile's top functions for each page.
+Prints the SQL statements one call runs (the app's engine and the page cache's validators
+connection, counted as tests/perf/test_query_counts.py counts them), CPU and wall time per
+call, then cProfile's top functions for each page. `--no-profile` leaves cProfile out.
 """
 
 from __future__ import annotations
@@ -57,6 +59,31 @@ def call(app: Any, page: load.Page, cookie: str | None) -> str:
     return seen["status"]
 
 
+def count_statements(site: Any, page: load.Page, cookie: str | None) -> int:
+    """Call the app once; give how many SQL statements that call ran, on every connection."""
+    from sqlalchemy import event
+
+    from pyproject.blog.db import get_database
+
+    seen: list[str] = []
+
+    def on_engine(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = get_database(site).engine
+    state = getattr(site.extensions["content_state"]._local, "connection", None)
+    event.listen(engine, "before_cursor_execute", on_engine)
+    if state is not None:
+        state.set_trace_callback(seen.append)
+    try:
+        call(site, page, cookie)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_engine)
+        if state is not None:
+            state.set_trace_callback(None)
+    return len(seen)
+
+
 def signed_in_session(site: Any) -> str:
     """Sign the first generated author in through /login; give the session cookie's value."""
     author = site.test_client()
@@ -77,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "--signed-in", action="store_true", help="as an author signed in through /login"
     )
     parser.add_argument("--calls", type=int, default=2000, help="calls per page [2000]")
+    parser.add_argument("--no-profile", action="store_true", help="CPU time only, no cProfile")
     parser.add_argument("--top", type=int, default=20, help="rows of profile [20]")
     parser.add_argument(
         "--sort", default="tottime", help="pstats order: tottime, cumulative... [tottime]"
@@ -110,10 +138,19 @@ def main(argv: list[str] | None = None) -> int:
                 status = call(site, page, cookie)
             if int(status[:3]) != page.expect:
                 raise SystemExit(f"{page.target} answered {status}")
+            statements = count_statements(site, page, cookie)
             started_cpu = time.thread_time()
             for _ in range(args.calls):
                 call(site, page, cookie)
             plain = (time.thread_time() - started_cpu) / args.calls
+            mode = ("signed in" if args.signed_in else "uncached") if cookie else "as loaded"
+            print(
+                f"== {page.name} {page.target} ({mode}), {args.posts:,} posts, {args.calls} calls"
+            )
+            print(f"   {statements} SQL statements per call")
+            print(f"   {plain * 1e6:.1f} us CPU per call without the profiler")
+            if args.no_profile:
+                continue
             started, started_cpu = time.perf_counter(), time.thread_time()
             profiler = cProfile.Profile()
             profiler.enable()
@@ -122,11 +159,6 @@ def main(argv: list[str] | None = None) -> int:
             profiler.disable()
             wall = (time.perf_counter() - started) / args.calls
             cpu = (time.thread_time() - started_cpu) / args.calls
-            mode = ("signed in" if args.signed_in else "uncached") if cookie else "as loaded"
-            print(
-                f"== {page.name} {page.target} ({mode}), {args.posts:,} posts, {args.calls} calls"
-            )
-            print(f"   {plain * 1e6:.1f} us CPU per call without the profiler")
             print(f"   {wall * 1e3:.3f} ms wall, {cpu * 1e3:.3f} ms CPU per call (with cProfile)")
             stats = pstats.Stats(profiler, stream=sys.stdout)
             stats.sort_stats(args.sort).print_stats(args.top)
