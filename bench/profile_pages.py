@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import pstats
 import sys
 import tempfile
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "--signed-in", action="store_true", help="as an author signed in through /login"
     )
     parser.add_argument("--calls", type=int, default=2000, help="calls per page [2000]")
+    parser.add_argument(
+        "--post", default="", help="slug of the post page to ask for [the home page's first]"
+    )
     parser.add_argument("--no-profile", action="store_true", help="CPU time only, no cProfile")
     parser.add_argument("--top", type=int, default=20, help="rows of profile [20]")
     parser.add_argument(
@@ -130,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         pages = load.discover_pages(get, database, args.posts, kinds)
+        if args.post:  # the same post every run: the home page's first changes with views
+            pages = [
+                dataclasses.replace(page, target=f"/posts/{args.post}")
+                if page.name == "post"
+                else page
+                for page in pages
+            ]
         session = signed_in_session(site) if args.signed_in else "bench"
         for page in pages:
             keep_out = args.uncached or args.signed_in
