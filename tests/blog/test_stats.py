@@ -87,6 +87,28 @@ def test_robots_feed_readers_and_tools_are_not(agent: str) -> None:
 @pytest.mark.parametrize(
     ("agent", "expected"),
     [
+        ("Mozilla/5.0 (compatible; GoogleBOT/2.1)", False),
+        ("Mozilla/5.0 CURL/8", False),
+        ("Mozilla/5.0 (X11) HeadLessChrome/131", False),
+        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/131 Mobile Safari/537.36", True),
+        ("Mozilla/5.0 (X11; Linux) Firefox/133.0 Привет", True),  # not ASCII: the other path
+        ("Mozilla/5.0 (X11; Linux) Firefox/133.0 SPİDER", False),  # İ: i, ignoring case
+        ("Mozilla/5.0 (compatible; Ünïcode Crawler/1.0)", False),
+        ("Mozilla/5.0 (compatible; \u212aelvin) Slurp", False),
+    ],
+)
+def test_case_is_ignored_in_robots_names_as_before(agent: str, expected: bool) -> None:
+    """The counting path lowercases an ASCII User-Agent instead of matching without case:
+    the answer is the one a case-insensitive match gives, for every User-Agent."""
+    from pyproject.blog.stats import _BROWSER, _NOT_A_READER
+
+    assert is_browser(agent) is expected
+    assert is_browser(agent) is (bool(_BROWSER.match(agent)) and not _NOT_A_READER.search(agent))
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
         ("Feedly/1.0 (+http://www.feedly.com/fetcher.html; 57 subscribers; )", ("Feedly", 57)),
         (
             "Inoreader/1.0 (+http://www.inoreader.com/feed-fetcher; 3 subscribers; )",
