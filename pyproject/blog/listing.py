@@ -10,6 +10,7 @@ cover pictures of a page that shows any.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,23 +100,20 @@ TAG_BY_SLUG = select(Tag.id, Tag.name, Tag.slug).where(
 # The visible posts published since a moment (the week's candidates for "most read").
 SINCE = _VISIBLE_IDS.where(Post.published_at >= bindparam("since", type_=UTCDateTime()))
 
-_CARDS = (
-    select(
-        Post.id,
-        Post.slug,
-        Post.title,
-        Post.summary,
-        Post.published_at,
-        Post.reading_minutes,
-        User.username,
-        User.display_name,
-        Post.cover_media_id,
-        # Approved comments (#18): the kept count, by the post's key.
-        select(CommentCount.approved).where(CommentCount.post_id == Post.id).scalar_subquery(),
-    )
-    .join(User, User.id == Post.author_id)
-    .where(Post.id.in_(_IDS))
-)
+_CARD_SELECT = select(
+    Post.id,
+    Post.slug,
+    Post.title,
+    Post.summary,
+    Post.published_at,
+    Post.reading_minutes,
+    User.username,
+    User.display_name,
+    Post.cover_media_id,
+    # Approved comments (#18): the kept count, by the post's key.
+    select(CommentCount.approved).where(CommentCount.post_id == Post.id).scalar_subquery(),
+).join(User, User.id == Post.author_id)
+_CARDS = _CARD_SELECT.where(Post.id.in_(_IDS))
 _TAGS = (
     select(post_tags.c.post_id, Tag.name, Tag.slug)
     .join(Tag, Tag.id == post_tags.c.tag_id)
@@ -145,30 +143,41 @@ class Links:
         )
 
 
+def _card(row: Any, links: Links) -> tuple[Card, int | None]:
+    """Give the card of a _CARD_SELECT row, and its cover's media id."""
+    post_id, slug, title, summary, published_at, minutes, username, display, cover, n = row
+    author = Link(display or username, username, links.author(username))
+    card = Card(post_id, slug, title, summary, published_at, minutes, links.post(slug), author)
+    card.comment_count = n or 0
+    return card, cover
+
+
+def _add_tags_and_covers(
+    db: Session, found: dict[int, Card], cover_ids: dict[int, int], links: Links
+) -> None:
+    """Give these cards their tags (one query) and covers (a second, only if any)."""
+    for post_id, name, tag_slug in db.connection().execute(_TAGS, {"ids": list(found)}):
+        found[post_id].tags.append(Link(name, tag_slug, links.tag(tag_slug)))
+    if cover_ids:  # a further query, only for a page that shows covers
+        covers = covers_by_id(db, cover_ids.values(), current_app())
+        for post_id, media_id in cover_ids.items():
+            found[post_id].cover = covers.get(media_id)
+
+
 def cards_by_id(db: Session, ids: Iterable[int], links: Links | None = None) -> dict[int, Card]:
     """Give the cards of these posts (those that exist), by id, each with its tags."""
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
     links = links or Links.current()
-    connection = db.connection()
     found: dict[int, Card] = {}
     cover_ids: dict[int, int] = {}
-    for row in connection.execute(_CARDS, {"ids": ids}):
-        post_id, slug, title, summary, published_at, minutes, username, display, cover, n = row
-        author = Link(display or username, username, links.author(username))
-        found[post_id] = Card(
-            post_id, slug, title, summary, published_at, minutes, links.post(slug), author
-        )
-        found[post_id].comment_count = n or 0
+    for row in db.connection().execute(_CARDS, {"ids": ids}):
+        card, cover = _card(row, links)
+        found[card.id] = card
         if cover is not None:
-            cover_ids[post_id] = cover
-    for post_id, name, tag_slug in connection.execute(_TAGS, {"ids": list(found)}):
-        found[post_id].tags.append(Link(name, tag_slug, links.tag(tag_slug)))
-    if cover_ids:  # a fourth query, only for a page that shows covers
-        covers = covers_by_id(db, cover_ids.values(), current_app())
-        for post_id, media_id in cover_ids.items():
-            found[post_id].cover = covers.get(media_id)
+            cover_ids[card.id] = cover
+    _add_tags_and_covers(db, found, cover_ids, links)
     return found
 
 
@@ -186,13 +195,41 @@ def page_ids(
     return list(ids[:per_page]), len(ids) > per_page
 
 
+@functools.cache
+def _cards_of_page(statement: Select) -> Select:
+    """Give the cards of one page of a list statement (NEWEST, BY_TAG...), newest first.
+
+    Built once per list statement: the page's ids stay a subquery read from the index
+    alone, and their cards come in the same statement (one fewer than ids, then cards).
+    """
+    page = statement.subquery()
+    return _CARD_SELECT.join(page, page.c.id == Post.id).order_by(*NEWEST_FIRST)
+
+
 def card_page(
     db: Session, statement: Select, params: dict[str, Any], number: int, per_page: int
 ) -> tuple[list[Card], bool]:
-    """Give page `number` of a list as cards, and whether another page follows."""
-    ids, has_next = page_ids(db, statement, params, number, per_page)
-    by_id = cards_by_id(db, ids)
-    return [by_id[post_id] for post_id in ids if post_id in by_id], has_next
+    """Give page `number` of a list as cards, and whether another page follows.
+
+    A page past the end (but the first) is a 404, as in page_ids.
+    """
+    values = {**params, "limit": per_page + 1, "offset": (number - 1) * per_page}
+    links = Links.current()
+    cards: list[Card] = []
+    cover_ids: dict[int, int] = {}
+    for row in db.connection().execute(_cards_of_page(statement), values):
+        card, cover = _card(row, links)
+        cards.append(card)
+        if cover is not None:
+            cover_ids[card.id] = cover
+    if not cards and number > 1:
+        raise NotFound("There is no such page.")
+    shown = cards[:per_page]
+    if shown:  # the extra row only says that another page follows
+        found = {card.id: card for card in shown}
+        covers = {post_id: cover for post_id, cover in cover_ids.items() if post_id in found}
+        _add_tags_and_covers(db, found, covers, links)
+    return shown, len(cards) > per_page
 
 
 def most_read(
