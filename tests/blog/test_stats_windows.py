@@ -291,3 +291,26 @@ def test_leaders_fall_back_to_every_sum_when_the_kept_top_cannot_decide(
     assert kept["top"] == [[2001, 9], [2002, 9]] and kept["all"] is None
     # All four shown (only two kept): the other two came from summing every key.
     assert [row[1] for row in table(page, ".stats-posts")] == ["9", "9", "9", "9"]
+
+
+def test_two_workers_keeping_one_window_at_once_is_harmless(
+    history: dict[str, Any], second_worker: tuple[App, TestClient]
+) -> None:
+    """Both write their row; the same generation's second write changes nothing, and a
+    worker that summed before a change (an older generation) never replaces the newer."""
+    cast, today = history["cast"], history["today"]
+    app, admin = second_worker
+    first, last = today - timedelta(days=29), today - timedelta(days=1)
+    late = get_statistics(app)
+    older = generation(cast.app)
+    with late.reading() as connection:  # the second worker sums, and is slow to write
+        summed = stats_module.Kept.of("posts", sums(connection, "posts", first, last, Scope(None)))
+    get_statistics(cast.app).add_views(today - timedelta(days=3), {history["ids"][1]: 50})
+    assert posts_shown(cast.admin.get("/stats?days=30"))[0] == ("Alice two", "57")
+    newer = windows(cast.app)[("posts", first, last, 0)]
+    assert newer[0] == older + 1
+    late._keep((older, "posts", first, last, 0, 1), summed)  # its write lands only now
+    assert windows(cast.app)[("posts", first, last, 0)] == newer
+    late._keep((older + 1, "posts", first, last, 0, 1), summed)  # same generation again
+    assert windows(cast.app)[("posts", first, last, 0)] == newer
+    assert posts_shown(admin.get("/stats?days=30"))[0] == ("Alice two", "57")
