@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from blog.conftest import ADMIN, Cast, Clock, get_post, login, slug_of, write_post
+from pyproject.blog import jobs
 from pyproject.blog import stats as stats_module
 from pyproject.blog.db import get_database
 from pyproject.blog.models import StatGeneration, StatWindow
@@ -191,6 +192,10 @@ def test_the_job_keeps_the_sites_windows_so_the_first_render_sums_nothing(
         assert page.status_code == 200
     assert windows(app) == kept  # the other worker's renders wrote nothing: all were kept
     assert total(admin.get("/stats?days=365")) == 126
+    # The worker's scheduler starts it every minute: within a minute of the site's midnight.
+    job = jobs.JOBS["pyproject.blog.stats.keep_statistics_windows"]
+    minutes = [datetime(2026, 12, 5, hour, minute) for hour in range(24) for minute in range(60)]
+    assert all(job.periodic(moment) for moment in minutes)
 
 
 def test_the_roll_up_makes_kept_windows_stale_and_the_job_drops_old_ones(
