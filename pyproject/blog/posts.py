@@ -332,7 +332,7 @@ def archive(request: Request) -> str:
     db, now = get_db(request), utcnow()
     page = card_page(db, listing.NEWEST, {"now": now}, page_number(request))
     zone = site_settings().zone
-    years = group_by_month(page.items, month_counts(db, zone, now), zone)
+    years = group_by_month(page.items, month_counts(db, zone, now, page.items), zone)
     return render_template("posts/archive.html", page=page, years=years)
 
 
