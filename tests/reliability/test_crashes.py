@@ -2,7 +2,8 @@
 
 Sixteen clients create 400 posts while a random worker is killed (SIGKILL) every second
 and a half (a new worker imports the app, ~1.5 s of CPU: killing faster than that on two
-cores leaves the machine doing nothing but starting workers); half-way through, the master and all its workers are killed at once and gunicorn
+cores leaves the machine doing nothing but starting workers); half-way through, the master
+and all its workers are killed at once and gunicorn
 is started again on the same port and database. A creation that got no answer is sent
 again as a new attempt with a new marker. Afterwards every acknowledged attempt (303)
 is in the database exactly once and whole (title, Markdown, HTML, tags, a 'save'
