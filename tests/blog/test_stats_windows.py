@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from blog.conftest import ADMIN, Cast, Clock, get_post, login, slug_of, write_post
+from blog.test_stats import table
 from pyproject.blog import jobs
 from pyproject.blog import stats as stats_module
 from pyproject.blog.db import get_database
@@ -47,15 +48,6 @@ def generation(app: App) -> int:
     with get_statistics(app).reading() as connection:
         found = connection.execute(select(StatGeneration.generation)).scalar()
     return int(found or 0)
-
-
-def table(page: TestResponse, selector: str) -> list[list[str]]:
-    found = page.html.select_one(selector)
-    assert found is not None, selector
-    return [
-        [cell.get_text(" ", strip=True) for cell in row.select("td")]
-        for row in found.select("tbody tr")
-    ]
 
 
 def total(page: TestResponse) -> int:
