@@ -150,7 +150,8 @@ def post_end(db: Session, post: Post, app: App | None = None) -> PostEnd:
     tag_ids = [tag.id for tag in post.tags]
     params = {"now": utcnow(), "here_at": post.published_at, "post_id": post.id}
     params.update((f"tag_{number}", tag_id) for number, tag_id in enumerate(tag_ids))
-    for row in db.execute(other_posts_statement(len(tag_ids)), params):
+    # On the connection: a Core statement needs none of the ORM session's machinery.
+    for row in db.connection().execute(other_posts_statement(len(tag_ids)), params):
         post_id, slug, title, summary, published_at, role, shared = row
         other = Neighbour(post_id, slug, title, summary, published_at, link(slug))
         if role == _OLDER:

@@ -249,6 +249,8 @@ class Router:
         rule = self.by_endpoint.get(endpoint)
         if rule is None:
             raise RoutingError(f"no endpoint named {endpoint!r}")
+        if not values and rule.is_static:  # most links in a page's header and footer
+            return rule.rule
         path, extra = rule.build(values)
         anchor = extra.pop("_anchor", None)
         if extra:
