@@ -132,6 +132,38 @@ class Statement:
     postgresql: str
 
 
+# The writers' lock files this thread holds, by path, with how deep: flock locks belong to
+# an open file, so a thread that asked again through another handle on the same file (a
+# set-up that writes in a transaction, after dispose() gave its connections a new
+# namespace) would wait for itself forever.
+_HELD = threading.local()
+
+
+def queue_lock(queue: IO[bytes] | None) -> None:
+    """Queue on a writers' lock file (at once where this thread holds it already)."""
+    if queue is None:
+        return
+    held = _HELD.__dict__.setdefault("depths", {})
+    depth = held.get(queue.name, 0)
+    if depth == 0:
+        fcntl.flock(queue, fcntl.LOCK_EX)
+    held[queue.name] = depth + 1
+
+
+def queue_unlock(queue: IO[bytes] | None) -> None:
+    """Leave the queue_lock() taken on this handle; the lock goes at the outermost."""
+    if queue is None:
+        return
+    held = _HELD.__dict__.setdefault("depths", {})
+    depth = held.get(queue.name, 0) - 1
+    if depth > 0:
+        held[queue.name] = depth
+        return
+    held.pop(queue.name, None)
+    if not queue.closed:  # (closing the handle let the lock go already)
+        fcntl.flock(queue, fcntl.LOCK_UN)
+
+
 class RawConnections:
     """One plain DB-API connection per thread, for the few fast paths the ORM would slow.
 
@@ -181,16 +213,14 @@ class RawConnections:
             if self.setup is not None:
                 # Queued like writers: the set-up writes (a journal mode, a schema), and
                 # several threads or workers starting at once would otherwise race for it.
-                if queue is not None:
-                    fcntl.flock(queue, fcntl.LOCK_EX)
+                queue_lock(queue)
                 try:
                     self.setup(connection)
                 except BaseException:
                     self.close()  # the next use sets a new connection up again
                     raise
                 finally:
-                    if queue is not None and not queue.closed:
-                        fcntl.flock(queue, fcntl.LOCK_UN)
+                    queue_unlock(queue)
         return connection
 
     def _connect(self) -> Any:
@@ -293,13 +323,11 @@ class Transaction:
         raw.connection()
         local = raw.local
         self.queue = queue = local.queue
-        if queue is not None:
-            fcntl.flock(queue, fcntl.LOCK_EX)
+        queue_lock(queue)
         try:
             raw._execute("BEGIN IMMEDIATE" if raw.dialect == "sqlite" else "BEGIN", ())
         except BaseException:
-            if queue is not None:
-                fcntl.flock(queue, fcntl.LOCK_UN)
+            queue_unlock(queue)
             raise
         self.connection = connection = local.connection
         local.in_transaction = True
@@ -313,8 +341,7 @@ class Transaction:
             elif not self.raw._dropped(self.connection):
                 self.connection.execute("ROLLBACK")
         finally:
-            if self.queue is not None:
-                fcntl.flock(self.queue, fcntl.LOCK_UN)
+            queue_unlock(self.queue)
 
 
 _ALL_RAW: weakref.WeakSet[RawConnections] = weakref.WeakSet()

@@ -6,6 +6,7 @@ Everything runs on a real SQLite file, and on PostgreSQL where one is reachable.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sqlite3
@@ -138,6 +139,74 @@ def test_the_database_disposes_of_its_raw_connections(app: App) -> None:
     database.dispose()
     with pytest.raises(sqlite3.ProgrammingError):
         connection.execute("SELECT 1")
+
+
+def test_a_set_up_that_writes_never_waits_for_its_own_thread(app: App) -> None:
+    """A set-up runs queued on the writers' lock file, and may write in a transaction
+    (the view counters' carry-over does). When dispose() gives the connections a new
+    namespace meanwhile (an app shutting down while its job worker starts), that
+    transaction opens a second handle on the same lock file: the thread must go on, not
+    wait for the lock it holds itself (this hung a worker, and the test run, for good)."""
+    database = get_database(app)
+    in_set_up, disposed = threading.Event(), threading.Event()
+    raw: RawConnections
+
+    def set_up(connection: sqlite3.Connection) -> None:
+        connection.execute(TABLE.sqlite)
+        if not in_set_up.is_set():
+            in_set_up.set()
+            assert disposed.wait(10)
+        with raw.transaction() as writing:
+            writing.execute("INSERT OR IGNORE INTO notes (id, body) VALUES (1, 'set up')")
+
+    raw = database.raw_connections(queue_writers=True, setup=set_up)
+    done: list[object] = []
+    starting = threading.Thread(target=lambda: done.append(raw.run(NOTES).fetchall()), daemon=True)
+    starting.start()
+    assert in_set_up.wait(10)
+    raw.dispose()
+    disposed.set()
+    starting.join(20)
+    assert not starting.is_alive(), "the set-up waited for its own lock"
+    assert done == [[(1, "set up")]]
+    # The lock went with the outermost holder: another thread's writer gets it at once.
+    other = threading.Thread(
+        target=lambda: raw.run(ADD_NOTE, {"id": 2, "body": "next"}), daemon=True
+    )
+    other.start()
+    other.join(20)
+    assert not other.is_alive()
+    assert raw.run(NOTES).fetchall() == [(1, "set up"), (2, "next")]
+    raw.dispose()
+
+
+def test_a_nested_transaction_keeps_the_lock_until_the_outermost_ends(app: App) -> None:
+    """A set-up's own transaction ends inside the set-up: the queue stays this thread's
+    until the set-up is over, so no other writer slips in between."""
+    database = get_database(app)
+    raw: RawConnections
+    seen: list[bool] = []
+
+    def other_writer_would_wait() -> bool:
+        with open(f"{raw.path}.lock", "ab") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def set_up(connection: sqlite3.Connection) -> None:
+        connection.execute(TABLE.sqlite)
+        with raw.transaction() as writing:
+            writing.execute("INSERT INTO notes (id, body) VALUES (1, 'set up')")
+        seen.append(other_writer_would_wait())
+
+    raw = database.raw_connections(queue_writers=True, setup=set_up)
+    raw.connection()
+    assert seen == [True]
+    assert not other_writer_would_wait()  # and it is let go after the set-up
+    raw.dispose()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
