@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sort", default="tottime", help="pstats order: tottime, cumulative... [tottime]"
     )
+    parser.add_argument(
+        "--callees",
+        default="",
+        help="also print what the functions matching this regex call, e.g. 'section.html'",
+    )
     args = parser.parse_args(argv)
     kinds = args.pages.split(",")
     database = run.database_path(args.posts)
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {wall * 1e3:.3f} ms wall, {cpu * 1e3:.3f} ms CPU per call (with cProfile)")
             stats = pstats.Stats(profiler, stream=sys.stdout)
             stats.sort_stats(args.sort).print_stats(args.top)
+            if args.callees:
+                stats.print_callees(args.callees)
         get_database(site).dispose()
     return 0
 

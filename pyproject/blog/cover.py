@@ -105,6 +105,8 @@ def post_cover(post: Post, app: App | None = None) -> Cover | None:
     """Give a post's Cover, or None when it has none (the `cover` filter of templates)."""
     if post is None or getattr(post, "cover_media_id", None) is None:
         return None
+    if not isinstance(post, Post):  # a post read for its page: its cover was read with it
+        return getattr(post, "cover", None)
     media = post.cover_media
     if media is None:
         return None

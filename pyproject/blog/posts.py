@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from pyproject.blog import jobs, listing, roles, stats
 from pyproject.blog.auth import current_user, login_required
 from pyproject.blog.caching import reader_page
+from pyproject.blog.cover import Cover, covers_of_posts
 from pyproject.blog.db import get_db, lock_post_writes
 from pyproject.blog.models import (
     CommentCount,
@@ -189,16 +190,145 @@ def _count_of(column: Any) -> Any:
     return select(column).where(CommentCount.post_id == Post.id).scalar_subquery()
 
 
-# The post page's lookup: the post (with its author), and PostFacts' columns, each a keyed
-# lookup correlated to the post's row (mentions with mentions_of's own condition).
-_POST_PAGE_BY_SLUG = select(
-    Post,
-    exists().where(SeriesPost.post_id == Post.id).label("in_series"),
-    exists(shown_mentions_of(Post.id)).label("mentions"),
-    exists().where(Reaction.post_id == Post.id).label("reactions"),
-    _count_of(CommentCount.approved).label("approved"),
-    _count_of(CommentCount.threads).label("threads"),
-).where(Post.slug == bindparam("slug"))
+# What a post page shows of the post and its author, read as one row (no ORM objects: the
+# identity map, the joined loader and the rollback that expires them cost more than the
+# lookup itself), with PostFacts' columns, each a keyed lookup correlated to the post's row
+# (mentions with mentions_of's own condition).
+_SHOWN_POST_COLUMNS = (
+    Post.id,
+    Post.author_id,
+    Post.title,
+    Post.slug,
+    Post.body_html,
+    Post.toc_html,
+    Post.toc_mode,
+    Post.summary,
+    Post.status,
+    Post.word_count,
+    Post.reading_minutes,
+    Post.created_at,
+    Post.updated_at,
+    Post.published_at,
+    Post.deleted_at,
+    Post.cover_media_id,
+    Post.comments,
+    Post.kind,
+    Post.noindex,
+    Post.canonical_override,
+    Post.pinned_at,
+)
+_POST_PAGE_BY_SLUG = (
+    select(
+        *_SHOWN_POST_COLUMNS,
+        User.username,
+        User.display_name,
+        User.bio,
+        User.picture_media_id,
+        exists().where(SeriesPost.post_id == Post.id).label("in_series"),
+        exists(shown_mentions_of(Post.id)).label("mentions"),
+        exists().where(Reaction.post_id == Post.id).label("reactions"),
+        _count_of(CommentCount.approved).label("approved"),
+        _count_of(CommentCount.threads).label("threads"),
+    )
+    .join(User, User.id == Post.author_id)
+    .where(Post.slug == bindparam("slug"))
+)
+_TAG_ROWS_OF_POST = (
+    select(Tag.id, Tag.name, Tag.slug)
+    .join(post_tags, post_tags.c.tag_id == Tag.id)
+    .where(post_tags.c.post_id == bindparam("post_id"))
+    .order_by(Tag.name)
+)
+
+
+@dataclass(slots=True)
+class ShownAuthor:
+    """What a post page shows of its author."""
+
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    picture_media_id: int | None
+    url: str
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+
+@dataclass(slots=True)
+class ShownTag:
+    """A tag as a post page shows it (and the end of the post weighs related posts by)."""
+
+    id: int
+    name: str
+    slug: str
+    url: str
+
+
+@dataclass(slots=True)
+class ShownPost:
+    """A post as its page shows it: the columns of _SHOWN_POST_COLUMNS, read-only.
+
+    It answers what the templates, filters and helpers of the page ask of a Post (they
+    take either), so a refused comment shows the same page with the ORM's Post.
+    """
+
+    id: int
+    author_id: int
+    title: str
+    slug: str
+    body_html: str
+    toc_html: str
+    toc_mode: str
+    summary: str
+    status: str
+    word_count: int
+    reading_minutes: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    deleted_at: datetime | None
+    cover_media_id: int | None
+    comments: str
+    kind: str
+    noindex: bool
+    canonical_override: str
+    pinned_at: datetime | None
+    author: ShownAuthor = None  # type: ignore[assignment]  # (set at once by shown_post)
+    tags: list[ShownTag] = field(default_factory=list)
+    cover: Cover | None = None  # its cover, with its author's alt text (the `cover` filter)
+
+    # The same rules as Post's, on the same columns.
+    is_published = Post.is_published
+    is_scheduled = Post.is_scheduled
+
+
+def _shown_post(request: Request, slug: str) -> ShownPost | None:
+    """Give the post with this slug as its page shows it (None: no post has it now)."""
+    db = get_db(request)
+    connection = db.connection()
+    row = connection.execute(_POST_PAGE_BY_SLUG, {"slug": slug}).first()
+    if row is None:
+        return None
+    links = listing.Links.current()
+    count = len(_SHOWN_POST_COLUMNS)
+    post = ShownPost(*row[:count])
+    username, display_name, bio, picture_id = row[count : count + 4]
+    author_url = links.author(username)
+    post.author = ShownAuthor(post.author_id, username, display_name, bio, picture_id, author_url)
+    in_series, mentions, reactions, approved, threads = row[count + 4 :]
+    request.context[("post_facts", post.id)] = PostFacts(
+        bool(in_series), bool(mentions), bool(reactions), (approved or 0, threads or 0)
+    )
+    post.tags = [
+        ShownTag(tag_id, name, tag_slug, links.tag(tag_slug))
+        for tag_id, name, tag_slug in connection.execute(_TAG_ROWS_OF_POST, {"post_id": post.id})
+    ]
+    if post.cover_media_id is not None:  # a further query, only for a post with a cover
+        post.cover = covers_of_posts(db, [post], current_app()).get(post.id)
+    return post
 
 
 def post_facts(request: Request, post: Post) -> PostFacts:
@@ -216,29 +346,17 @@ def get_post_or_404(
     *,
     check_author: bool = False,
     readers_only: bool = False,
-    with_facts: bool = False,
 ) -> Post:
     """Give the post with this slug that the visitor may see (or edit, with check_author).
 
     An earlier slug of a post redirects (301) to the same page under its current slug;
     a post in the trash or purged from it is 410 Gone; a draft is 404 to all but its
     author and admins (and to everyone with `readers_only`, as in the public API).
-    `with_facts` asks, in the same statement, what the post page's parts would find
-    (PostFacts, kept for post_facts()).
     """
     if not is_valid_slug(slug):  # (from a form field): no post has such a slug
         raise NotFound(NO_POST)
     db = get_db(request)
-    if with_facts:
-        row = db.execute(_POST_PAGE_BY_SLUG, {"slug": slug}).first()
-        post = row[0] if row is not None else None
-        if row is not None:
-            in_series, mentions, reactions, approved, threads = row[1:]
-            request.context[("post_facts", row[0].id)] = PostFacts(
-                bool(in_series), bool(mentions), bool(reactions), (approved or 0, threads or 0)
-            )
-    else:
-        post = db.scalar(_POST_BY_SLUG, {"slug": slug})
+    post = db.scalar(_POST_BY_SLUG, {"slug": slug})
     if post is not None and "tags" not in post.__dict__:
         # One keyed query: cheaper than the selectin loader's machinery for one post.
         set_committed_value(post, "tags", list(db.scalars(_TAGS_OF_POST, {"post_id": post.id})))
@@ -248,6 +366,22 @@ def get_post_or_404(
     refuse_unseen(post, user)
     if check_author and not can_edit(user, post):
         raise Forbidden("Only the post's author, an editor or an administrator can change it.")
+    return post
+
+
+def shown_post_or_404(request: Request, slug: str) -> ShownPost:
+    """Give the post with this slug as its page shows it, to a visitor who may see it.
+
+    The same answers as get_post_or_404 (a redirect from an earlier slug, 410, 404), and
+    what the page's later parts would find (PostFacts, kept for post_facts()).
+    """
+    if not is_valid_slug(slug):
+        raise NotFound(NO_POST)
+    post = _shown_post(request, slug)
+    user = current_user(request)
+    if post is None:
+        answer_for_unused_slug(request, get_db(request), slug, user)
+    refuse_unseen(post, user)
     return post
 
 
@@ -354,7 +488,7 @@ def post_page(request: Request, post: Post, **context: Any) -> str:
 @reader_page(refresh_seconds=3600)
 def show_post(request: Request, slug: str) -> Response:
     """One post. Readers' views are counted (the author's own are not)."""
-    post = get_post_or_404(request, slug, with_facts=True)
+    post = shown_post_or_404(request, slug)
     if post.kind == "page":  # a page lives at /<slug> (#17)
         raise Redirect(url_for("show_page", slug=post.slug), 301)
     user = current_user(request)
