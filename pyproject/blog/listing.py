@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.blog.cover import Cover, covers_by_id
 from pyproject.blog.models import CommentCount, Post, Tag, User, UTCDateTime, post_tags, visible
-from pyproject.lib import current_app
+from pyproject.lib import current_app, current_request
 from pyproject.lib.exceptions import NotFound
 
 NOW = bindparam("now", type_=UTCDateTime())
@@ -135,12 +135,19 @@ class Links:
 
     @classmethod
     def current(cls) -> Links:
-        app = current_app()
-        return cls(
-            app.url_builder("show_post", "slug"),
-            app.url_builder("show_tag", "tag"),
-            app.url_builder("show_author", "username"),
-        )
+        """Give the builders of this request (made on its first ask), or of no request."""
+        request = current_request()
+        links = request.context.get("listing.links") if request is not None else None
+        if links is None:
+            app = current_app()
+            links = cls(
+                app.url_builder("show_post", "slug"),
+                app.url_builder("show_tag", "tag"),
+                app.url_builder("show_author", "username"),
+            )
+            if request is not None:
+                request.context["listing.links"] = links
+        return links
 
 
 def _card(row: Any, links: Links) -> tuple[Card, int | None]:

@@ -180,6 +180,35 @@ def test_a_reader_comments_without_an_account_on_a_cached_page(world: World, clo
     assert held.recipient == "alice@example.com"
 
 
+def test_the_form_rendered_once_is_the_macro_s_form_for_this_post(world: World) -> None:
+    """A reader who is not signed in gets the comment form rendered once per app (#13),
+    with this post's address and token: the same HTML the macro gives, byte for byte;
+    a signed-in author, the macro's own (with the session's CSRF token)."""
+    import re
+
+    from pyproject.lib.app import _current_app
+
+    app = world.cast.app
+    page = reader(app).get(f"/posts/{world.published}")
+    found = re.search(r'<form [^>]*id="comment-form".*?</form>', page.text, re.DOTALL)
+    assert found is not None
+    token = page.html.select_one("#comment-form input[name=token]")["value"]
+    macros = app.jinja_env.get_template("comments/macros.html")
+    module = macros.make_module({"current_user": None, "config": app.config})
+    reset = _current_app.set(app)
+    try:
+        wanted = str(module.comment_form_fields({"slug": world.published}, token, None, ""))
+    finally:
+        _current_app.reset(reset)
+    wanted = re.search(r"<form .*?</form>", wanted, re.DOTALL)
+    assert wanted is not None and found.group(0) == wanted.group(0)
+    assert f'action="/posts/{world.published}/comments"' in found.group(0)
+
+    author = world.cast.author.get(f"/posts/{world.published}")
+    assert author.html.select_one("#comment-form input[name=csrf_token]") is not None
+    assert author.html.select_one("#comment-form input[name=name]") is None
+
+
 def test_a_token_too_young_lands_in_spam_and_a_filled_honeypot_too(
     world: World, clock: Clock
 ) -> None:
