@@ -101,7 +101,12 @@ def other_posts_statement(tag_count: int) -> Any:
     def neighbour(role: int) -> Any:
         return select(*_COLUMNS, literal(role).label("role"), literal(0).label("shared"))
 
-    older = neighbour(_OLDER).where(*shown, key < here).order_by(*listing.NEWEST_FIRST)
+    # Older posts are visible as of the post's own time (it is published, so before now):
+    # with `published_at <= now` beside the key's bound, SQLite ranged over the index from
+    # now down, through every newer post (8 ms for a post in the middle of 100,000 posts;
+    # 0.05 ms from the post's own time).
+    older = neighbour(_OLDER).where(*visible(_HERE_AT), Post.kind == "post", key < here)
+    older = older.order_by(*listing.NEWEST_FIRST)
     newer = neighbour(_NEWER).where(*shown, key > here)
     newer = newer.order_by(Post.published_at.asc(), Post.id.asc())
     parts = [older.limit(1).subquery().select(), newer.limit(1).subquery().select()]
