@@ -114,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         "--sort", default="tottime", help="pstats order: tottime, cumulative... [tottime]"
     )
     parser.add_argument(
+        "--longtail",
+        type=int,
+        default=0,
+        help="post and tag pages: a different one of this many random URLs each call [0]",
+    )
+    parser.add_argument(
         "--callees",
         default="",
         help="also print what the functions matching this regex call, e.g. 'section.html'",
@@ -155,14 +161,21 @@ def main(argv: list[str] | None = None) -> int:
             if int(status[:3]) != page.expect:
                 raise SystemExit(f"{page.target} answered {status}")
             statements = count_statements(site, page, cookie)
+            # The long tail: each call another of N random posts (or tags), as the
+            # long-tail load runs ask; SQLite's page cache meets most rows for the first time.
+            turns = [page]
+            if args.longtail and page.name in ("post", "tag"):
+                urls = load.longtail_urls(
+                    run.generate.sqlite_url(database), page.name, args.longtail
+                )
+                turns = [dataclasses.replace(page, target=url) for url in urls]
             started_cpu = time.thread_time()
-            for _ in range(args.calls):
-                call(site, page, cookie)
+            for number in range(args.calls):
+                call(site, turns[number % len(turns)], cookie)
             plain = (time.thread_time() - started_cpu) / args.calls
             mode = ("signed in" if args.signed_in else "uncached") if cookie else "as loaded"
-            print(
-                f"== {page.name} {page.target} ({mode}), {args.posts:,} posts, {args.calls} calls"
-            )
+            target = f"{len(turns):,} random URLs" if len(turns) > 1 else page.target
+            print(f"== {page.name} {target} ({mode}), {args.posts:,} posts, {args.calls} calls")
             print(f"   {statements} SQL statements per call")
             print(f"   {plain * 1e6:.1f} us CPU per call without the profiler")
             if args.no_profile:
@@ -170,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             started, started_cpu = time.perf_counter(), time.thread_time()
             profiler = cProfile.Profile()
             profiler.enable()
-            for _ in range(args.calls):
-                call(site, page, cookie)
+            for number in range(args.calls):
+                call(site, turns[-1 - number % len(turns)], cookie)
             profiler.disable()
             wall = (time.perf_counter() - started) / args.calls
             cpu = (time.thread_time() - started_cpu) / args.calls

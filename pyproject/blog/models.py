@@ -193,6 +193,17 @@ class Post(Base):
             sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
             postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
         ),
+        # Related posts are ranked from it, by id, reading no post's row (0028, reading.py).
+        Index(
+            "ix_posts_visible_by_id",
+            "id",
+            "published_at",
+            "kind",
+            "status",
+            "deleted_at",
+            sqlite_where=text("status = 'published' AND deleted_at IS NULL"),
+            postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
+        ),
         # The sitemap's columns, so listing every visible post reads no post (0006).
         Index(
             "ix_posts_listing",

@@ -25,6 +25,7 @@ from pyproject.blog.markup import (
     toc_position,
 )
 from pyproject.blog.reading import group_by_month, headline, long_date
+from pyproject.lib import App
 
 SECTIONS = "\n\n".join(f"## Part {n}\n\nWords of part {n}." for n in range(1, 4))
 
@@ -147,6 +148,60 @@ def test_the_end_of_a_post_names_the_author_neighbours_and_related_posts(cast: C
     related = [a["href"] for a in end.select(".related a")]
     assert related == [f"/posts/{slugs[3]}", f"/posts/{slugs[0]}"]  # most shared tags first
     assert "Alice Author" in end.select_one(".author-card").get_text()
+
+
+def test_related_posts_are_visible_posts_only_on_either_database(any_db_app: App) -> None:
+    """The ranking reads an index on SQLite (INDEXED BY) and the rows on PostgreSQL: both
+    leave out drafts, trashed, scheduled posts and pages, and rank by tags shared."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert, select
+
+    from pyproject.blog.db import get_database
+    from pyproject.blog.models import Post, Tag, User, post_tags, utcnow
+
+    now = utcnow()
+    shapes = {  # slug: (tags, status, days ago, trashed, kind)
+        "here": ("ab", "published", 1, False, "post"),
+        "both": ("ab", "published", 5, False, "post"),
+        "one": ("a", "published", 2, False, "post"),
+        "draft": ("ab", "draft", 3, False, "post"),
+        "trashed": ("ab", "published", 3, True, "post"),
+        "scheduled": ("ab", "published", -3, False, "post"),
+        "a-page": ("ab", "published", 3, False, "page"),
+    }
+    with get_database(any_db_app).write() as db:
+        author = User(username="ada", email="ada@example.com", password_hash="x", role="author")
+        db.add_all([author, Tag(name="A", slug="a"), Tag(name="B", slug="b")])
+        db.flush()
+        tag_ids = dict(db.execute(select(Tag.slug, Tag.id)).all())
+        for slug, (tags, status, days, trashed, kind) in shapes.items():
+            at = now - timedelta(days=days)
+            post_id = db.execute(
+                insert(Post).returning(Post.id),
+                {
+                    "author_id": author.id,
+                    "title": slug.title(),
+                    "slug": slug,
+                    "body_md": "Words.",
+                    "body_html": "<p>Words.</p>",
+                    "summary": "Words.",
+                    "status": status,
+                    "created_at": at,
+                    "updated_at": at,
+                    "published_at": at,
+                    "deleted_at": now if trashed else None,
+                    "kind": kind,
+                    "revision": 1,
+                },
+            ).scalar_one()
+            db.execute(
+                insert(post_tags), [{"post_id": post_id, "tag_id": tag_ids[t]} for t in tags]
+            )
+    page = any_db_app.test_client().get("/posts/here")
+    assert page.status_code == 200
+    related = [a["href"] for a in page.html.select(".related a")]
+    assert related == ["/posts/both", "/posts/one"]  # most shared tags first
 
 
 def test_the_author_sees_a_small_toolbar_with_delete_behind_a_menu(cast: Cast) -> None:
