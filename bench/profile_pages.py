@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", default="post", help="page kinds, comma-separated [post]")
     parser.add_argument("--uncached", action="store_true", help="keep the page cache out")
     parser.add_argument(
+        "--no-page-cache",
+        action="store_true",
+        help="PAGE_CACHE_MB=0 and no cookie, as the long-tail load runs ask",
+    )
+    parser.add_argument(
         "--signed-in", action="store_true", help="as an author signed in through /login"
     )
     parser.add_argument("--calls", type=int, default=2000, help="calls per page [2000]")
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     from pyproject.blog.db import get_database
 
     with tempfile.TemporaryDirectory(prefix="pyproject-bench-") as tmp:
-        site = run.make_site(run.generate.sqlite_url(database), tmp)
+        settings = {"PAGE_CACHE_MB": 0} if args.no_page_cache else {}
+        site = run.make_site(run.generate.sqlite_url(database), tmp, **settings)
         client = site.test_client()
 
         def get(target: str, headers: dict[str, str] | None = None) -> tuple:
@@ -174,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 call(site, turns[number % len(turns)], cookie)
             plain = (time.thread_time() - started_cpu) / args.calls
             mode = ("signed in" if args.signed_in else "uncached") if cookie else "as loaded"
+            if args.no_page_cache and not cookie:
+                mode = "no page cache"
             target = f"{len(turns):,} random URLs" if len(turns) > 1 else page.target
             print(f"== {page.name} {target} ({mode}), {args.posts:,} posts, {args.calls} calls")
             print(f"   {statements} SQL statements per call")
