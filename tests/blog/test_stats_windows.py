@@ -290,6 +290,57 @@ def test_leaders_fall_back_to_every_sum_when_the_kept_top_cannot_decide(
     assert [row[1] for row in table(page, ".stats-posts")] == ["9", "9", "9", "9"]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_leaders_from_the_largest_of_each_side_are_the_exact_ranking(
+    monkeypatch: pytest.MonkeyPatch, any_db_cast: Cast, seed: int
+) -> None:
+    """leaders() first ranks from today's LIVE_TOP largest (asked of SQL) and the kept
+    past top, and uses them only when the bound proves the answer (#13): whatever the
+    numbers, the ranking is the one every sum gives, ties by key."""
+    import random
+
+    cast = any_db_cast
+    monkeypatch.setattr(stats_module, "LIVE_TOP", 5)
+    monkeypatch.setattr(stats_module, "PAST_TOP", 4)
+    monkeypatch.setattr(stats_module, "KEEP_ALL", 6)
+    numbers = random.Random(seed)
+    stats = get_statistics(cast.app)
+    today = stats.day()
+    keys = range(3001, 3041)
+    for days_ago in (1, 3):  # skewed: a few keys read a lot, most a little, some ties
+        past = {
+            key: numbers.choice([1, 1, 2, 3, 5, 8, 40]) for key in keys if numbers.random() < 0.7
+        }
+        stats.add_views(today - timedelta(days=days_ago), past)
+    stats.add_views(
+        today, {key: numbers.choice([1, 1, 2, 6, 30]) for key in keys if numbers.random() < 0.6}
+    )
+    first = today - timedelta(days=6)
+    from pyproject.lib.app import _current_app
+
+    bounded = stats_module._bounded_leaders
+    proved: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        top = bounded(*args)
+        if top is not None:
+            proved.append(len(top))
+        return top
+
+    monkeypatch.setattr(stats_module, "_bounded_leaders", counted)
+    reset = _current_app.set(cast.app)  # (leaders() finds the statistics by the app)
+    try:
+        with stats.reading() as connection:
+            every = sums(connection, "posts", first, today, Scope(None))
+            wanted = stats_module.ranked(every, 10)
+            for limit in (1, 2, 3, 10):
+                got = stats_module.leaders(connection, "posts", first, today, Scope(None), limit)
+                assert got == wanted[:limit], (limit, got, wanted[:limit])
+    finally:
+        _current_app.reset(reset)
+    assert proved  # the largest of each side decided at least the first places
+
+
 def test_two_workers_keeping_one_window_at_once_is_harmless(
     history: dict[str, Any], second_worker: tuple[App, TestClient]
 ) -> None:
