@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email
 import re
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -234,7 +233,9 @@ def test_known_and_unknown_addresses_take_about_the_same_time(site: App) -> None
         known.append(timed(AUTHOR.email, 2 * n))
         unknown.append(timed(f"nobody{n}@example.com", 2 * n + 1))
 
-    fast, slow = sorted((statistics.median(known), statistics.median(unknown)))
+    # The least of each: what the work costs, without the pauses of a loaded machine (the
+    # median of three took one 50 ms pause of a busy full run for a gap).
+    fast, slow = sorted((min(known), min(unknown)))
     # The unknown address builds (and drops) the same message: no large, steady gap.
     assert slow - fast < max(0.010, fast), (known, unknown)
 
