@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--post", default="", help="slug of the post page to ask for [the home page's first]"
     )
+    parser.add_argument(
+        "--target",
+        default="",
+        help="URL to ask for instead, e.g. '/posts?page=500' with --pages archive",
+    )
     parser.add_argument("--no-profile", action="store_true", help="CPU time only, no cProfile")
     parser.add_argument("--top", type=int, default=20, help="rows of profile [20]")
     parser.add_argument(
@@ -158,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 else page
                 for page in pages
             ]
+        if args.target:  # e.g. the archive's page 500, as bench/run.py's in-process row
+            pages = [dataclasses.replace(page, target=args.target) for page in pages]
         session = signed_in_session(site) if args.signed_in else "bench"
         for page in pages:
             keep_out = args.uncached or args.signed_in

@@ -35,7 +35,15 @@ from pyproject.blog.cover import Cover, choices_for, covers_by_id
 from pyproject.blog.db import get_db
 from pyproject.blog.forms import Form
 from pyproject.blog.markup import has_placed_toc, toc_position
-from pyproject.blog.models import Post, UTCDateTime, post_tags, utcnow, visible, visible_sql
+from pyproject.blog.models import (
+    Post,
+    SiteState,
+    UTCDateTime,
+    post_tags,
+    utcnow,
+    visible,
+    visible_sql,
+)
 from pyproject.lib import (
     App,
     Request,
@@ -299,27 +307,54 @@ def _month_counts_statement(months: int) -> Any:
     ).where(*visible(listing.NOW), Post.kind == "post", *in_range)
 
 
+# What the visible posts are, read in the statement's own snapshot: the site version
+# (every change readers could see bumps it) and the newest visible publication time (a
+# scheduled post falling due becomes the newest). The same two make every reader page's
+# ETag (caching.py).
+_POSTS_STATE = select(
+    select(SiteState.version).where(SiteState.id == 1).scalar_subquery(),
+    select(func.max(Post.published_at)).where(*visible(listing.NOW)).scalar_subquery(),
+)
+
+# Month counts kept by each app (its extensions), by what the visible posts were when
+# they were counted. Any change readers could see gives a new key; at most this many.
+_KEPT_MONTHS = 32
+
+
 def month_counts(
     db: Session, zone: Any, now: datetime, cards: list[listing.Card]
 ) -> dict[tuple[int, int], int]:
     """Give how many visible posts each month of the years these cards show has.
 
     Every month of those years (in the site's time zone), so that a year's total is the
-    sum of its months. Reading every visible post's date for this cost about 190 ms a page
-    on a blog of 100,000 posts (20,000 a year); counting a year's months in SQL costs 14
-    to 23 ms there, and little on a blog of a few hundred posts a year.
+    sum of its months. Counting a year's months in SQL costs 14 to 40 ms on a blog of
+    100,000 posts (20,000 a year), so the counts are kept, by the site version and the
+    newest visible post read in the same snapshot as the count: every page of the archive
+    and every worker's next request after a change ask the same few years (#13).
     """
     years = [card.published_at.astimezone(zone).year for card in cards if card.published_at]
     if not years:
         return {}
     first, last = min(years), max(years)
+    connection = db.connection()
+    version, newest = connection.execute(_POSTS_STATE, {"now": now}).one()
+    key = (version, newest, getattr(zone, "key", str(zone)), first, last)
+    kept_months: dict[tuple[Any, ...], dict[tuple[int, int], int]]
+    kept_months = current_app().extensions.setdefault("reading.month_counts", {})
+    kept = kept_months.get(key)
+    if kept is not None:
+        return kept
     months = [(year, month) for year in range(first, last + 1) for month in range(1, 13)]
     edges = [datetime(year, month, 1, tzinfo=zone) for year, month in months]
     edges.append(datetime(last + 1, 1, 1, tzinfo=zone))
     params: dict[str, Any] = {"now": now}
     params.update((f"edge_{n}", edge.astimezone(UTC)) for n, edge in enumerate(edges))
-    row = db.connection().execute(_month_counts_statement(len(months)), params).one()
-    return {key: count for key, count in zip(months, row, strict=True) if count}
+    row = connection.execute(_month_counts_statement(len(months)), params).one()
+    counts = {month: count for month, count in zip(months, row, strict=True) if count}
+    if len(kept_months) >= _KEPT_MONTHS:
+        kept_months.clear()
+    kept_months[key] = counts
+    return counts
 
 
 def group_by_month(

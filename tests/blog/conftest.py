@@ -130,6 +130,11 @@ def edit_post(client: TestClient, slug: str, /, **fields: str) -> TestResponse:
     return client.post(f"/posts/{slug}/edit", data=values)
 
 
+def local_input(app: App, when: datetime) -> str:
+    """Give a time as the editor's datetime-local field takes it (the site's time zone)."""
+    return when.astimezone(app.extensions["timezone"]).strftime("%Y-%m-%dT%H:%M")
+
+
 def delete_post(client: TestClient, slug: str) -> TestResponse:
     """Press "Delete" on a post's page."""
     values = form_of(client.get(f"/posts/{slug}"), f'form[action="/posts/{slug}/delete"]')

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from blog.conftest import (
     delete_post,
     edit_post,
     form_of,
+    local_input,
     login,
     signup_admin,
     slug_of,
@@ -44,10 +45,6 @@ class Site:
     reader: TestClient
     slug: str
     draft: str
-
-
-def local_input(app: App, when: datetime) -> str:
-    return when.astimezone(app.extensions["timezone"]).strftime("%Y-%m-%dT%H:%M")
 
 
 def make_site(app: App) -> Site:

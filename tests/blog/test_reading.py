@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from blog.conftest import (
     Cast,
+    Clock,
+    delete_post,
     edit_post,
     field_error,
     form_of,
     get_post,
+    local_input,
     set_post,
     slug_of,
     write_post,
@@ -24,6 +27,7 @@ from pyproject.blog.markup import (
     render_markdown,
     toc_position,
 )
+from pyproject.blog.models import utcnow
 from pyproject.blog.reading import group_by_month, headline, long_date
 from pyproject.lib import App
 
@@ -225,6 +229,38 @@ def test_the_archive_groups_by_year_and_month_with_counts(cast: Cast) -> None:
     assert years == ["2026 (1 post)", "2025 (3 posts)"]
     months = [h.get_text(" ", strip=True) for h in page.html.select(".archive-month h3")]
     assert months == ["January 2026 (1)", "December 2025 (2)", "November 2025 (1)"]
+
+
+def test_the_archive_counts_follow_every_change_and_a_post_falling_due(
+    cast: Cast, clock: Clock
+) -> None:
+    # The counts are kept between requests (#13): whatever changes which posts readers
+    # see must show in the next page, anonymous or signed in.
+    def year_totals(client) -> list[str]:
+        page = client.get("/posts")
+        assert page.status_code == 200
+        return [h.get_text(" ", strip=True) for h in page.html.select(".archive-year > h2")]
+
+    year = utcnow().astimezone(cast.app.extensions["timezone"]).year
+    first = slug_of(write_post(cast.author, title="First", body="Hi."))
+    assert year_totals(cast.anonymous) == [f"{year} (1 post)"]
+    due = utcnow() + timedelta(hours=1)
+    when = local_input(cast.app, due)
+    write_post(cast.author, title="Later", body="Soon.", publish_at=when)
+    assert year_totals(cast.anonymous) == [f"{year} (1 post)"]  # not yet
+    second = slug_of(write_post(cast.author, title="Second", body="Hi."))
+    assert year_totals(cast.anonymous) == year_totals(cast.author) == [f"{year} (2 posts)"]
+
+    clock.advance(hours=2)  # nothing written: the scheduled post falls due
+    due_year = due.astimezone(cast.app.extensions["timezone"]).year
+    expected = (
+        [f"{year} (3 posts)"] if due_year == year else [f"{due_year} (1 post)", f"{year} (2 posts)"]
+    )
+    assert year_totals(cast.anonymous) == year_totals(cast.author) == expected
+
+    assert delete_post(cast.author, first).status_code == 303
+    assert delete_post(cast.author, second).status_code == 303
+    assert year_totals(cast.author) == year_totals(cast.anonymous) == [f"{due_year} (1 post)"]
 
 
 def test_group_by_month_counts_every_page_not_only_this_one() -> None:

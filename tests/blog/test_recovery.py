@@ -198,7 +198,9 @@ def test_the_mail_lands_in_the_outbox_and_its_link_works(tmp_path: Path, run_wor
 # --- no enumeration -------------------------------------------------------------------------------
 
 
-def test_known_unknown_and_deactivated_addresses_get_the_same_answer(site: App, clock: Clock) -> None:
+def test_known_unknown_and_deactivated_addresses_get_the_same_answer(
+    site: App, clock: Clock
+) -> None:
     admin = site.test_client()
     login(admin, ADMIN.username, ADMIN.password)
     assert create_author(admin, "carol").status_code == 303

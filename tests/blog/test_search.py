@@ -33,6 +33,7 @@ from blog.conftest import (
     delete_post,
     edit_post,
     form_of,
+    local_input,
     make_cast,
     signup_admin,
     slug_of,
@@ -76,11 +77,6 @@ class Corpus:
 
     def slug(self, title: str) -> str:
         return self.by_title[title]
-
-
-def local_input(app: App, when: datetime) -> str:
-    """Give a time as the editor's datetime-local field takes it (the site's time zone)."""
-    return when.astimezone(app.extensions["timezone"]).strftime("%Y-%m-%dT%H:%M")
 
 
 def insert_post(
