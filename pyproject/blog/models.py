@@ -886,6 +886,8 @@ class StatView(Base):
 
     __table_args__ = (
         Index("ix_stats_views_day_post", "day", "post_id", "views"),
+        # A day's posts, most read first (stats.sums: one row a post a day).
+        Index("ix_stats_views_day_views", "day", "views", "post_id"),
         Index("ix_stats_views_post", "post_id", "day"),
         Index("ix_stats_views_author", "author_id", "day"),
     )

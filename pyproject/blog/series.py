@@ -282,16 +282,18 @@ def edit_series(request: Request, slug: str) -> Any:
 # --- pins and per-post options -----------------------------------------------------------
 
 
+# Built once (SQLAlchemy's compiled cache always hits), run on the connection (#13).
+_PINNED = (
+    select(Post.id)
+    .where(Post.pinned_at.is_not(None), Post.kind == "post", *visible(listing.NOW))
+    .order_by(Post.pinned_at.desc(), Post.id.desc())
+    .limit(PINNED_MAX)
+)
+
+
 def pinned_ids(db: Session) -> list[int]:
     """Give the ids of the pinned posts readers may see, the newest pin first."""
-    return list(
-        db.scalars(
-            select(Post.id)
-            .where(Post.pinned_at.is_not(None), Post.kind == "post", *visible(utcnow()))
-            .order_by(Post.pinned_at.desc(), Post.id.desc())
-            .limit(PINNED_MAX)
-        )
-    )
+    return list(db.connection().execute(_PINNED, {"now": utcnow()}).scalars())
 
 
 @login_required

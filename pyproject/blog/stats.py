@@ -18,6 +18,7 @@ counters' own file beside the site's, made there from the same models. The dashb
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import heapq
 import io
@@ -39,6 +40,7 @@ from huey import crontab
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -67,6 +69,7 @@ from pyproject.blog.models import (
     StatView,
     StatWindow,
     User,
+    UTCDateTime,
     utcnow,
     visible,
 )
@@ -524,9 +527,7 @@ class Statistics:
         local = self._reading
         if getattr(local, "connection", None) is connection:
             return local.generation
-        found = connection.execute(
-            select(StatGeneration.generation).where(StatGeneration.id == 1)
-        ).scalar()
+        found = connection.execute(_GENERATION).scalar()
         local.connection, local.generation = connection, int(found or 0)
         return local.generation
 
@@ -646,6 +647,9 @@ class Statistics:
             self._engine.dispose()
 
 
+_GENERATION = select(StatGeneration.generation).where(StatGeneration.id == 1)
+
+
 def get_statistics(app: App) -> Statistics:
     """Give the app's statistics (made on first use, beside its view counts)."""
     stats = app.extensions.get("stats")
@@ -742,6 +746,49 @@ def _window(query: Any, table: Any, first: date, last: date) -> Any:
     return query.where(table.day >= first, table.day <= last)
 
 
+_SUM_KEYS = {
+    "days": StatView.day,
+    "posts": StatView.post_id,
+    "pages": StatView.page,
+    "referrers": StatReferrer.referrer,
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _sums_statement(kind: str, keyed: bool, scoped: bool, largest: bool, one_day: bool) -> Any:
+    """Give the statement of a sums() call (not "searches"), built once per shape.
+
+    Bound parameters: `first` and `last` (or `first` alone for one day), `keys`
+    (expanding), `author`, `largest`. A post has one row a day (its page is
+    "post:<id>", the table's key is the day and the page), so one day's sums by post are
+    its rows: read largest first from ix_stats_views_day_views, with no grouping (#13).
+    """
+    table = StatReferrer if kind == "referrers" else StatView
+    key = _SUM_KEYS[kind]
+    one_post_a_row = one_day and kind == "posts"
+    total = table.views if one_post_a_row else func.sum(table.views)
+    query = select(key, total)
+    if one_day:
+        query = query.where(table.day == bindparam("first"))
+    else:
+        query = query.where(table.day >= bindparam("first"), table.day <= bindparam("last"))
+    if keyed:
+        query = query.where(key.in_(bindparam("keys", expanding=True)))
+    if kind == "posts":
+        query = query.where(StatView.post_id.is_not(None))
+    elif kind == "pages":
+        query = query.where(StatView.post_id.is_(None))
+    elif kind == "days":
+        query = query.where(StatView.period == "day")
+    if scoped:
+        query = query.where(table.author_id == bindparam("author"))
+    if not one_post_a_row:
+        query = query.group_by(key)
+    if largest:
+        query = query.order_by(total.desc(), key).limit(bindparam("largest"))
+    return query
+
+
 def sums(
     connection: Connection,
     kind: str,
@@ -770,26 +817,17 @@ def sums(
             query = query.where(StatSearch.term.in_(list(keys)))
         rows = connection.execute(query.group_by(StatSearch.term))
         return {str(term): (int(count), int(found)) for term, count, found in rows}
-    table = StatReferrer if kind == "referrers" else StatView
-    key = {
-        "days": StatView.day,
-        "posts": StatView.post_id,
-        "pages": StatView.page,
-        "referrers": StatReferrer.referrer,
-    }[kind]
-    query = _window(select(key, func.sum(table.views)), table, first, last)
+    statement = _sums_statement(
+        kind, keys is not None, scope.author_id is not None, largest is not None, first == last
+    )
+    params: dict[str, Any] = {"first": first, "last": last}
     if keys is not None:
-        query = query.where(key.in_(list(keys)))
-    if kind == "posts":
-        query = query.where(StatView.post_id.is_not(None))
-    elif kind == "pages":
-        query = query.where(StatView.post_id.is_(None))
-    elif kind == "days":
-        query = query.where(StatView.period == "day")
-    query = scope.views(query, table).group_by(key)
+        params["keys"] = list(keys)
+    if scope.author_id is not None:
+        params["author"] = scope.author_id
     if largest is not None:
-        query = query.order_by(func.sum(table.views).desc(), key).limit(largest)
-    return {k: int(v) for k, v in connection.execute(query)}
+        params["largest"] = largest
+    return {k: int(v) for k, v in connection.execute(statement, params)}
 
 
 def merged(past: dict[Any, Any], live: dict[Any, Any]) -> dict[Any, Any]:
@@ -1091,6 +1129,13 @@ def post_titles(db: Session, post_ids: Iterable[int]) -> dict[int, tuple[str, st
     return {row.id: (row.title, row.slug) for row in rows}
 
 
+# Which of these posts readers may see (built once: compiled once).
+_VISIBLE_OF = select(Post.id).where(
+    Post.id.in_(bindparam("ids", expanding=True)),
+    *visible(bindparam("now", type_=UTCDateTime())),
+)
+
+
 def most_read(db: Session, now: datetime, *, days: int, count: int) -> list[tuple[int, int]]:
     """Give (id, views) of the posts most read in the last `days` days (visible ones only)."""
     stats = get_statistics(current_app())
@@ -1100,7 +1145,8 @@ def most_read(db: Session, now: datetime, *, days: int, count: int) -> list[tupl
         top = top_posts(connection, first, last, Scope(None), count * 4)
     if not top:
         return []
-    shown = set(db.scalars(select(Post.id).where(Post.id.in_([i for i, _ in top]), *visible(now))))
+    params = {"ids": [post_id for post_id, _ in top], "now": now}
+    shown = set(db.connection().execute(_VISIBLE_OF, params).scalars())
     return [(post_id, views) for post_id, views in top if post_id in shown][:count]
 
 
