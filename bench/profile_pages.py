@@ -134,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="also print what the functions matching this regex call, e.g. 'section.html'",
     )
+    parser.add_argument(
+        "--callers",
+        default="",
+        help="also print what calls the functions matching this regex, e.g. 'execute'",
+    )
     args = parser.parse_args(argv)
     kinds = args.pages.split(",")
     database = run.database_path(args.posts)
@@ -208,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             stats.sort_stats(args.sort).print_stats(args.top)
             if args.callees:
                 stats.print_callees(args.callees)
+            if args.callers:
+                stats.print_callers(args.callers)
         get_database(site).dispose()
     return 0
 
