@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pyproject.blog.db import Database, Statement
 from pyproject.blog.models import Media, Post, SiteState, Tag, User, utcnow, visible_sql
-from pyproject.lib import App, Request, current_app
+from pyproject.lib import App, Request, current_app, current_request
 from pyproject.lib.pagecache import PageCache
 from pyproject.lib.response import Shared, not_modified, with_validators
 
@@ -132,7 +132,20 @@ class ContentState:
         return self.raw.local
 
     def validators(self) -> tuple[str, datetime]:
-        """Give the ETag (opaque part) and Last-Modified of every anonymous page right now."""
+        """Give the ETag (opaque part) and Last-Modified of every anonymous page right now.
+
+        Asked once per request: the reader page and the site settings both want them, and
+        on PostgreSQL each ask was a query (#13).
+        """
+        request = current_request()
+        if request is None:
+            return self._validators()
+        kept = request.context.get("content_state.validators")
+        if kept is None:
+            kept = request.context["content_state.validators"] = self._validators()
+        return kept
+
+    def _validators(self) -> tuple[str, datetime]:
         now = utcnow()
         raw = self.raw
         if raw.dialect != "sqlite":

@@ -255,6 +255,11 @@ class RawConnections:
         """Run a named statement on this thread's connection; give its cursor."""
         return self._execute(getattr(statement, self.dialect), params or {})
 
+    def run_text(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Run SQL written for this connection's dialect alone (a fast path one of the two
+        has, e.g. stats' one-statement view count on PostgreSQL); give its cursor."""
+        return self._execute(sql, params or {})
+
     def run_many(self, statement: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run a named statement once for each dict of parameters."""
         self._execute(getattr(statement, self.dialect), list(rows), many=True)

@@ -254,6 +254,57 @@ _SEARCH = Statement(
         " DO UPDATE SET searches = stats_searches.searches + 1, found = excluded.found"
     ),
 )
+
+
+@functools.lru_cache(maxsize=8)
+def _one_view_sql(post: bool, referred: bool, searched: bool) -> str:
+    """Give one PostgreSQL statement for what Statistics.count writes of a browser's GET.
+
+    The post's all-time count (always), then, only if the visit is not a repeat (its
+    digest not seen within the repeat window), the day's view, referrer and search. Each
+    part is a data-modifying WITH (PostgreSQL runs them all, in one snapshot, as one
+    statement); those that depend on the visit being fresh insert from `fresh`, which has
+    a row only then. On an autocommit connection it is its own transaction: one round
+    trip, where BEGIN, two to five statements and COMMIT took four to seven.
+    """
+    parts = []
+    if post:
+        parts.append(
+            "counted AS (INSERT INTO post_views (post_id, views)"
+            " SELECT id, 1 FROM posts WHERE id = %(id)s"
+            " ON CONFLICT (post_id) DO UPDATE SET views = post_views.views + 1)"
+        )
+    parts.append(
+        "fresh AS (INSERT INTO stats_recent_views (digest, seen_at)"
+        " VALUES (%(digest)s, %(now)s) ON CONFLICT (digest)"
+        " DO UPDATE SET seen_at = excluded.seen_at"
+        " WHERE stats_recent_views.seen_at <= %(cutoff)s RETURNING 1 AS one)"
+    )
+    parts.append(
+        "viewed AS (INSERT INTO stats_views (day, page, period, post_id, author_id, views)"
+        " SELECT %(day)s::date, %(page)s::varchar, 'day', %(post_id)s::integer,"
+        " %(author_id)s::integer, 1 FROM fresh"
+        " ON CONFLICT (day, page) DO UPDATE SET views = stats_views.views + excluded.views)"
+    )
+    if referred:
+        parts.append(
+            "referred AS (INSERT INTO stats_referrers"
+            " (day, page, referrer, period, post_id, author_id, views)"
+            " SELECT %(day)s::date, %(page)s::varchar, %(referrer)s::varchar, 'day',"
+            " %(post_id)s::integer, %(author_id)s::integer, 1 FROM fresh"
+            " ON CONFLICT (day, page, referrer)"
+            " DO UPDATE SET views = stats_referrers.views + excluded.views)"
+        )
+    if searched:
+        parts.append(
+            "searched AS (INSERT INTO stats_searches (day, term, searches, found)"
+            " SELECT %(day)s::date, %(term)s::varchar, 1, %(found)s::integer FROM fresh"
+            " ON CONFLICT (day, term)"
+            " DO UPDATE SET searches = stats_searches.searches + 1, found = excluded.found)"
+        )
+    return f"WITH {', '.join(parts)} SELECT count(*) FROM fresh"  # noqa: S608  # nosec B608
+
+
 _FEED = Statement(
     sqlite=(
         "INSERT INTO stats_feed_readers (day, reader, feed, subscribers)"
@@ -438,6 +489,24 @@ class Statistics:
         seconds = int(now.timestamp())
         day = self._day_param(self.day(now))
         raw = self.raw
+        if raw.dialect == "postgresql":  # one statement, one round trip (#13)
+            shape = (post_id is not None, visit.referrer is not None)
+            searched = search is not None and not visit.private and bool(search[0])
+            params = {
+                "id": post_id,
+                "digest": visit.digest,
+                "now": seconds,
+                "cutoff": seconds - self.repeat_seconds,
+                "day": day,
+                "page": page,
+                "post_id": post_id,
+                "author_id": author_id,
+                "referrer": visit.referrer,
+                "term": search[0] if searched and search else None,
+                "found": search[1] if searched and search else None,
+            }
+            fresh = raw.run_text(_one_view_sql(*shape, searched), params)
+            return fresh.fetchone()[0] == 1
         self._ready()
         with raw.transaction():
             if post_id is not None:

@@ -607,8 +607,11 @@ def test_stats_on_every_database(any_db_cast: Cast) -> None:
 # --- exact counts under concurrency ---------------------------------------------------------
 
 
-def test_concurrent_readers_are_each_counted_exactly_once(site: tuple[Cast, str, int]) -> None:
-    cast, slug, post_id = site
+def test_concurrent_readers_are_each_counted_exactly_once(any_db_cast: Cast) -> None:
+    # On PostgreSQL a view is one statement of several data-modifying parts (#13).
+    cast = any_db_cast
+    slug = slug_of(write_post(cast.author, title="Counted", tags="python"))
+    post_id = get_post(cast.app, slug).id
     readers, rounds = 12, 10
     start = threading.Barrier(readers)
     failures: list[Any] = []
