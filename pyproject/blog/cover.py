@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, object_session
 
 from pyproject.blog.forms import Form
@@ -181,22 +181,26 @@ class Choice:
     needs_alt: bool
 
 
+# Built once (compiled once), run on the connection: the editor asks on every open (#13).
+_CHOICES = (
+    select(
+        Media.id,
+        MediaOwner.filename,
+        Media.width,
+        Media.height,
+        MediaOwner.alt,
+        MediaOwner.decorative,
+    )
+    .join(MediaOwner, MediaOwner.media_id == Media.id)
+    .where(MediaOwner.user_id == bindparam("owner_id"))
+    .order_by(MediaOwner.created_at.desc(), Media.id.desc())
+    .limit(LIBRARY_CHOICES)
+)
+
+
 def choices_for(db: Session, owner_id: int) -> list[Choice]:
     """Give the pictures of an author's library, newest first, as cover choices."""
-    rows = db.execute(
-        select(
-            Media.id,
-            MediaOwner.filename,
-            Media.width,
-            Media.height,
-            MediaOwner.alt,
-            MediaOwner.decorative,
-        )
-        .join(MediaOwner, MediaOwner.media_id == Media.id)
-        .where(MediaOwner.user_id == owner_id)
-        .order_by(MediaOwner.created_at.desc(), Media.id.desc())
-        .limit(LIBRARY_CHOICES)
-    )
+    rows = db.connection().execute(_CHOICES, {"owner_id": owner_id})
     return [
         Choice(
             media_id,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -379,6 +379,20 @@ def apply_input(db: Session, post: Post, data: PostInput, rendered: Rendered) ->
 # --- pages -------------------------------------------------------------------------------
 
 
+# Built once (compiled once): the editor asks both on every open (#13).
+_OLD_SLUGS = select(OldSlug.slug).where(OldSlug.post_id == bindparam("post_id"))
+_LATEST_AUTOSAVE = (
+    select(Revision)
+    .where(
+        Revision.post_id == bindparam("post_id"),
+        Revision.kind == "autosave",
+        Revision.author_id == bindparam("author_id"),
+    )
+    .order_by(Revision.number.desc())
+    .limit(1)
+)
+
+
 def editor_page(
     request: Request,
     form: Form,
@@ -391,7 +405,7 @@ def editor_page(
     old_slugs: list[str] = []
     if post is not None and post.id is not None:
         db = get_db(request)
-        old_slugs = list(db.scalars(select(OldSlug.slug).where(OldSlug.post_id == post.id)))
+        old_slugs = list(db.connection().execute(_OLD_SLUGS, {"post_id": post.id}).scalars())
     return render_template(
         "posts/edit.html",
         form=form,
@@ -431,16 +445,7 @@ def form_from_post(post: Post) -> Form:
 
 def latest_autosave(db: Session, post: Post, user: User) -> Revision | None:
     """Give this author's autosave of the post if it is newer than the last save."""
-    autosave = db.scalar(
-        select(Revision)
-        .where(
-            Revision.post_id == post.id,
-            Revision.kind == "autosave",
-            Revision.author_id == user.id,
-        )
-        .order_by(Revision.number.desc())
-        .limit(1)
-    )
+    autosave = db.scalar(_LATEST_AUTOSAVE, {"post_id": post.id, "author_id": user.id})
     if autosave is None or autosave.created_at <= post.updated_at:
         return None
     return autosave
