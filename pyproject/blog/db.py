@@ -608,6 +608,13 @@ def get_db(request: Request) -> Session:
         from pyproject.lib import current_app
 
         database = get_database(current_app())
-        session = database.session(write=request.method in UNSAFE_METHODS)
+        write = request.method in UNSAFE_METHODS
+        session = database.session(write=write)
+        if not write and not is_sqlite(database.engine):
+            # A GET on PostgreSQL reads statement by statement: no BEGIN before its first
+            # query and no ROLLBACK after its last, two round trips of a page's eight to
+            # eleven (#13). A write it makes after ending this (the session store's, which
+            # rolls back first) gets a connection of its own, in a transaction as ever.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         request.context["db"] = session
     return session

@@ -176,7 +176,9 @@ def test_a_request_saves_its_session_on_its_own_connection(site: App) -> None:
     with checkouts(site) as seen:
         response = client.get("/t/remember?value=one")
     assert response.status_code == 200
-    assert seen == [1]
+    # Never two at once. (On PostgreSQL a GET reads in autocommit, and the save that
+    # rolls back first takes a connection again, in a transaction of its own: #13.)
+    assert seen and max(seen) == 1
     [record] = rows(site).values()
     assert '"remembered": "one"' in record["data"]
     assert get_database(site).engine.pool.checkedout() == 0  # closed in teardown
