@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from blog.conftest import (
     AUTHOR,
@@ -33,6 +34,8 @@ from blog.conftest import (
     write_post,
 )
 from pyproject.blog.db import get_database
+from pyproject.blog.models import Post, Tag, post_tags
+from pyproject.blog.posts import tag_slug
 from pyproject.blog.reading import long_date
 from pyproject.blog.stats import get_statistics
 from pyproject.lib import App
@@ -336,6 +339,31 @@ def test_core_post_flow_on_every_database(any_db_cast: Cast) -> None:
     assert delete_post(cast.author, slug).status_code == 303
     assert cast.anonymous.get(f"/posts/{slug}").status_code in (404, 410)
     assert titles_on(cast.anonymous.get("/")) == []
+
+
+def test_a_post_page_lists_its_tags_in_the_databases_order_of_names(any_db_cast: Cast) -> None:
+    # The tags come with the post's row (#13): as the database orders names, each tag's
+    # own address, and none of another post's.
+    cast = any_db_cast
+    slug = slug_of(write_post(cast.author, title="Tagged", tags="zeta, Alpha, émile, beta, Zed"))
+    write_post(cast.author, title="Other", tags="gamma")
+    untagged = slug_of(write_post(cast.author, title="Untagged"))
+    with get_database(cast.app).read() as db:
+        expected = list(
+            db.scalars(
+                select(Tag.name)
+                .join(post_tags, post_tags.c.tag_id == Tag.id)
+                .join(Post, Post.id == post_tags.c.post_id)
+                .where(Post.slug == slug)
+                .order_by(Tag.name)
+            )
+        )
+    assert len(expected) == 5
+    page = cast.anonymous.get(f"/posts/{slug}").html
+    links = page.select("article ul.tags a")
+    assert [a.get_text() for a in links] == expected
+    assert [unquote(a["href"]) for a in links] == [f"/tags/{tag_slug(n)}" for n in expected]
+    assert cast.anonymous.get(f"/posts/{untagged}").html.select("article ul.tags a") == []
 
 
 def popular_titles(client: TestClient) -> list[str]:
