@@ -52,7 +52,7 @@ from pyproject import __version__
 from pyproject.blog import httpsig, jobs, metrics, outgoing
 from pyproject.blog.auth import admin_required
 from pyproject.blog.caching import wants_activity_streams
-from pyproject.blog.db import get_database, get_db
+from pyproject.blog.db import begin_savepoint, get_database, get_db
 from pyproject.blog.models import (
     Comment,
     Delivery,
@@ -210,7 +210,7 @@ def key_pair(db: Session, key: str) -> FederationKey:
     private, public = httpsig.new_key_pair()
     found = FederationKey(actor=key, public_pem=public, private_pem=private, created_at=utcnow())
     try:
-        with db.begin_nested():
+        with begin_savepoint(db):
             db.add(found)
     except IntegrityError:  # another request made it a moment ago: theirs is the key
         found = db.get(FederationKey, key)

@@ -601,6 +601,22 @@ def get_view_counts(app: App) -> ViewCounts:
     return app.extensions["view_counts"]
 
 
+# A session whose statements run one by one, outside a transaction (a GET's on PostgreSQL).
+_READS_ALONE = "reads_alone"
+
+
+def begin_savepoint(session: Session) -> Any:
+    """Give `session.begin_nested()` (use it in a `with`), also in a GET's session.
+
+    A GET on PostgreSQL reads outside a transaction (get_db), where there is no savepoint:
+    its reads end first, and the savepoint begins in a transaction of the session's next
+    connection (what was loaded is kept: sessions do not expire on commit).
+    """
+    if session.info.pop(_READS_ALONE, False):
+        end_transaction(session)
+    return session.begin_nested()
+
+
 def get_db(request: Request) -> Session:
     """Give the request's session, opened on first use (a write transaction for POSTs)."""
     session = request.context.get("db")
@@ -616,5 +632,6 @@ def get_db(request: Request) -> Session:
             # eleven (#13). A write it makes after ending this (the session store's, which
             # rolls back first) gets a connection of its own, in a transaction as ever.
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            session.info[_READS_ALONE] = True
         request.context["db"] = session
     return session

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs
 from pyproject.blog.auth import admin_required, current_user
-from pyproject.blog.db import Database, get_database, get_db
+from pyproject.blog.db import Database, begin_savepoint, get_database, get_db
 from pyproject.blog.models import SentMessage, utcnow
 from pyproject.lib import App, Request, Response, flash, redirect, render_template, url_for
 
@@ -298,7 +298,7 @@ def queue_mail(
         created_at=utcnow(),
     )
     try:
-        with db.begin_nested():
+        with begin_savepoint(db):
             db.add(row)
     except IntegrityError:  # another request queued the same message a moment ago
         return db.scalars(select(SentMessage).where(SentMessage.key == key)).one()

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from pyproject.blog import jobs, mail, throttle
 from pyproject.blog.auth import admin_required
-from pyproject.blog.db import get_database, get_db
+from pyproject.blog.db import begin_savepoint, get_database, get_db
 from pyproject.blog.forms import Form
 from pyproject.blog.markup import ALLOWED_TAGS, IMAGE_SCHEMES, LINK_SCHEMES
 from pyproject.blog.models import JobRecord, Post, SentMessage, Subscriber, User, utcnow, visible
@@ -193,7 +193,7 @@ def subscribe_address(app: App, db: Session, email: str, now: datetime | None = 
             email=email, state="pending", secret=secrets.token_hex(32), created_at=now
         )
         try:
-            with db.begin_nested():
+            with begin_savepoint(db):
                 db.add(subscriber)
         except IntegrityError:  # another request added the address a moment ago
             return
