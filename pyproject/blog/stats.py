@@ -1064,6 +1064,11 @@ def _bounded_leaders(
     once a few thousand posts had been read that day (#13).
     """
     live = sums(connection, kind, *today, scope, largest=LIVE_TOP)
+    if kept.size == 0 and limit <= LIVE_TOP:
+        # No past day has a sum (a new site, a quiet week): SQL's ranking of today, ties
+        # by key, is the answer. (The bound below needs the last place to beat what
+        # ties it; with flat counts it never did, and every key read today was summed.)
+        return ranked(live, limit)
     live_floor = min(live.values()) if len(live) == LIVE_TOP else 0
     past = dict(kept.top)
     past_floor = _value(kept.top[-1]) if kept.top and kept.size > len(kept.top) else 0
