@@ -307,10 +307,12 @@ def _month_counts_statement(months: int) -> Any:
     ).where(*visible(listing.NOW), Post.kind == "post", *in_range)
 
 
-# What the visible posts are, read in the statement's own snapshot: the site version
-# (every change readers could see bumps it) and the newest visible publication time (a
-# scheduled post falling due becomes the newest). The same two make every reader page's
-# ETag (caching.py).
+# What the visible posts are: the site version (every change readers could see bumps it)
+# and the newest visible publication time (a scheduled post falling due becomes the
+# newest), the two that make every reader page's ETag (caching.py). Read on the request's
+# connection just before the count, in its snapshot (SQLite) or statement by statement
+# (a PostgreSQL GET): the counts are never older than their key. (The validators, asked
+# on another connection after a signed-in request's snapshot began, could be newer.)
 _POSTS_STATE = select(
     select(SiteState.version).where(SiteState.id == 1).scalar_subquery(),
     select(func.max(Post.published_at)).where(*visible(listing.NOW)).scalar_subquery(),
@@ -329,7 +331,7 @@ def month_counts(
     Every month of those years (in the site's time zone), so that a year's total is the
     sum of its months. Counting a year's months in SQL costs 14 to 40 ms on a blog of
     100,000 posts (20,000 a year), so the counts are kept, by the site version and the
-    newest visible post read in the same snapshot as the count: every page of the archive
+    newest visible post read just before the count (_POSTS_STATE): every page of the archive
     and every worker's next request after a change ask the same few years (#13).
     """
     years = [card.published_at.astimezone(zone).year for card in cards if card.published_at]

@@ -210,10 +210,11 @@ _RECENT = Statement(
         " ON CONFLICT (digest) DO UPDATE SET seen_at = excluded.seen_at"
         " WHERE stats_recent_views.seen_at <= :cutoff"
     ),
+    # On PostgreSQL this and the two below are parts of _one_view_sql's one statement.
     postgresql=(
         "INSERT INTO stats_recent_views (digest, seen_at) VALUES (%(digest)s, %(now)s)"
         " ON CONFLICT (digest) DO UPDATE SET seen_at = excluded.seen_at"
-        " WHERE stats_recent_views.seen_at <= %(cutoff)s"
+        " WHERE stats_recent_views.seen_at <= %(cutoff)s RETURNING 1"
     ),
 )
 _VIEW = Statement(
@@ -235,9 +236,10 @@ _REFERRER = Statement(
         " ON CONFLICT (day, page, referrer)"
         " DO UPDATE SET views = stats_referrers.views + excluded.views"
     ),
-    postgresql=(
+    postgresql=(  # a row only from a fresh visit (_one_view_sql's `fresh`)
         "INSERT INTO stats_referrers (day, page, referrer, period, post_id, author_id, views)"
-        " VALUES (%(day)s, %(page)s, %(referrer)s, 'day', %(post_id)s, %(author_id)s, %(views)s)"
+        " SELECT %(day)s::date, %(page)s::varchar, %(referrer)s::varchar, 'day',"
+        " %(post_id)s::integer, %(author_id)s::integer, 1 FROM fresh"
         " ON CONFLICT (day, page, referrer)"
         " DO UPDATE SET views = stats_referrers.views + excluded.views"
     ),
@@ -248,9 +250,10 @@ _SEARCH = Statement(
         " ON CONFLICT (day, term)"
         " DO UPDATE SET searches = stats_searches.searches + 1, found = excluded.found"
     ),
-    postgresql=(
+    postgresql=(  # a row only from a fresh visit (_one_view_sql's `fresh`)
         "INSERT INTO stats_searches (day, term, searches, found)"
-        " VALUES (%(day)s, %(term)s, 1, %(found)s) ON CONFLICT (day, term)"
+        " SELECT %(day)s::date, %(term)s::varchar, 1, %(found)s::integer FROM fresh"
+        " ON CONFLICT (day, term)"
         " DO UPDATE SET searches = stats_searches.searches + 1, found = excluded.found"
     ),
 )
@@ -267,19 +270,8 @@ def _one_view_sql(post: bool, referred: bool, searched: bool) -> str:
     a row only then. On an autocommit connection it is its own transaction: one round
     trip, where BEGIN, two to five statements and COMMIT took four to seven.
     """
-    parts = []
-    if post:
-        parts.append(
-            "counted AS (INSERT INTO post_views (post_id, views)"
-            " SELECT id, 1 FROM posts WHERE id = %(id)s"
-            " ON CONFLICT (post_id) DO UPDATE SET views = post_views.views + 1)"
-        )
-    parts.append(
-        "fresh AS (INSERT INTO stats_recent_views (digest, seen_at)"
-        " VALUES (%(digest)s, %(now)s) ON CONFLICT (digest)"
-        " DO UPDATE SET seen_at = excluded.seen_at"
-        " WHERE stats_recent_views.seen_at <= %(cutoff)s RETURNING 1 AS one)"
-    )
+    parts = [f"counted AS ({ViewCounts.COUNT.postgresql})"] if post else []
+    parts.append(f"fresh AS ({_RECENT.postgresql})")
     parts.append(
         "viewed AS (INSERT INTO stats_views (day, page, period, post_id, author_id, views)"
         " SELECT %(day)s::date, %(page)s::varchar, 'day', %(post_id)s::integer,"
@@ -287,21 +279,9 @@ def _one_view_sql(post: bool, referred: bool, searched: bool) -> str:
         " ON CONFLICT (day, page) DO UPDATE SET views = stats_views.views + excluded.views)"
     )
     if referred:
-        parts.append(
-            "referred AS (INSERT INTO stats_referrers"
-            " (day, page, referrer, period, post_id, author_id, views)"
-            " SELECT %(day)s::date, %(page)s::varchar, %(referrer)s::varchar, 'day',"
-            " %(post_id)s::integer, %(author_id)s::integer, 1 FROM fresh"
-            " ON CONFLICT (day, page, referrer)"
-            " DO UPDATE SET views = stats_referrers.views + excluded.views)"
-        )
+        parts.append(f"referred AS ({_REFERRER.postgresql})")
     if searched:
-        parts.append(
-            "searched AS (INSERT INTO stats_searches (day, term, searches, found)"
-            " SELECT %(day)s::date, %(term)s::varchar, 1, %(found)s::integer FROM fresh"
-            " ON CONFLICT (day, term)"
-            " DO UPDATE SET searches = stats_searches.searches + 1, found = excluded.found)"
-        )
+        parts.append(f"searched AS ({_SEARCH.postgresql})")
     return f"WITH {', '.join(parts)} SELECT count(*) FROM fresh"  # noqa: S608  # nosec B608
 
 
